@@ -1,0 +1,107 @@
+"""tf.data pipelines over cached uint8 images, with the training augmentation.
+
+Every batch goes through `pneumo.preprocess.to_model_input` (the one preprocessing function);
+augmentation then acts on the [0, 1] float images, training batches only:
+rotation +-15 deg, width/height shift 10%, shear factor 0.1, zoom 10%, brightness x[0.95, 1.05],
+no flips (the heart is on the left), and, for sharp originals, a random trip through 224 px so the
+model sees both resolutions of the data set (the 224 px copies are blurrier).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from pneumo.preprocess import IMAGE_SIZE, to_model_input
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    rotation_deg: float = 15.0
+    shift: float = 0.1
+    shear: float = 0.1
+    zoom: float = 0.1
+    brightness: tuple[float, float] = (0.95, 1.05)
+    degrade_prob: float = 0.5  # chance that a sharp original is passed through 224 px
+    degrade_size: int = 224
+
+
+def _model_input_batch(gray: tf.Tensor) -> tf.Tensor:
+    batch = tf.numpy_function(to_model_input, [gray], tf.float32, stateful=False)
+    batch.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, 3])
+    return batch
+
+
+def _affine_transforms(n: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
+    """Per-image output->input maps for ImageProjectiveTransformV3, about the image centre."""
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+
+    def uniform(i: int, low: float, high: float) -> tf.Tensor:
+        return tf.random.stateless_uniform([n], seeds[i], low, high)
+
+    angle = uniform(0, -aug.rotation_deg, aug.rotation_deg) * (math.pi / 180.0)
+    shear = uniform(1, -aug.shear, aug.shear)
+    zoom = tf.random.stateless_uniform([n, 2], seeds[2], 1.0 - aug.zoom, 1.0 + aug.zoom)
+    shift = tf.random.stateless_uniform([n, 2], seeds[3], -aug.shift, aug.shift) * IMAGE_SIZE
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # M = rotation @ shear @ diag(1/zoom): maps an output offset from the centre to an input offset.
+    a00 = cos / zoom[:, 0]
+    a01 = (cos * shear - sin) / zoom[:, 1]
+    a10 = sin / zoom[:, 0]
+    a11 = (sin * shear + cos) / zoom[:, 1]
+    c = (IMAGE_SIZE - 1) / 2.0
+    a02 = c - a00 * c - a01 * c + shift[:, 0]
+    a12 = c - a10 * c - a11 * c + shift[:, 1]
+    zeros = tf.zeros_like(a00)
+    return tf.stack([a00, a01, a02, a10, a11, a12, zeros, zeros], axis=1)
+
+
+def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
+    """Random geometric, brightness and resolution augmentation of a float batch (N, 299, 299, 3)."""
+    n = tf.shape(images)[0]
+    s_degrade, s_affine, s_bright = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    if aug.degrade_prob > 0:
+        small = tf.image.resize(images, [aug.degrade_size] * 2, method="area")
+        degraded = tf.image.resize(small, [IMAGE_SIZE] * 2, method="bilinear")
+        pick = sharp & (tf.random.stateless_uniform([n], s_degrade) < aug.degrade_prob)
+        images = tf.where(pick[:, None, None, None], degraded, images)
+    images = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=_affine_transforms(n, aug, s_affine),
+        output_shape=[IMAGE_SIZE, IMAGE_SIZE],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )
+    factor = tf.random.stateless_uniform([n, 1, 1, 1], s_bright, *aug.brightness)
+    return tf.clip_by_value(images * factor, 0.0, 1.0)
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    sharp: np.ndarray | None = None,
+    augmentation: Augmentation | None = None,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of (model input, label). Shuffled when shuffle_seed is given, augmented when
+    augmentation is given; the randomness is a pure function of shuffle_seed and the batch index."""
+    sharp = np.zeros(len(images), dtype=bool) if sharp is None else np.asarray(sharp, dtype=bool)
+    index = np.arange(len(images))
+    if shuffle_seed is not None:
+        index = np.random.default_rng(shuffle_seed).permutation(index)
+    ds = tf.data.Dataset.from_tensor_slices(index).batch(batch_size).enumerate()
+    images_t, labels_t, sharp_t = tf.constant(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
+
+    def load(batch_number: tf.Tensor, idx: tf.Tensor):
+        x = _model_input_batch(tf.gather(images_t, idx))
+        if augmentation is not None:
+            seed = tf.stack([tf.cast(shuffle_seed or 0, tf.int64), batch_number])
+            x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)
+        return x, tf.gather(labels_t, idx)
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)

@@ -1,0 +1,159 @@
+"""The data set on disk: listing the Kaggle layout, the patient-grouped validation split, and a
+decode-once cache of preprocessed images.
+
+Layout: DATA_DIR/{train,test[,val]}/{NORMAL,PNEUMONIA}/*.jpeg; label = folder (PNEUMONIA = 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.imageio import read_image_file
+from pneumo.preprocess import IMAGE_SIZE, to_gray299
+
+CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # index = label; positive class = PNEUMONIA = 1
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+# Bump when preprocessing changes, so stale caches are not reused.
+CACHE_VERSION = 1
+
+_PNEUMONIA_PATIENT = re.compile(r"^(person\d+)_", re.IGNORECASE)
+_NORMAL_PATIENT = re.compile(r"^((?:NORMAL2-)?IM-\d+)-", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int  # 0 NORMAL, 1 PNEUMONIA
+
+    @property
+    def patient(self) -> str:
+        return patient_id(self.path.name, self.label)
+
+
+def patient_id(file_name: str, label: int) -> str:
+    """The patient a file belongs to, from the Kaggle naming scheme.
+
+    PNEUMONIA: personN_bacteria_K.jpeg / personN_virus_K.jpeg -> "PNEUMONIA/personN".
+    NORMAL: IM-NNNN-KKKK.jpeg / NORMAL2-IM-NNNN-KKKK.jpeg -> "NORMAL/IM-NNNN" / "NORMAL/NORMAL2-IM-NNNN".
+    The class is part of the key because the two name spaces are unrelated. A name that follows
+    neither pattern is its own patient.
+    """
+    pattern = _PNEUMONIA_PATIENT if label == 1 else _NORMAL_PATIENT
+    match = pattern.match(file_name)
+    key = match.group(1) if match else Path(file_name).stem
+    return f"{CLASS_NAMES[label]}/{key}"
+
+
+def list_split(data_dir: str | Path, split: str) -> list[Sample]:
+    """All images of one split, sorted by path (deterministic)."""
+    root = Path(data_dir) / split
+    if not root.is_dir():
+        raise FileNotFoundError(f"no '{split}' folder in {data_dir} (expected {root}/NORMAL and {root}/PNEUMONIA)")
+    samples = []
+    for label, name in enumerate(CLASS_NAMES):
+        folder = root / name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"missing class folder {folder}")
+        samples += [Sample(p, label) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not samples:
+        raise FileNotFoundError(f"no images under {root}")
+    return samples
+
+
+def split_by_patient(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Split into (train, val) with every patient on one side only, stratified by class.
+
+    For each class, its patients are shuffled with `seed` and taken into validation until the
+    class has `val_fraction` of its images there. Deterministic for a given file list and seed.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    val_patients: set[str] = set()
+    for label in range(len(CLASS_NAMES)):
+        by_patient: dict[str, int] = {}
+        for s in samples:
+            if s.label == label:
+                by_patient[s.patient] = by_patient.get(s.patient, 0) + 1
+        patients = sorted(by_patient)
+        rng.shuffle(patients)
+        target = val_fraction * sum(by_patient.values())
+        taken = 0
+        for p in patients:
+            if taken >= target:
+                break
+            val_patients.add(p)
+            taken += by_patient[p]
+    train = [s for s in samples if s.patient not in val_patients]
+    val = [s for s in samples if s.patient in val_patients]
+    return train, val
+
+
+def labels_of(samples: list[Sample]) -> np.ndarray:
+    return np.array([s.label for s in samples], dtype=np.int32)
+
+
+def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
+    """n / (n_classes * n_c): each class contributes equally to the loss."""
+    counts = np.bincount(labels, minlength=len(CLASS_NAMES))
+    if (counts == 0).any():
+        raise ValueError(f"both classes are needed for training, got counts {counts.tolist()}")
+    return {c: float(len(labels) / (len(counts) * n)) for c, n in enumerate(counts)}
+
+
+def _decode(path: str) -> tuple[np.ndarray, tuple[int, int]]:
+    image = read_image_file(path)
+    return to_gray299(image), image.size
+
+
+def load_images(
+    samples: list[Sample], cache_dir: str | Path | None, workers: int | None = None, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and preprocess every sample once: uint8 (N, 299, 299) and original sizes (N, 2).
+
+    Cached on disk under a key made of the file list (paths, sizes, mtimes) and CACHE_VERSION,
+    so an epoch, a resumed run or an evaluation never decodes a JPEG twice.
+    """
+    key_source = json.dumps(
+        [CACHE_VERSION, IMAGE_SIZE] + [[str(s.path.resolve()), s.path.stat().st_size, s.path.stat().st_mtime_ns] for s in samples]
+    )
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:20]
+    cache_file = Path(cache_dir) / f"images-{key}.npz" if cache_dir else None
+    if cache_file is not None and cache_file.exists():
+        with np.load(cache_file) as cached:
+            return cached["images"], cached["sizes"]
+
+    paths = [str(s.path) for s in samples]
+    # Forking a process that already runs TensorFlow's thread pools can deadlock: decode in-process then.
+    if workers is None:
+        workers = 1 if "tensorflow" in sys.modules else min(len(paths), os.cpu_count() or 1)
+    executor = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        chunk = max(1, len(paths) // (workers * 8))
+        results = executor.map(_decode, paths, chunksize=chunk) if executor else map(_decode, paths)
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(paths), desc="decoding images (once, then cached)", unit="img")
+        images = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+        sizes = np.empty((len(paths), 2), dtype=np.int32)
+        for i, (gray, size) in enumerate(results):
+            images[i], sizes[i] = gray, size
+    finally:
+        if executor:
+            executor.shutdown(cancel_futures=True)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(".partial.npz")
+        np.savez(partial, images=images, sizes=sizes)  # uncompressed: loads in a second
+        partial.replace(cache_file)
+    return images, sizes

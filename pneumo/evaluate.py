@@ -1,0 +1,83 @@
+"""Evaluate a saved model on one split of the data set, from scratch, with scikit-learn.
+
+    python -m pneumo.evaluate --data-dir ../shared/data/chest_xray --split test --weights weights/pneumonia.keras [--json out.json]
+
+The decision threshold is read from the metrics.json next to the weights (it was chosen on the
+validation split), or given with --threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pneumo import paths
+from pneumo.data import labels_of, list_split, load_images
+from pneumo.metrics import binary_metrics, bootstrap_intervals
+
+
+def shipped_threshold(weights: str | Path) -> float:
+    """The operating threshold stored in metrics.json beside the weights (0.5 if there is none)."""
+    metrics_file = Path(weights).with_name(paths.METRICS_FILE)
+    if metrics_file.is_file():
+        return float(json.loads(metrics_file.read_text())["threshold"])
+    return 0.5
+
+
+def evaluate_gray(model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000) -> tuple[dict, np.ndarray]:
+    """Metrics (with 95% bootstrap intervals when bootstrap > 0) and the probabilities."""
+    from pneumo.inference import predict_gray
+
+    prob = predict_gray(model, gray)
+    metrics = binary_metrics(labels, prob, threshold)
+    if bootstrap:
+        metrics["ci95"] = bootstrap_intervals(labels, prob, threshold, n_resamples=bootstrap)
+    return metrics, prob
+
+
+def format_metrics(m: dict) -> str:
+    cm = m["confusion_matrix"]
+    lines = [f"threshold {m['threshold']:.4f}  ({m['counts']['normal']} NORMAL / {m['counts']['pneumonia']} PNEUMONIA)"]
+    for name in ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1"):
+        ci = m.get("ci95", {}).get(name)
+        lines.append(f"  {name:<12}{m[name]:.4f}" + (f"   95% CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
+    lines.append(f"  confusion    TN {cm['tn']}  FP {cm['fp']}  FN {cm['fn']}  TP {cm['tp']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
+    parser.add_argument("--split", default="test", help="train, val or test (default: test)")
+    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
+    parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for 95%% intervals (0: none)")
+    parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
+    parser.add_argument("--json", dest="json_out", default=None, help="also write the metrics to this JSON file")
+    args = parser.parse_args(argv)
+
+    threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
+    try:
+        samples = list_split(args.data_dir, args.split)  # fail fast, before TensorFlow loads
+        from pneumo.inference import load_model
+
+        model = load_model(args.weights)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    gray, _ = load_images(samples, args.cache_dir or None)
+    metrics, _ = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap)
+    result = {"split": args.split, "weights": str(args.weights), **metrics}
+    print(f"{args.split} split, {args.weights}")
+    print(format_metrics(result))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Predict pneumonia for chest X-ray files or folders from the command line.
+
+    python -m pneumo.predict xray1.jpeg xray2.png            # one line per file
+    python -m pneumo.predict scans/ --csv out.csv            # a folder, recursively, into a CSV
+    python -m pneumo.predict xray.jpeg --json                # JSON lines
+
+Files are recognised by content, not name. A file that cannot be read gets its own error line; the
+others are still predicted, and the exit status is 1 when any file failed (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pneumo import paths
+from pneumo.evaluate import shipped_threshold
+from pneumo.imageio import ImageReadError, read_image_file
+from pneumo.preprocess import to_gray299
+
+CLASS_LABELS = ("NORMAL", "PNEUMONIA")
+
+
+@dataclass
+class FileResult:
+    file: str
+    probability: float | None = None
+    label: str | None = None
+    error: str | None = None
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given; folders walked recursively (hidden files skipped), in sorted order."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        else:
+            files.append(path)
+    return files
+
+
+def _load(path: Path) -> np.ndarray | str:
+    try:
+        return to_gray299(read_image_file(path))
+    except ImageReadError as error:
+        return str(error)
+    except Exception as error:  # noqa: BLE001 - one odd file must not stop the batch
+        return f"{path}: could not be processed ({type(error).__name__}: {error})"
+
+
+def predict_files(model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False) -> list[FileResult]:
+    """Read, preprocess and predict in batches; reading of the next images overlaps the model."""
+    from pneumo.inference import predict_gray
+
+    results: list[FileResult] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), unit="img", desc="predicting", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            loaded = list(pool.map(_load, chunk))
+            good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
+            probs = predict_gray(model, np.stack([loaded[i] for i in good]), batch_size) if good else []
+            batch_results = [FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p)) for p, item in zip(chunk, loaded)]
+            for i, prob in zip(good, probs):
+                batch_results[i].probability = float(prob)
+                batch_results[i].label = CLASS_LABELS[int(prob >= threshold)]
+            results += batch_results
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model (default: the shipped one)")
+    parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument("--csv", default=None, help="write file,probability,label,error rows to this CSV")
+    args = parser.parse_args(argv)
+
+    files = expand_inputs(args.inputs)
+    if not files:
+        print("error: no files found in " + ", ".join(args.inputs), file=sys.stderr)
+        return 2
+    threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
+    try:
+        from pneumo.inference import load_model
+
+        model = load_model(args.weights)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = predict_files(model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50)
+
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "error"])
+            writer.writeheader()
+            writer.writerows(asdict(r) for r in results)
+    if args.json:
+        for r in results:
+            print(json.dumps({**asdict(r), "threshold": threshold}))
+    elif not args.csv:
+        for r in results:
+            if r.error:
+                print(f"{r.file}\tERROR\t{r.error}")
+            else:
+                print(f"{r.file}\t{r.label}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})")
+    failed = sum(r.error is not None for r in results)
+    if failed:
+        print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)
+    if args.csv:
+        print(f"wrote {len(results)} rows to {args.csv} ({failed} errors)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

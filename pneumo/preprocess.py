@@ -1,0 +1,76 @@
+"""The one preprocessing path, shared by training, evaluation, the CLI and the app.
+
+decoded PIL image (any mode, EXIF orientation applied)
+  -> 8-bit grayscale  -> 299x299 (antialiased, aspect ratio squashed like the training data)
+  -> float32 in [0, 1] -> 3 identical channels.
+
+Split in two steps so that training can cache the compact uint8 299x299 image once and still feed
+the model exactly what `preprocess` gives at run time (`to_model_input(to_gray299(img))`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SIZE = 299
+# Antialiased: PIL widens the filter support by the downscale factor, so a 2500px original and
+# a 224px copy of it end up close to each other at 299px.
+RESAMPLE = Image.Resampling.BILINEAR
+_HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _high_bit_to_gray8(image: Image.Image) -> Image.Image:
+    """16-bit / 32-bit / float grayscale to 8-bit, scaling by the smallest plausible bit depth.
+
+    8-bit data stored in 16 bits stays as it is; 10, 12, 14 and 16-bit data is scaled to 0..255.
+    (PIL's own convert("L") clips at 255, which would turn most 16-bit X-rays white.)
+    """
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Image.new("L", image.size, 0)
+    if image.mode == "F" and finite.min() >= 0.0 and finite.max() <= 1.0:
+        full_scale = 1.0
+    else:
+        values = values - min(0.0, float(finite.min()))
+        peak = float(np.nanmax(values[np.isfinite(values)]))
+        full_scale = next((2.0**bits - 1 for bits in (8, 10, 12, 14, 16) if peak <= 2.0**bits - 1), peak)
+    scaled = np.nan_to_num(values / max(full_scale, 1e-12), nan=0.0, posinf=1.0, neginf=0.0)
+    return Image.fromarray(np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8))
+
+
+def to_gray8(image: Image.Image) -> Image.Image:
+    """Any PIL image, upright and as 8-bit grayscale ("L"). Alpha is composited over black."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "L":
+        return image
+    if image.mode in _HIGH_BIT_MODES:
+        return _high_bit_to_gray8(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("LA", "La", "RGBA", "RGBa", "PA"):
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    if image.mode != "RGB":  # CMYK, YCbCr, 1, ...: through RGB, which PIL converts from anything
+        image = image.convert("RGB")
+    return image.convert("L")  # ITU-R 601 luma; an RGB copy of a gray image maps back exactly
+
+
+def to_gray299(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Any PIL image -> uint8 array (size, size): upright, grayscale, resized. Cached in training."""
+    gray = to_gray8(image)
+    if gray.size != (size, size):
+        gray = gray.resize((size, size), RESAMPLE)
+    return np.asarray(gray, dtype=np.uint8)
+
+
+def to_model_input(gray: np.ndarray) -> np.ndarray:
+    """uint8 grayscale (..., H, W) -> float32 (..., H, W, 3) in [0, 1], channels identical."""
+    scaled = np.asarray(gray, dtype=np.float32) / np.float32(255.0)
+    return np.repeat(scaled[..., np.newaxis], 3, axis=-1)
+
+
+def preprocess(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """The model input for one decoded image: float32 (size, size, 3) in [0, 1]."""
+    return to_model_input(to_gray299(image, size))

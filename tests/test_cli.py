@@ -1,0 +1,73 @@
+"""The command-line tools: pneumo.predict and pneumo.evaluate."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SUBPROCESS_ENV, TINY_DATA
+
+
+def _run(module, *args, timeout=120):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=timeout)
+
+
+def test_predict_files_folders_and_bad_files(tmp_path, untrained_model_file):
+    text_as_png = tmp_path / "notes.png"
+    text_as_png.write_text("this is not an image")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    jpeg_named_png = tmp_path / "xray.png"
+    jpeg_named_png.write_bytes((TINY_DATA / "test" / "NORMAL" / "IM-0001-0001.jpeg").read_bytes())
+    result = _run("pneumo.predict", TINY_DATA / "test", text_as_png, empty, jpeg_named_png, "--json", "--weights", untrained_model_file)
+    assert result.returncode == 1  # some files failed
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 7
+    by_name = {r["file"].split("/")[-1]: r for r in rows}
+    assert "not an image" in by_name["notes.png"]["error"]
+    assert "empty" in by_name["empty.jpg"]["error"]
+    good = [r for r in rows if r["error"] is None]
+    assert len(good) == 5  # the 4 test images (folder, recursively) and the JPEG named .png
+    for r in good:
+        assert 0.0 <= r["probability"] <= 1.0
+        assert r["label"] == ("PNEUMONIA" if r["probability"] >= r["threshold"] else "NORMAL")
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_csv_and_exit_status_zero(tmp_path, untrained_model_file):
+    out_csv = tmp_path / "out.csv"
+    result = _run("pneumo.predict", TINY_DATA / "train", "--csv", out_csv, "--weights", untrained_model_file)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 12 and all(r["error"] == "" for r in rows)
+
+
+def test_predict_missing_weights_is_a_clear_error(tmp_path):
+    result = _run("pneumo.predict", TINY_DATA / "test", "--weights", tmp_path / "none.keras")
+    assert result.returncode == 2 and "no model file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file):
+    out_json = tmp_path / "eval.json"
+    result = _run("pneumo.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
+                  "--threshold", "0.5", "--bootstrap", "100", "--cache-dir", "", "--json", out_json)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(out_json.read_text())
+    assert metrics["counts"] == {"total": 4, "normal": 2, "pneumonia": 2}
+    assert "auc" in result.stdout and "confusion" in result.stdout
+
+    import keras
+
+    from pneumo.data import labels_of, list_split, load_images
+    from pneumo.inference import predict_gray
+    from pneumo.metrics import binary_metrics
+
+    samples = list_split(TINY_DATA, "test")
+    gray, _ = load_images(samples, None, workers=1, progress=False)
+    prob = predict_gray(keras.saving.load_model(untrained_model_file), gray)
+    expected = binary_metrics(labels_of(samples), prob, 0.5)
+    assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
+    assert metrics["confusion_matrix"] == expected["confusion_matrix"]

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from conftest import FULL_DATA, TINY_DATA, needs_full_data
+from pneumo.data import balanced_class_weights, labels_of, list_split, load_images, patient_id, split_by_patient
+
+
+@pytest.mark.parametrize(
+    "name,label,expected",
+    [
+        ("person1_bacteria_1.jpeg", 1, "PNEUMONIA/person1"),
+        ("person1000_virus_1681.jpeg", 1, "PNEUMONIA/person1000"),
+        ("person447_virus_921_1.jpeg", 1, "PNEUMONIA/person447"),
+        ("IM-0115-0001.jpeg", 0, "NORMAL/IM-0115"),
+        ("IM-0429-0001-0002.jpeg", 0, "NORMAL/IM-0429"),
+        ("NORMAL2-IM-1345-0001.jpeg", 0, "NORMAL/NORMAL2-IM-1345"),
+        ("odd name.png", 0, "NORMAL/odd name"),
+    ],
+)
+def test_patient_id(name, label, expected):
+    assert patient_id(name, label) == expected
+
+
+def _check_split(samples, fraction, seed):
+    train, val = split_by_patient(samples, fraction, seed)
+    assert len(train) + len(val) == len(samples)
+    assert not {s.patient for s in train} & {s.patient for s in val}
+    assert set(labels_of(val)) == {0, 1}  # stratified: both classes in validation
+    again = split_by_patient(samples, fraction, seed)
+    assert [s.path for s in again[1]] == [s.path for s in val]  # deterministic
+    return train, val
+
+
+def test_patient_split_on_tiny_data():
+    samples = list_split(TINY_DATA, "train")
+    _check_split(samples, 0.25, seed=0)
+
+
+@needs_full_data
+def test_patient_split_on_the_real_train_folder():
+    samples = list_split(FULL_DATA, "train")
+    assert len(samples) == 5216
+    train, val = _check_split(samples, 0.1, seed=42)
+    assert 0.09 < len(val) / len(samples) < 0.12
+    for label in (0, 1):  # stratified: each class gets about 10% in validation
+        share = (labels_of(val) == label).sum() / (labels_of(samples) == label).sum()
+        assert 0.09 < share < 0.12
+    other = split_by_patient(samples, 0.1, seed=7)[1]
+    assert {s.path for s in other} != {s.path for s in val}
+
+
+def test_balanced_class_weights():
+    weights = balanced_class_weights(np.array([0] * 25 + [1] * 75))
+    assert weights == pytest.approx({0: 2.0, 1: 2 / 3})
+    assert 25 * weights[0] == pytest.approx(75 * weights[1])
+    with pytest.raises(ValueError):
+        balanced_class_weights(np.array([1, 1]))
+
+
+def test_image_cache_round_trip(tmp_path):
+    samples = list_split(TINY_DATA, "test")
+    first, sizes = load_images(samples, tmp_path, workers=1, progress=False)
+    assert first.shape == (len(samples), 299, 299) and first.dtype == np.uint8
+    assert sizes.tolist()[0] == [224, 224]
+    assert len(list(tmp_path.glob("images-*.npz"))) == 1
+    second, _ = load_images(samples, tmp_path, workers=1, progress=False)
+    assert np.array_equal(first, second)
+
+
+def test_missing_split_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no 'train' folder"):
+        list_split(tmp_path, "train")

@@ -1,0 +1,108 @@
+"""A real end-to-end `python train.py` on a tiny data set of real X-rays, including an interruption
+and `--resume`."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
+
+ARGS = ["--batch-size", "4", "--val-fraction", "0.25", "--lr", "1e-3", "--seed", "1"]
+HISTORY_KEYS = {"loss", "accuracy", "precision", "recall", "auc", "val_loss", "val_accuracy", "val_precision",
+                "val_recall", "val_auc", "learning_rate", "seconds"}
+TEST_METRIC_KEYS = {"auc", "accuracy", "sensitivity", "specificity", "precision", "f1", "confusion_matrix", "counts", "ci95"}
+
+
+def _train(*extra, out, cache, timeout=300):
+    command = [sys.executable, str(REPO_ROOT / "train.py"), "--data-dir", str(TINY_DATA), "--out", str(out), "--cache-dir", str(cache)]
+    return subprocess.run(command + ARGS + list(extra), capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=timeout)
+
+
+def _check_outputs(out, epochs):
+    model = keras.saving.load_model(out / "pneumonia.keras")
+    assert model.count_params() == 1_321_953
+    assert getattr(model, "optimizer", None) is None  # shipped without optimizer state
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == list(range(1, epochs + 1))
+    assert all(HISTORY_KEYS <= set(e) for e in history["epochs"])
+    assert 1 <= history["best_epoch"] <= epochs
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["threshold"] <= 1.0
+    assert TEST_METRIC_KEYS <= set(metrics["test"])
+    assert metrics["test"]["counts"] == {"total": 4, "normal": 2, "pneumonia": 2}
+    assert {"seed", "versions", "git_commit", "training_seconds", "validation"} <= set(metrics)
+    assert metrics["versions"]["oneDNN"] == "1"
+    # The model in the file is the one the metrics describe.
+    from pneumo.data import labels_of, list_split, load_images
+    from pneumo.inference import predict_gray
+
+    samples = list_split(TINY_DATA, "test")
+    gray, _ = load_images(samples, None, workers=1, progress=False)
+    prob = predict_gray(model, gray)
+    from pneumo.metrics import binary_metrics
+
+    again = binary_metrics(labels_of(samples), prob, metrics["threshold"])
+    assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert again["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+    return history
+
+
+def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
+    result = _train("--epochs", "2", out=tmp_path / "run", cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "output bias initialised to log(" in result.stdout
+    _check_outputs(tmp_path / "run", epochs=2)
+    assert list((tmp_path / "cache").glob("images-*.npz"))  # decoded once, cached
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    command = [sys.executable, str(REPO_ROOT / "train.py"), "--data-dir", str(TINY_DATA), "--out", str(out),
+               "--cache-dir", str(cache), "--epochs", "4"] + ARGS
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
+    try:
+        for line in process.stdout:  # kill it hard as soon as the first epoch is checkpointed
+            if "checkpoint saved" in line:
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    done = state["epoch"]
+    assert 1 <= done < 4 and not state.get("finished")
+    assert not (out / "pneumonia.keras").exists()
+
+    # A plain restart refuses to throw the unfinished run away.
+    refused = _train("--epochs", "4", out=out, cache=cache)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = _train("--resume", out=out, cache=cache)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming after epoch {done} of 4" in resumed.stdout
+    assert f"epoch {done + 1}/4:" in resumed.stdout and "epoch 1/4:" not in resumed.stdout
+    history = _check_outputs(out, epochs=4)
+    assert history["epochs"][:done] == state["history"]  # the epochs before the interruption are kept
+
+    again = _train("--resume", out=out, cache=cache)
+    assert again.returncode == 2 and "already finished" in again.stderr
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    result = _train("--resume", out=tmp_path / "nothing", cache=tmp_path / "cache", timeout=60)
+    assert result.returncode == 2
+    assert "no checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path):
+    command = [sys.executable, str(REPO_ROOT / "train.py"), "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]
+    result = subprocess.run(command, capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=60)
+    assert result.returncode == 2
+    assert "no 'train' folder" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,280 @@
+"""Train the pneumonia CNN on a Kaggle-layout chest X-ray data set.
+
+    python train.py                              # defaults: ../shared/data/chest_xray -> weights/
+    python train.py --epochs 2 --out /tmp/run    # a quick run elsewhere
+    python train.py --resume                     # continue an interrupted run from its last epoch
+
+Reads DATA_DIR/train (and DATA_DIR/val if it exists, otherwise a patient-grouped split of train),
+decodes every image once into a cache, then trains with class weights and augmentation. A
+checkpoint (model, optimizer, history, early-stopping state) is written after every epoch to
+OUT/checkpoint/. The best epoch by validation AUC is kept; the decision threshold is chosen on the
+validation split; the test split, if present, is evaluated once at the end, for reporting only.
+
+Writes OUT/pneumonia.keras (no optimizer state), OUT/history.json and OUT/metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pneumo.runtime import configure_tensorflow_env
+
+configure_tensorflow_env()  # before TensorFlow is imported anywhere
+
+import numpy as np  # noqa: E402
+
+from pneumo import paths  # noqa: E402
+from pneumo.data import (  # noqa: E402
+    balanced_class_weights,
+    labels_of,
+    list_split,
+    load_images,
+    split_by_patient,
+)
+
+# A 224 px copy is blurrier than an original; originals here are >= 320 px on the short side.
+SHARP_MIN_SIDE = 256
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="folder with train/ (val/, test/) (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=30, help="maximum number of epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of Adam (default: %(default)s)")
+    p.add_argument("--warmup-epochs", type=int, default=1, help="linear warm-up epochs before cosine decay (default: %(default)s)")
+    p.add_argument("--min-lr-ratio", type=float, default=0.02, help="final learning rate as a fraction of --lr (default: %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="binary cross-entropy label smoothing (default: %(default)s)")
+    p.add_argument("--degrade-prob", type=float, default=0.5, help="chance to pass a sharp original through 224 px (default: %(default)s)")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="random seed for the split, shuffling, augmentation, init (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
+    p.add_argument("--out", default=str(paths.WEIGHTS_DIR), help="output folder (default: %(default)s)")
+    p.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUT/checkpoint/")
+    return p.parse_args(argv)
+
+
+def learning_rate_at(epoch: int, cfg: dict) -> float:
+    """Linear warm-up, then cosine decay from lr to lr * min_lr_ratio over the remaining epochs."""
+    lr, warmup, total = cfg["lr"], cfg["warmup_epochs"], cfg["epochs"]
+    if epoch < warmup:
+        return lr * (epoch + 1) / (warmup + 1)
+    progress = (epoch - warmup) / max(1, total - warmup - 1)
+    floor = lr * cfg["min_lr_ratio"]
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
+    """The published architecture, its output bias set to the training prior, compiled for training."""
+    import keras
+
+    from pneumo.model import build_model, output_bias_for
+
+    model = build_model(output_bias=output_bias_for(n_pneumonia, n_normal))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=cfg["lr"]),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg["label_smoothing"]),
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.AUC(name="auc", num_thresholds=1000),
+        ],
+    )
+    return model
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=paths.REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomic write: a crash mid-write never leaves a half file behind."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    ckpt_dir = out / "checkpoint"
+    state_file = ckpt_dir / "state.json"
+
+    # ---- run state: fresh, or resumed from the last completed epoch ------------------------------
+    if args.resume:
+        if not state_file.is_file():
+            print(f"error: --resume given but there is no checkpoint in {ckpt_dir}", file=sys.stderr)
+            return 2
+        state = json.loads(state_file.read_text())
+        if state.get("finished"):
+            print(f"error: the run in {ckpt_dir} already finished; start a new one without --resume", file=sys.stderr)
+            return 2
+        cfg = state["config"]
+        print(f"resuming after epoch {state['epoch']} of {cfg['epochs']} (settings of the checkpointed run)")
+    else:
+        if state_file.is_file() and not json.loads(state_file.read_text()).get("finished"):
+            print(
+                f"error: {ckpt_dir} holds an unfinished run; continue it with --resume, or delete that folder "
+                "(or choose another --out) to start over",
+                file=sys.stderr,
+            )
+            return 2
+        cfg = {k: v for k, v in vars(args).items() if k not in ("resume", "out", "cache_dir")}
+        state = {"config": cfg, "epoch": 0, "history": [], "best_epoch": 0, "best_val_auc": -1.0, "train_seconds": 0.0}
+
+    # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
+    try:
+        train_samples = list_split(cfg["data_dir"], "train")
+        if (Path(cfg["data_dir"]) / "val").is_dir():
+            val_samples = list_split(cfg["data_dir"], "val")
+        else:
+            train_samples, val_samples = split_by_patient(train_samples, cfg["val_fraction"], cfg["seed"])
+        test_samples = list_split(cfg["data_dir"], "test") if (Path(cfg["data_dir"]) / "test").is_dir() else []
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    y_train, y_val = labels_of(train_samples), labels_of(val_samples)
+    n_pos, n_neg = int(y_train.sum()), int(len(y_train) - y_train.sum())
+    print(f"train {len(y_train)} ({n_pos} PNEUMONIA / {n_neg} NORMAL), val {len(y_val)}, test {len(test_samples)}")
+    try:
+        class_weight = balanced_class_weights(y_train)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    cache_dir = args.cache_dir or None
+    t_cache = time.time()
+    x_train, size_train = load_images(train_samples, cache_dir)
+    x_val, size_val = load_images(val_samples, cache_dir)
+    print(f"images ready in {time.time() - t_cache:.1f} s")
+    sharp_train = size_train.min(axis=1) >= SHARP_MIN_SIDE
+    sharp_val = size_val.min(axis=1) >= SHARP_MIN_SIDE
+
+    import keras  # after the data is decoded: the decoder forks worker processes
+
+    from pneumo.augment import Augmentation, make_dataset
+    from pneumo.evaluate import evaluate_gray
+    from pneumo.metrics import binary_metrics, youden_threshold
+    from pneumo.model import build_model, calibrate_batchnorm, output_bias_for
+    from pneumo.preprocess import to_model_input
+
+    keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
+    augmentation = None if cfg["no_augment"] else Augmentation(degrade_prob=cfg["degrade_prob"])
+    val_ds = make_dataset(x_val, y_val, cfg["batch_size"])
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last_model_file, best_weights_file = ckpt_dir / "last.keras", ckpt_dir / "best.weights.h5"
+    if state["epoch"] > 0:
+        model = keras.saving.load_model(last_model_file)  # weights and optimizer state
+    else:
+        model = new_model(cfg, n_pos, n_neg)
+        calibrate_batchnorm(model, to_model_input(x_train[np.random.default_rng(cfg["seed"]).permutation(len(x_train))[:64]]))
+        print(f"output bias initialised to log({n_pos}/{n_neg}) = {output_bias_for(n_pos, n_neg):.4f}")
+
+    # ---- the training loop: one fit() call per epoch, checkpoint after each ----------------------
+    verbose = 1 if sys.stdout.isatty() else 2
+    for epoch in range(state["epoch"], cfg["epochs"]):
+        lr = learning_rate_at(epoch, cfg)
+        model.optimizer.learning_rate.assign(lr)
+        train_ds = make_dataset(
+            x_train, y_train, cfg["batch_size"], sharp=sharp_train, augmentation=augmentation, shuffle_seed=cfg["seed"] * 1000 + epoch
+        )
+        t0 = time.time()
+        fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + 1, class_weight=class_weight, shuffle=False, verbose=verbose)
+        seconds = time.time() - t0
+        record = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in fit.history.items()}, "learning_rate": lr, "seconds": seconds}
+        record["images_per_second"] = len(y_train) / seconds
+        state["history"].append(record)
+        state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
+        improved = record["val_auc"] > state["best_val_auc"]
+        if improved:
+            state["best_epoch"], state["best_val_auc"] = epoch + 1, record["val_auc"]
+            model.save_weights(best_weights_file)
+        model.save(ckpt_dir / "last.tmp.keras")
+        os.replace(ckpt_dir / "last.tmp.keras", last_model_file)
+        write_json(state_file, state)
+        print(
+            f"epoch {epoch + 1}/{cfg['epochs']}: val AUC {record['val_auc']:.4f}{' (best)' if improved else ''}, "
+            f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); checkpoint saved",
+            flush=True,
+        )
+        if epoch + 1 - state["best_epoch"] >= cfg["patience"]:
+            print(f"early stop: no better val AUC for {cfg['patience']} epochs")
+            break
+
+    # ---- the deliverables: best weights without optimizer state, history, metrics ----------------
+    out.mkdir(parents=True, exist_ok=True)
+    model.load_weights(best_weights_file)
+    best = build_model()
+    best.set_weights(model.get_weights())
+    best.save(out / paths.MODEL_FILE)
+    write_json(out / paths.HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
+
+    val_metrics, val_prob = evaluate_gray(best, x_val, y_val, threshold=0.5, bootstrap=0)
+    threshold = youden_threshold(y_val, val_prob)
+    val_metrics = binary_metrics(y_val, val_prob, threshold)
+    by_resolution = {
+        name: binary_metrics(y_val[mask], val_prob[mask], threshold)
+        for name, mask in (("224px_copies", ~sharp_val), ("originals", sharp_val))
+        if mask.any()
+    }
+    test_metrics = None
+    if test_samples:  # evaluated once, here, for reporting: nothing above looked at it
+        x_test, _ = load_images(test_samples, cache_dir)
+        test_metrics, _ = evaluate_gray(best, x_test, labels_of(test_samples), threshold)
+    import tensorflow as tf
+
+    metrics = {
+        "threshold": threshold,
+        "threshold_rule": "maximises Youden's J (sensitivity + specificity - 1) on the validation split",
+        "test": test_metrics,
+        "validation": val_metrics,
+        "validation_by_resolution": by_resolution,
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "training_seconds": round(state["train_seconds"], 1),
+        "data": {"train": len(y_train), "train_pneumonia": n_pos, "train_normal": n_neg, "val": len(y_val), "test": len(test_samples)},
+        "seed": cfg["seed"],
+        "config": cfg,
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "oneDNN": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        },
+        "git_commit": git_commit(),
+    }
+    write_json(out / paths.METRICS_FILE, metrics)
+    state["finished"] = True
+    write_json(state_file, state)
+    print(f"best epoch {state['best_epoch']} (val AUC {state['best_val_auc']:.4f}); threshold {threshold:.4f} chosen on validation")
+    if test_metrics:
+        from pneumo.evaluate import format_metrics
+
+        print("test split (reporting only):\n" + format_metrics(test_metrics))
+    print(f"wrote {out / paths.MODEL_FILE}, {out / paths.HISTORY_FILE}, {out / paths.METRICS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: the last completed epoch is checkpointed; continue with `python train.py --resume` (same --out)", file=sys.stderr)
+        sys.exit(130)
