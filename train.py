@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="random seed for the split, shuffling, augmentation, init (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
-    p.add_argument("--out", default=str(paths.WEIGHTS_DIR), help="output folder (default: %(default)s)")
+    p.add_argument("--out", default=str(paths.REPO_ROOT / "weights"), help="output folder (default: %(default)s)")
     p.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUT/checkpoint/")
     return p.parse_args(argv)

@@ -1,0 +1,55 @@
+"""The model, its Grad-CAM explainer and the shipped operating point, loaded once per process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pneumo import paths
+from pneumo.explain import Explainer, Method, Target
+from pneumo.inference import load_model
+from pneumo.preprocess import to_model_input
+
+
+@dataclass
+class Result:
+    probability: float
+    heatmap: np.ndarray  # (299, 299) in [0, 1]
+    explained_class: int  # 1 PNEUMONIA, 0 NORMAL
+
+
+@dataclass
+class Engine:
+    model: object
+    explainer: Explainer
+    metrics: dict = field(default_factory=dict)
+    history: dict | None = None
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metrics.get("threshold", 0.5))
+
+    def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = "gradcam") -> Result:
+        probability, heatmap, explained = self.explainer.explain(
+            to_model_input(gray299), target=target, threshold=self.threshold if threshold is None else threshold, method=method
+        )
+        return Result(probability, heatmap, explained)
+
+
+def load_engine(weights: str | Path = paths.DEFAULT_MODEL, warm_up: bool = True) -> Engine:
+    """Load the model and everything shipped beside it; run one prediction so the first real one is fast."""
+    weights = Path(weights)
+    model = load_model(weights)
+    metrics_file, history_file = weights.with_name(paths.METRICS_FILE), weights.with_name(paths.HISTORY_FILE)
+    engine = Engine(
+        model=model,
+        explainer=Explainer(model),
+        metrics=json.loads(metrics_file.read_text()) if metrics_file.is_file() else {},
+        history=json.loads(history_file.read_text()) if history_file.is_file() else None,
+    )
+    if warm_up:
+        engine.analyze(np.full((299, 299), 128, dtype=np.uint8))
+    return engine

@@ -1,0 +1,274 @@
+"""pneumo: drop a chest X-ray, see whether the model reads it as PNEUMONIA or NORMAL, how sure it
+is, and a Grad-CAM heatmap of where it looked. Run with `streamlit run streamlit_app.py`.
+
+Research and education demo, not a medical device.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from pneumo import paths
+from pneumo.analysis import PreparedImage, digest_of, prepare
+from pneumo.imageio import ImageReadError
+from pneumo.overlay import colorbar_png, overlay, to_png_bytes
+
+EXAMPLES_DIR = paths.REPO_ROOT / "examples"
+LABELS = ("NORMAL", "PNEUMONIA")
+METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++"}
+TARGETS = {"the predicted class": "predicted", "PNEUMONIA": "pneumonia", "NORMAL": "normal"}
+MAX_CACHED_FILES = 64  # per browser session; oldest results are dropped first
+
+st.set_page_config(page_title="pneumo · pneumonia on chest X-rays", page_icon="🫁", layout="wide")
+
+
+# ---- heavy things, once per process ---------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the model (once per server start)…")
+def get_engine():
+    from pneumo.engine import load_engine  # imports TensorFlow: only here, behind the cache
+
+    return load_engine(paths.DEFAULT_MODEL)
+
+
+@st.cache_data(show_spinner=False)
+def legend_png() -> bytes:
+    return colorbar_png()
+
+
+@st.cache_data(show_spinner=False)
+def example_files() -> dict[str, Path]:
+    examples = {}
+    for folder in ("NORMAL", "PNEUMONIA"):
+        files = sorted(p for p in (EXAMPLES_DIR / folder).glob("*") if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+        examples |= {f"{folder.title()} {i}": p for i, p in enumerate(files, start=1)}
+    return examples
+
+
+def shipped_json(name: str) -> dict | None:
+    path = paths.WEIGHTS_DIR / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# ---- per-session state: results keyed by the content hash of each file --------------------------
+def results_store() -> dict:
+    return st.session_state.setdefault("results", {})
+
+
+def analyse(data: bytes, name: str, engine, target: str, threshold: float, method: str) -> dict:
+    """The probability (once per file) and the heatmap (once per file, class and method)."""
+    store = results_store()
+    key = digest_of(data)
+    entry = store.get(key)
+    if entry is None:
+        try:
+            prepared = prepare(data, name)
+        except ImageReadError as error:
+            entry = {"name": name, "error": str(error)}
+        except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
+            entry = {"name": name, "error": f"{name}: could not be processed ({type(error).__name__})."}
+        else:
+            entry = {"name": name, "prepared": prepared, "heatmaps": {}}
+        store[key] = entry
+        while len(store) > MAX_CACHED_FILES:
+            store.pop(next(iter(store)))
+    if "error" in entry:
+        return entry
+    if "probability" not in entry:
+        result = engine.analyze(entry["prepared"].gray299, target=target, threshold=threshold, method=method)
+        entry["probability"] = result.probability
+        entry["heatmaps"][(result.explained_class, method)] = result.heatmap  # same pass, kept
+    return entry
+
+
+def heatmap_for(entry: dict, engine, target: str, threshold: float, method: str):
+    """(explained class, heatmap) for the current settings; computed only when not cached yet."""
+    wanted = int(entry["probability"] >= threshold) if target == "predicted" else int(target == "pneumonia")
+    if (wanted, method) not in entry["heatmaps"]:
+        result = engine.analyze(entry["prepared"].gray299, target=LABELS[wanted].lower(), method=method)
+        entry["heatmaps"][(wanted, method)] = result.heatmap
+    return wanted, entry["heatmaps"][(wanted, method)]
+
+
+# ---- page ------------------------------------------------------------------------------------------
+def operating_point_text(metrics: dict, threshold: float) -> str:
+    test = metrics.get("test") or {}
+    shipped = metrics.get("threshold")
+    if shipped is None or not test:
+        return "No test metrics are shipped with these weights."
+    if abs(threshold - shipped) < 1e-9:
+        return (
+            f"At the shipped threshold **{shipped:.3f}** (chosen on the validation split), the model found "
+            f"**{test['sensitivity']:.1%}** of pneumonia cases (sensitivity) and cleared **{test['specificity']:.1%}** "
+            f"of normal X-rays (specificity) on the {test['counts']['total']}-image test split."
+        )
+    roc = metrics.get("test_operating_points")
+    if roc:
+        i = min(range(len(roc["threshold"])), key=lambda k: abs(roc["threshold"][k] - threshold))
+        return (
+            f"Custom threshold **{threshold:.3f}** (shipped: {shipped:.3f}). Near this threshold the test split gave "
+            f"sensitivity ≈ **{roc['sensitivity'][i]:.1%}** and specificity ≈ **{roc['specificity'][i]:.1%}**."
+        )
+    return f"Custom threshold **{threshold:.3f}** (shipped: {shipped:.3f}): lower finds more pneumonia and more false alarms."
+
+
+def show_detail(entry: dict, engine, threshold: float, target: str, method: str, opacity: float) -> None:
+    prepared: PreparedImage = entry["prepared"]
+    probability = entry["probability"]
+    label = LABELS[int(probability >= threshold)]
+    color = "red" if label == "PNEUMONIA" else "green"
+    left, right = st.columns([1, 2])
+    with left:
+        st.markdown(f"#### {prepared.name}")
+        st.markdown(f"## :{color}[{label}]", help="The label follows the threshold in the sidebar.")
+        st.metric("Probability of pneumonia", f"{probability:.1%}")
+        st.progress(min(max(probability, 0.0), 1.0))
+        st.markdown(operating_point_text(engine.metrics, threshold))
+        for note in prepared.notes:
+            st.warning(note)
+        st.caption(f"Original size {prepared.size[0]}×{prepared.size[1]} px.")
+    with st.spinner("Computing the heatmap…"):
+        explained, heatmap = heatmap_for(entry, engine, target, threshold, method)
+    blended = overlay(prepared.picture, heatmap, opacity)
+    with right:
+        a, b = st.columns(2)
+        a.image(prepared.picture, caption="Original", width="stretch")
+        method_name = next(k for k, v in METHODS.items() if v == method)
+        b.image(blended, caption=f"{method_name} for {LABELS[explained]}", width="stretch")
+        st.image(legend_png(), width="stretch")
+        st.download_button(
+            "Download overlay (PNG)",
+            data=to_png_bytes(blended),
+            file_name=f"{Path(prepared.name).stem}_{method.replace('+', 'pp')}.png",
+            mime="image/png",
+            icon=":material/download:",
+        )
+
+
+def analyze_tab(engine, threshold: float, target: str, method: str, opacity: float) -> None:
+    uploads = st.file_uploader(
+        "Drop chest X-rays here (JPEG or PNG; several at once)",
+        accept_multiple_files=True,
+        help="Files are read by their content, processed in memory and never stored.",
+    )
+    examples = example_files()
+    st.caption("…or try an example X-ray (Kermany et al. 2018, CC BY 4.0; not used in training):")
+    columns = st.columns(len(examples) or 1)
+    for column, (title, path) in zip(columns, examples.items()):
+        if column.button(title, key=f"example-{title}", width="stretch"):
+            st.session_state["example"] = title
+
+    inputs: list[tuple[str, bytes]] = [(f.name, f.getvalue()) for f in uploads or []]
+    example = st.session_state.get("example")
+    if not inputs and example in examples:
+        inputs = [(examples[example].name, examples[example].read_bytes())]
+    if not inputs:
+        st.info("Upload an X-ray or pick an example to see the model's reading and its Grad-CAM heatmap.")
+        return
+
+    with st.spinner("Reading the X-ray and computing the heatmap…"):
+        entries = [analyse(data, name, engine, target, threshold, method) for name, data in inputs]
+    for entry in entries:
+        if "error" in entry:
+            st.error(entry["error"], icon=":material/error:")
+    good = [e for e in entries if "error" not in e]
+    if not good:
+        return
+    if len(entries) > 1:
+        good = sorted(good, key=lambda e: -e["probability"])
+        st.dataframe(
+            [
+                {"file": e["prepared"].name, "probability of pneumonia": round(e["probability"], 4), "label": LABELS[int(e["probability"] >= threshold)]}
+                for e in good
+            ],
+            hide_index=True,
+            column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
+        )
+        index = st.selectbox("Details for", range(len(good)), format_func=lambda i: f"{good[i]['prepared'].name} ({good[i]['probability']:.1%})")
+        entry = good[index]
+    else:
+        entry = good[0]
+    show_detail(entry, engine, threshold, target, method, opacity)
+
+
+def curves_tab() -> None:
+    history = shipped_json(paths.HISTORY_FILE)
+    if not history:
+        st.info("No weights/history.json yet: train with `python train.py`.")
+        return
+    from pneumo.plots import training_curves
+
+    best = history.get("best_epoch")
+    st.markdown(f"Training history of the shipped model: {len(history['epochs'])} epochs, best epoch **{best}** by validation AUC (red line).")
+    st.pyplot(training_curves(history), clear_figure=True)
+
+
+def model_tab(metrics: dict) -> None:
+    test = metrics.get("test")
+    if not test:
+        st.info("No test metrics shipped with these weights.")
+        return
+    ci = test.get("ci95", {})
+    st.markdown(
+        f"Test split: {test['counts']['total']} X-rays ({test['counts']['normal']} NORMAL / {test['counts']['pneumonia']} PNEUMONIA), "
+        f"evaluated once at the threshold **{metrics['threshold']:.3f}** chosen on the validation split."
+    )
+    rows = [
+        {"metric": name, "value": round(test[name], 4), "95% CI": f"{ci[name][0]:.3f} – {ci[name][1]:.3f}" if name in ci else ""}
+        for name in ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1")
+    ]
+    left, middle, right = st.columns([1.2, 1, 1])
+    left.dataframe(rows, hide_index=True)
+    from pneumo.plots import confusion_matrix_figure
+
+    middle.pyplot(confusion_matrix_figure(test["confusion_matrix"]), clear_figure=True)
+    roc_png = paths.WEIGHTS_DIR / "roc.png"
+    if roc_png.is_file():
+        right.image(str(roc_png), width="stretch")
+    card = paths.WEIGHTS_DIR / "MODEL_CARD.md"
+    if card.is_file():
+        with st.expander("Model card"):
+            st.markdown(card.read_text())
+
+
+def main() -> None:
+    st.title("pneumo: pneumonia on chest X-rays")
+    st.warning(
+        "**Research and education demo, not a medical device.** Trained on pediatric chest X-rays (ages 1–5) "
+        "from a single hospital in Guangzhou; it has not been validated on adults, other hospitals or other scanners. "
+        "Do not use it to make clinical decisions.",
+        icon=":material/info:",
+    )
+    metrics = shipped_json(paths.METRICS_FILE) or {}
+    shipped_threshold = float(metrics.get("threshold", 0.5))
+    with st.sidebar:
+        st.header("Settings")
+        threshold = st.slider(
+            "Decision threshold",
+            0.0,
+            1.0,
+            value=shipped_threshold,
+            step=0.001,
+            format="%.3f",
+            help="PNEUMONIA when the probability is at least this. The default is the shipped operating point.",
+        )
+        target_name = st.radio("Heatmap explains", list(TARGETS), help="Grad-CAM score: BinaryScore(1.0) for PNEUMONIA, BinaryScore(0.0) for NORMAL.")
+        method = METHODS[st.radio("Method", list(METHODS), horizontal=True)]
+        opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
+        st.caption("Data: Kermany et al., Cell 2018 (CC BY 4.0).")
+
+    analyze, curves, model = st.tabs(["Analyze", "Training curves", "Model"])
+    with analyze:
+        if not paths.DEFAULT_MODEL.is_file():
+            st.error(f"No model at {paths.DEFAULT_MODEL.relative_to(paths.REPO_ROOT)}: train one with `python train.py`.")
+        else:
+            analyze_tab(get_engine(), threshold, TARGETS[target_name], method, opacity)
+    with curves:
+        curves_tab()
+    with model:
+        model_tab(metrics)
+
+
+main()

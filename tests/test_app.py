@@ -1,0 +1,147 @@
+"""The page logic, through Streamlit's AppTest (no browser): the shipped weights, the examples,
+the threshold control, and that a result is computed once per file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO_ROOT
+from pneumo import paths
+
+APP = str(REPO_ROOT / "streamlit_app.py")
+NORMAL_EXAMPLE = REPO_ROOT / "examples" / "NORMAL" / "IM-0156-0001.jpeg"
+PNEUMONIA_EXAMPLE = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.jpeg"
+
+
+@pytest.fixture
+def explain_calls(monkeypatch):
+    """Counts every probability/heatmap computation the page asks for."""
+    import pneumo.explain
+
+    calls = []
+    original = pneumo.explain.Explainer.explain
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("method", args[3] if len(args) > 3 else "gradcam"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pneumo.explain.Explainer, "explain", counting)
+    return calls
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _label(at: AppTest) -> str:
+    labels = [m.value for m in at.markdown if m.value.startswith("## :")]
+    assert len(labels) == 1, labels
+    return "PNEUMONIA" if "PNEUMONIA" in labels[0] else "NORMAL"
+
+
+def _probability(at: AppTest) -> float:
+    return float(at.metric[0].value.rstrip("%")) / 100
+
+
+def _upload(at: AppTest, *files: tuple[str, bytes]) -> None:
+    at.file_uploader[0].set_value([(name, data, "application/octet-stream") for name, data in files])
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_page_frames_itself_honestly_and_has_three_tabs():
+    at = _app()
+    text = " ".join(w.value for w in at.warning)
+    assert "not a medical device" in text and "pediatric" in text and "single hospital" in text
+    assert [t.label for t in at.tabs] == ["Analyze", "Training curves", "Model"]
+    assert len(at.button) == 6  # the example X-rays
+    assert at.slider[0].value == pytest.approx(__import__("json").loads((paths.WEIGHTS_DIR / "metrics.json").read_text())["threshold"])
+
+
+def test_example_gives_the_same_probability_as_the_cli_path():
+    from pneumo.imageio import read_image_file
+    from pneumo.inference import load_model, predict_gray
+    from pneumo.preprocess import to_gray299
+
+    at = _app()
+    at.button(key="example-Pneumonia 1").click()
+    at.run()
+    assert not at.exception
+    expected = float(predict_gray(load_model(paths.DEFAULT_MODEL), to_gray299(read_image_file(PNEUMONIA_EXAMPLE))[None])[0])
+    assert _probability(at) == pytest.approx(expected, abs=6e-4)  # shown rounded to 0.1 %
+    assert at.session_state["results"]  # kept per session, keyed by content hash
+
+
+def test_threshold_control_moves_the_label():
+    at = _app()
+    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    probability = _probability(at)
+    at.slider[0].set_value(min(1.0, round(probability + 0.01, 3)))
+    at.run()
+    assert _label(at) == "NORMAL"
+    at.slider[0].set_value(max(0.0, round(probability - 0.01, 3)))
+    at.run()
+    assert _label(at) == "PNEUMONIA"
+
+
+def test_result_is_computed_once_per_file(explain_calls):
+    at = _app()
+    data = NORMAL_EXAMPLE.read_bytes()
+    _upload(at, ("a.jpeg", data))
+    assert len(explain_calls) == 1  # probability and heatmap from one pass
+    at.slider[1].set_value(0.7)  # opacity: a redraw, no new computation
+    at.run()
+    assert len(explain_calls) == 1
+    at.radio[1].set_value("Grad-CAM++")  # a new method: one heatmap more
+    at.run()
+    assert explain_calls[-1] == "gradcam++" and len(explain_calls) == 2
+    at.radio[1].set_value("Grad-CAM")
+    at.run()
+    _upload(at, ("same-content-other-name.png", data))
+    assert len(explain_calls) == 2
+
+
+def test_several_files_summary_sorted_and_a_bad_file_does_not_stop_the_rest():
+    at = _app()
+    _upload(
+        at,
+        ("normal.jpeg", NORMAL_EXAMPLE.read_bytes()),
+        ("notes.png", b"this is a text file, not an image"),
+        ("pneumonia.jpeg", PNEUMONIA_EXAMPLE.read_bytes()),
+    )
+    assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
+    table = at.dataframe[0].value
+    assert list(table["file"]) == sorted(table["file"], key=lambda f: -float(table.set_index("file").loc[f, "probability of pneumonia"]))
+    assert set(table["file"]) == {"normal.jpeg", "pneumonia.jpeg"}
+    detail = at.selectbox[0]
+    detail.set_value(1)
+    at.run()
+    assert not at.exception
+    assert any(m.value == f"#### {table['file'].iloc[1]}" for m in at.markdown)
+
+
+def test_heatmap_overlay_keeps_the_original_aspect_ratio():
+    from pneumo.analysis import prepare
+    from pneumo.overlay import overlay
+
+    prepared = prepare(PNEUMONIA_EXAMPLE.read_bytes(), "x.jpeg")
+    assert prepared.picture.size == Image.open(PNEUMONIA_EXAMPLE).size  # 388x320, not square
+    heat = np.zeros((299, 299), dtype=np.float32)
+    heat[:, :150] = 1.0  # the left half of the squashed model input
+    blended = np.asarray(overlay(prepared.picture, heat, opacity=1.0))
+    assert blended.shape[:2] == (320, 388)
+    # jet: 1.0 is dark red, 0.0 dark blue; the boundary lands mid-width of the original picture.
+    assert blended[160, 100, 0] > 100 and blended[160, 100, 2] < 50
+    assert blended[160, 300, 2] > 100 and blended[160, 300, 0] < 50
+
+
+def test_curves_and_model_tabs_render():
+    at = _app()
+    assert any("best epoch" in m.value for m in at.markdown)
+    assert any("Test split:" in m.value for m in at.markdown)

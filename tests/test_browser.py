@@ -1,0 +1,130 @@
+"""End to end in a real browser: `streamlit run` on a free port, headless Chromium driven by
+Playwright, a real X-ray uploaded through the page's file input.
+
+Needs Debian's chromium (/usr/bin/chromium; Playwright cannot download its own browser here).
+Skipped when it is missing, except under CI=true, where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, SUBPROCESS_ENV
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+EXAMPLE = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.jpeg"
+# Chromium on a closed network: no background fetches, no sandbox as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _browser_or_skip():
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    return sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StreamlitServer:
+    def __init__(self, env: dict | None = None):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"), "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=REPO_ROOT, env={**SUBPROCESS_ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+    def wait_until_healthy(self, timeout: float = 60) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("streamlit exited:\n" + self.process.stdout.read())
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("streamlit did not become healthy")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(browser):
+    server = StreamlitServer()
+    yield server
+    server.stop()
+
+
+def _wait_for_result(page, timeout_ms: int = 90_000) -> None:
+    page.get_by_text("Probability of pneumonia").wait_for(timeout=timeout_ms)
+
+
+def test_upload_shows_label_probability_overlay_and_curves(browser, server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    server.wait_until_healthy()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server.url)
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLE))
+    _wait_for_result(page)
+    cold_start_s = time.monotonic() - server.started
+
+    main = page.locator("section.main, [data-testid='stMain']").first
+    label = page.locator("h2").filter(has_text="PNEUMONIA").or_(page.locator("h2").filter(has_text="NORMAL"))
+    label.first.wait_for()
+    probability = page.locator("[data-testid='stMetricValue']").first.inner_text()
+    assert probability.endswith("%") and 0.0 <= float(probability.rstrip("%")) <= 100.0
+    overlay = page.get_by_text("Grad-CAM for", exact=False).first
+    overlay.wait_for()
+    images = main.locator("[data-testid='stImage'] img")
+    assert images.count() >= 3  # original, overlay, legend
+    for i in range(images.count()):  # every image actually decoded in the browser
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    page.get_by_role("button", name="Download overlay (PNG)").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "browser_result.png"), full_page=True)
+
+    page.get_by_role("tab", name="Training curves").click()
+    page.get_by_text("best epoch", exact=False).first.wait_for(timeout=30_000)
+    page.locator("[data-testid='stImage'] img, [data-testid='stPyplot'] img, img[alt*='0']").last.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "browser_curves.png"), full_page=True)
+    (ARTIFACTS / "timings.json").write_text(json.dumps({"cold_start_to_first_result_s": round(cold_start_s, 2)}))
+    page.close()
