@@ -19,6 +19,8 @@ SEPARABLE_FILTERS = (32, 64, 128, 256, 128)
 #: Blocks (1-based) followed by Dropout(0.2), as published.
 BLOCKS_WITH_DROPOUT = (3, 4, 5)
 DENSE_BLOCKS = ((512, 0.7), (128, 0.5), (64, 0.3))
+# Standard deviation of a unit normal truncated at +-2 (what Keras's "truncated_normal" variance scaling corrects for).
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
 def output_bias_for(n_pneumonia: int, n_normal: int) -> float:
@@ -36,14 +38,16 @@ def build_model(output_bias: float | None = None, image_size: int = IMAGE_SIZE) 
 
     output_bias: initial bias of the sigmoid unit (see `output_bias_for`); None leaves it at zero.
 
-    Convolutions use He initialisation: with Keras's default (Glorot) every separable conv shrinks
-    the signal about 5-10x, so by block 5 activations are ~1e-6, far below BatchNormalization's
-    epsilon (1e-3); the BN layers then cannot renormalise, and in inference mode (moving variance
-    still near its initial 1) the model outputs a constant for the first epochs. He init keeps the
-    activation scale through the ReLU stack. Same layers, same parameter count.
+    Initialisation keeps the activation scale through the ReLU stack (same layers, same parameter
+    count): He for the convolutions and dense layers, and unit variance per 3x3 window for the
+    depthwise kernels. Keras's defaults (Glorot, with the depthwise fan-in counted as 9 x channels)
+    shrink the signal 5-10x per separable conv, so block 5 activations start near 1e-6, far below
+    BatchNormalization's epsilon (1e-3): the BN layers cannot renormalise, activations keep growing
+    in training, the moving statistics lag behind, and inference-mode outputs saturate.
     """
+    depthwise_init = keras.initializers.TruncatedNormal(stddev=math.sqrt(1.0 / 9.0) / _TRUNCATED_NORMAL_STD)
     conv_init = {"kernel_initializer": "he_normal"}
-    sep_init = {"depthwise_initializer": "he_normal", "pointwise_initializer": "he_normal"}
+    sep_init = {"depthwise_initializer": depthwise_init, "pointwise_initializer": "he_normal"}
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
     x = layers.Conv2D(16, 3, activation="relu", padding="same", name="block0_conv1", **conv_init)(inputs)
     x = layers.Conv2D(16, 3, activation="relu", padding="same", name="block0_conv2", **conv_init)(x)
