@@ -33,6 +33,13 @@ def get_engine():
     return load_engine(paths.DEFAULT_MODEL)
 
 
+@st.cache_resource(show_spinner=False)
+def get_guard():
+    from pneumo.guard import load_guard
+
+    return load_guard()
+
+
 @st.cache_data(show_spinner=False)
 def legend_png() -> bytes:
     return colorbar_png()
@@ -64,7 +71,7 @@ def analyse(data: bytes, name: str, engine, target: str, threshold: float, metho
     entry = store.get(key)
     if entry is None:
         try:
-            prepared = prepare(data, name)
+            prepared = prepare(data, name, get_guard())
         except ImageReadError as error:
             entry = {"name": name, "error": str(error)}
         except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
@@ -117,18 +124,30 @@ def operating_point_text(metrics: dict, threshold: float) -> str:
 def show_detail(entry: dict, engine, threshold: float, target: str, method: str, opacity: float) -> None:
     prepared: PreparedImage = entry["prepared"]
     probability = entry["probability"]
-    label = LABELS[int(probability >= threshold)]
-    color = "red" if label == "PNEUMONIA" else "green"
     left, right = st.columns([1, 2])
     with left:
         st.markdown(f"#### {prepared.name}")
-        st.markdown(f"## :{color}[{label}]", help="The label follows the threshold in the sidebar.")
-        st.metric("Probability of pneumonia", f"{probability:.1%}")
-        st.progress(min(max(probability, 0.0), 1.0))
-        st.markdown(operating_point_text(engine.metrics, threshold))
-        for note in prepared.notes:
-            st.warning(note)
-        st.caption(f"Original size {prepared.size[0]}×{prepared.size[1]} px.")
+        show_reading = prepared.looks_like_xray
+        if not show_reading:
+            st.warning(prepared.verdict.reason, icon=":material/warning:")
+            st.markdown("The model only knows frontal chest X-rays, so its reading of this picture means nothing.")
+            show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{prepared.digest}")
+        if show_reading:
+            label = LABELS[int(probability >= threshold)]
+            color = "red" if label == "PNEUMONIA" else "green"
+            st.markdown(f"## :{color}[{label}]", help="The label follows the threshold in the sidebar.")
+            st.metric("Probability of pneumonia", f"{probability:.1%}")
+            st.progress(min(max(probability, 0.0), 1.0))
+            st.markdown(operating_point_text(engine.metrics, threshold))
+        st.caption(f"{prepared.format}, original size {prepared.size[0]}×{prepared.size[1]} px.")
+        if prepared.metadata:
+            st.dataframe([{"field": k, "value": v} for k, v in prepared.metadata.items()], hide_index=True)
+        if prepared.identifiers and st.toggle("Show patient identifiers", key=f"ids-{prepared.digest}", help="Name, ID and birth date from the DICOM header. Hidden by default; never stored or logged."):
+            st.dataframe([{"field": k, "value": v} for k, v in prepared.identifiers.items()], hide_index=True)
+    if not show_reading:
+        with right:
+            st.image(prepared.picture, caption="Uploaded picture", width="stretch")
+        return
     with st.spinner("Computing the heatmap…"):
         explained, heatmap = heatmap_for(entry, engine, target, threshold, method)
     blended = overlay(prepared.picture, heatmap, opacity)
@@ -149,7 +168,7 @@ def show_detail(entry: dict, engine, threshold: float, target: str, method: str,
 
 def analyze_tab(engine, threshold: float, target: str, method: str, opacity: float) -> None:
     uploads = st.file_uploader(
-        "Drop chest X-rays here (JPEG or PNG; several at once)",
+        "Drop chest X-rays here (DICOM, JPEG, PNG, TIFF, BMP or WebP; several at once)",
         accept_multiple_files=True,
         help="Files are read by their content, processed in memory and never stored.",
     )
@@ -180,7 +199,11 @@ def analyze_tab(engine, threshold: float, target: str, method: str, opacity: flo
         good = sorted(good, key=lambda e: -e["probability"])
         st.dataframe(
             [
-                {"file": e["prepared"].name, "probability of pneumonia": round(e["probability"], 4), "label": LABELS[int(e["probability"] >= threshold)]}
+                {
+                    "file": e["prepared"].name,
+                    "probability of pneumonia": round(e["probability"], 4),
+                    "label": LABELS[int(e["probability"] >= threshold)] if e["prepared"].looks_like_xray else "not a chest X-ray?",
+                }
                 for e in good
             ],
             hide_index=True,

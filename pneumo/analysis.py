@@ -1,7 +1,6 @@
-"""One uploaded file, from bytes to what the page shows: read it, preprocess it, keep a display copy.
-
-The heavy part (probability and heatmap) lives in pneumo.engine; this module does not import
-TensorFlow. Uploads are processed in memory only.
+"""One uploaded file, from bytes to what the page shows: read it, preprocess it, check that it
+looks like a chest X-ray, keep a display copy. Probability and heatmap live in pneumo.engine;
+this module does not import TensorFlow. Uploads are processed in memory only, never written.
 """
 
 from __future__ import annotations
@@ -12,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from pneumo.imageio import read_image
+from pneumo.guard import Verdict, XrayGuard
+from pneumo.imageio import decode
 from pneumo.overlay import display_image
 from pneumo.preprocess import to_gray299
 
@@ -21,17 +21,35 @@ from pneumo.preprocess import to_gray299
 class PreparedImage:
     name: str
     digest: str  # sha256 of the bytes: the key results are cached under
+    format: str
     picture: Image.Image  # upright 8-bit grayscale, at most 1024 px a side, original aspect ratio
     gray299: np.ndarray  # what the model sees, as uint8 (see pneumo.preprocess)
     size: tuple[int, int]  # original width, height
-    notes: list[str] = field(default_factory=list)
+    verdict: Verdict | None = None  # None when no guard is shipped
+    metadata: dict[str, str] = field(default_factory=dict)  # harmless (DICOM: modality, view, ...)
+    identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: shown only on request
+
+    @property
+    def looks_like_xray(self) -> bool:
+        return self.verdict is None or self.verdict.plausible
 
 
 def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def prepare(data: bytes, name: str) -> PreparedImage:
-    """Decode and preprocess one file. Raises pneumo.imageio.ImageReadError with a human message."""
-    image = read_image(data, name)
-    return PreparedImage(name=name, digest=digest_of(data), picture=display_image(image), gray299=to_gray299(image), size=image.size)
+def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedImage:
+    """Decode, preprocess and check one file. Raises pneumo.imageio.ImageReadError with a human message."""
+    decoded = decode(data, name)
+    gray299 = to_gray299(decoded.image)
+    return PreparedImage(
+        name=name,
+        digest=digest_of(data),
+        format=decoded.format,
+        picture=display_image(decoded.image),
+        gray299=gray299,
+        size=decoded.image.size,
+        verdict=guard.check(gray299, decoded.image) if guard is not None else None,
+        metadata=decoded.metadata,
+        identifiers=decoded.identifiers,
+    )

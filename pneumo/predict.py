@@ -4,8 +4,9 @@
     python -m pneumo.predict scans/ --csv out.csv            # a folder, recursively, into a CSV
     python -m pneumo.predict xray.jpeg --json                # JSON lines
 
-Files are recognised by content, not name. A file that cannot be read gets its own error line; the
-others are still predicted, and the exit status is 1 when any file failed (2 for a usage error).
+Files are recognised by content, not name (DICOM included). A file that cannot be read gets its own
+error line; the others are still predicted, and the exit status is 1 when any file failed (2 for a
+usage error). A picture that does not look like a chest X-ray is predicted with a warning.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 
 from pneumo import paths
 from pneumo.evaluate import shipped_threshold
-from pneumo.imageio import ImageReadError, read_image_file
+from pneumo.guard import XrayGuard, load_guard
+from pneumo.imageio import ImageReadError, read_file
 from pneumo.preprocess import to_gray299
 
 CLASS_LABELS = ("NORMAL", "PNEUMONIA")
@@ -34,6 +36,7 @@ class FileResult:
     probability: float | None = None
     label: str | None = None
     error: str | None = None
+    warning: str | None = None  # set when the picture does not look like a chest X-ray
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -48,17 +51,23 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _load(path: Path) -> np.ndarray | str:
+def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, str | None] | str:
+    """(model input as uint8, guard warning) or an error message."""
     try:
-        return to_gray299(read_image_file(path))
+        decoded = read_file(path)
+        gray = to_gray299(decoded.image)
+        verdict = guard.check(gray, decoded.image) if guard is not None else None
+        return gray, (verdict.reason if verdict is not None and not verdict.plausible else None)
     except ImageReadError as error:
         return str(error)
     except Exception as error:  # noqa: BLE001 - one odd file must not stop the batch
         return f"{path}: could not be processed ({type(error).__name__}: {error})"
 
 
-def predict_files(model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False) -> list[FileResult]:
-    """Read, preprocess and predict in batches; reading of the next images overlaps the model."""
+def predict_files(
+    model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None
+) -> list[FileResult]:
+    """Read, check, preprocess and predict in batches."""
     from pneumo.inference import predict_gray
 
     results: list[FileResult] = []
@@ -70,10 +79,12 @@ def predict_files(model, files: list[Path], threshold: float, batch_size: int = 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
-            loaded = list(pool.map(_load, chunk))
+            loaded = list(pool.map(_load, chunk, [guard] * len(chunk)))
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
-            probs = predict_gray(model, np.stack([loaded[i] for i in good]), batch_size) if good else []
-            batch_results = [FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p)) for p, item in zip(chunk, loaded)]
+            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size) if good else []
+            batch_results = [
+                FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), warning=item[1]) for p, item in zip(chunk, loaded)
+            ]
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
                 batch_results[i].label = CLASS_LABELS[int(prob >= threshold)]
@@ -92,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--csv", default=None, help="write file,probability,label,error rows to this CSV")
+    parser.add_argument("--csv", default=None, help="write file,probability,label,error,warning rows to this CSV")
     args = parser.parse_args(argv)
 
     files = expand_inputs(args.inputs)
@@ -107,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = predict_files(model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50)
+    results = predict_files(model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard())
 
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "error"])
+            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "error", "warning"])
             writer.writeheader()
             writer.writerows(asdict(r) for r in results)
     if args.json:
@@ -122,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.error:
                 print(f"{r.file}\tERROR\t{r.error}")
             else:
-                print(f"{r.file}\t{r.label}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})")
+                print(f"{r.file}\t{r.label}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING: {r.warning}" if r.warning else ""))
     failed = sum(r.error is not None for r in results)
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)
