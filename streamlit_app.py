@@ -195,7 +195,7 @@ def analyze_tab(engine, threshold: float, target: str, method: str, opacity: flo
     good = [e for e in entries if "error" not in e]
     if not good:
         return
-    if len(entries) > 1:
+    if len(good) > 1:
         good = sorted(good, key=lambda e: -e["probability"])
         st.dataframe(
             [

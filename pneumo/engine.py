@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +28,20 @@ class Engine:
     explainer: Explainer
     metrics: dict = field(default_factory=dict)
     history: dict | None = None
+    # Streamlit serves each browser session on its own thread; the model and the tf-keras-vis
+    # visualisers are shared, and two CPU cores gain nothing from running two passes at once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def threshold(self) -> float:
         return float(self.metrics.get("threshold", 0.5))
 
     def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = "gradcam") -> Result:
-        probability, heatmap, explained = self.explainer.explain(
-            to_model_input(gray299), target=target, threshold=self.threshold if threshold is None else threshold, method=method
-        )
+        x = to_model_input(gray299)
+        with self._lock:
+            probability, heatmap, explained = self.explainer.explain(
+                x, target=target, threshold=self.threshold if threshold is None else threshold, method=method
+            )
         return Result(probability, heatmap, explained)
 
 

@@ -148,7 +148,10 @@ def _decode_raster(data: bytes, name: str) -> DecodedImage:
     except UnidentifiedImageError:
         raise ImageReadError(_not_an_image_message(data, name)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageReadError(f"{name}: the image is too large to decode safely.") from None
+        raise ImageReadError(
+            f"{name}: the image claims far more than the {MAX_PIXELS // 1_000_000} megapixels this tool accepts "
+            "(a decompression bomb?); it was not decoded."
+        ) from None
     except Exception as error:  # noqa: BLE001 - truncated or corrupt data surfaces as many exception types
         detail = "it is cut short" if "truncated" in str(error).lower() else f"{type(error).__name__}"
         raise ImageReadError(f"{name}: the image is damaged or incomplete and cannot be decoded ({detail}).") from None

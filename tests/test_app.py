@@ -145,3 +145,104 @@ def test_curves_and_model_tabs_render():
     at = _app()
     assert any("best epoch" in m.value for m in at.markdown)
     assert any("Test split:" in m.value for m in at.markdown)
+
+
+def _page_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    parts += [df.value.to_string() for df in at.dataframe]
+    return "\n".join(parts)
+
+
+def test_bad_files_get_messages_the_good_one_a_result_and_the_app_keeps_serving():
+    at = _app()
+    good = PNEUMONIA_EXAMPLE.read_bytes()
+    _upload(
+        at,
+        ("empty.jpeg", b""),
+        ("cut.jpeg", good[: len(good) // 3]),
+        ("report.png", b"%PDF-1.4\n1 0 obj\n"),
+        ("xray.jpeg", good),
+    )
+    errors = " ".join(e.value for e in at.error)
+    assert "empty.jpeg: the file is empty" in errors
+    assert "cut.jpeg: the image is damaged or incomplete" in errors
+    assert "report.png: this is a PDF document" in errors
+    assert len(at.metric) == 1  # the good file got its result
+    assert "Traceback" not in _page_text(at)
+    _upload(at, ("next.jpeg", NORMAL_EXAMPLE.read_bytes()))  # and the next upload works
+    assert len(at.metric) == 1 and not at.error
+
+
+def test_a_picture_that_is_not_an_xray_gets_a_warning_not_a_diagnosis():
+    at = _app()
+    photo = Image.new("RGB", (600, 400))
+    photo.paste((200, 40, 40), (0, 0, 300, 400))
+    photo.paste((40, 160, 60), (300, 0, 600, 400))
+    buffer = __import__("io").BytesIO()
+    photo.save(buffer, format="PNG")
+    _upload(at, ("holiday.png", buffer.getvalue()))
+    assert any("colour picture" in w.value for w in at.warning)
+    assert len(at.metric) == 0 and not [m for m in at.markdown if m.value.startswith("## :")]
+    at.toggle(key=f"anyway-{__import__('hashlib').sha256(buffer.getvalue()).hexdigest()}").set_value(True)
+    at.run()
+    assert len(at.metric) == 1  # shown on request
+
+
+@pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "dicom").is_dir(), reason="no shared DICOM files")
+def test_dicom_upload_shows_harmless_metadata_and_hides_identifiers():
+    import hashlib
+
+    data = (REPO_ROOT.parent / "shared" / "data" / "dicom" / "chest_cr_pa_monochrome2.dcm").read_bytes()
+    patient_id = "16d7f894-55d7-4d95-8957-d18987f0e981"
+    assert patient_id.encode() in data
+    at = _app()
+    _upload(at, ("IMG0001", data))  # no extension
+    text = _page_text(at)
+    assert "DICOM" in text and "CR" in text and "PA" in text and "CHEST" in text and "1024×1024" in text
+    assert patient_id not in text
+    assert len(at.metric) == 1
+    at.toggle(key=f"ids-{hashlib.sha256(data).hexdigest()}").set_value(True)
+    at.run()
+    assert patient_id in _page_text(at)
+
+
+def test_uploads_are_processed_in_memory_and_never_logged(caplog, capfd, tmp_path):
+    """No file is opened for writing while an upload is processed, and nothing of it is logged."""
+    import hashlib
+    import logging
+    import os
+    import sys
+
+    marker = "PRIVATE-NAME-7f3a"
+    writes: list[str] = []
+    armed = {"on": False}
+
+    def audit(event, args):
+        if armed["on"] and event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            )
+            if writing:
+                writes.append(str(path))
+
+    sys.addaudithook(audit)  # cannot be removed; inert once disarmed
+    at = _app()
+    caplog.set_level(logging.DEBUG)
+    data = PNEUMONIA_EXAMPLE.read_bytes()
+    armed["on"] = True
+    try:
+        _upload(at, (f"{marker}.jpeg", data))
+        at.slider[1].set_value(0.6)
+        at.run()
+    finally:
+        armed["on"] = False
+    assert len(at.metric) == 1
+    assert writes == []
+    out, err = capfd.readouterr()
+    logged = caplog.text + out + err
+    assert marker not in logged and hashlib.sha256(data).hexdigest() not in logged
+    armed["on"] = True  # the hook does see writes
+    (tmp_path / "probe.txt").write_text("x")
+    armed["on"] = False
+    assert writes == [str(tmp_path / "probe.txt")]

@@ -96,7 +96,7 @@ def server(browser):
 
 
 def _wait_for_result(page, timeout_ms: int = 90_000) -> None:
-    page.get_by_text("Probability of pneumonia").wait_for(timeout=timeout_ms)
+    page.locator("[data-testid='stMetricLabel']").filter(has_text="Probability of pneumonia").first.wait_for(timeout=timeout_ms)
 
 
 def test_upload_shows_label_probability_overlay_and_curves(browser, server):
@@ -116,7 +116,7 @@ def test_upload_shows_label_probability_overlay_and_curves(browser, server):
     overlay = page.get_by_text("Grad-CAM for", exact=False).first
     overlay.wait_for()
     images = main.locator("[data-testid='stImage'] img")
-    assert images.count() >= 3  # original, overlay, legend
+    images.nth(2).wait_for()  # original, overlay, legend
     for i in range(images.count()):  # every image actually decoded in the browser
         assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
     page.get_by_role("button", name="Download overlay (PNG)").wait_for()
@@ -128,3 +128,63 @@ def test_upload_shows_label_probability_overlay_and_curves(browser, server):
     page.screenshot(path=str(ARTIFACTS / "browser_curves.png"), full_page=True)
     (ARTIFACTS / "timings.json").write_text(json.dumps({"cold_start_to_first_result_s": round(cold_start_s, 2)}))
     page.close()
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_a_bad_file_and_a_good_file_uploaded_together(browser, server, tmp_path):
+    server.wait_until_healthy()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server.url)
+    bad = _write(tmp_path, "minutes.png", b"Meeting minutes, not an X-ray.\n")
+    good = _write(tmp_path, "chest.jpeg", EXAMPLE.read_bytes())
+    page.locator("input[type=file]").first.set_input_files([bad, good])
+    page.get_by_text("minutes.png: this is a text file, not an image", exact=False).wait_for(timeout=90_000)
+    _wait_for_result(page)
+    assert page.locator("[data-testid='stMetricValue']").count() == 1
+    assert "Traceback" not in page.content()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser_bad_and_good.png"), full_page=True)
+    page.close()
+
+
+def test_eight_sessions_upload_at_once_and_each_gets_its_own_result(browser, server):
+    from pneumo.data import list_split
+    from pneumo.imageio import read_image_file
+    from pneumo.inference import load_model, predict_gray
+    from pneumo.preprocess import to_gray299
+    from pneumo import paths
+
+    from conftest import TINY_DATA
+
+    files = sorted((REPO_ROOT / "examples").glob("*/*.jpeg")) + [s.path for s in list_split(TINY_DATA, "test")][:2]
+    assert len(files) == 8
+    model = load_model(paths.DEFAULT_MODEL)
+    expected = predict_gray(model, __import__("numpy").stack([to_gray299(read_image_file(f)) for f in files]))
+
+    server.wait_until_healthy()
+    contexts = [browser.new_context(viewport={"width": 1200, "height": 900}) for _ in files]  # 8 separate sessions
+    pages = [c.new_page() for c in contexts]
+    for page in pages:
+        page.goto(server.url)
+        page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
+    started = time.monotonic()
+    for page, path in zip(pages, files):
+        page.locator("input[type=file]").first.set_input_files(str(path))
+    shown = []
+    for page, path in zip(pages, files):
+        _wait_for_result(page)
+        page.get_by_text(path.name).first.wait_for()  # its own file, not another session's
+        shown.append(float(page.locator("[data-testid='stMetricValue']").first.inner_text().rstrip("%")) / 100)
+        assert page.locator("[data-testid='stAlert']").filter(has_text="could not").count() == 0
+    elapsed = time.monotonic() - started
+    for got, want in zip(shown, expected):
+        assert abs(got - float(want)) <= 0.0005 + 1e-6  # the page rounds to 0.1 %
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "concurrency.json").write_text(json.dumps({"sessions": len(files), "seconds_to_all_results": round(elapsed, 2)}))
+    for context in contexts:
+        context.close()

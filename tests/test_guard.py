@@ -1,0 +1,61 @@
+"""The not-a-chest-X-ray guard (pneumo.guard), with the shipped fit."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DICOM_DIR, FULL_DATA, REPO_ROOT, TINY_DATA, needs_full_data
+from pneumo.data import list_split, load_images
+from pneumo.guard import load_guard
+from pneumo.imageio import read_file
+from pneumo.preprocess import to_gray299
+from pneumo.synthetic import non_xray_images
+
+
+@pytest.fixture(scope="module")
+def guard():
+    guard = load_guard()
+    assert guard is not None, "weights/xray_guard.npz is missing: python -m pneumo.guard --fit"
+    return guard
+
+
+def _check(guard, image: Image.Image):
+    return guard.check(to_gray299(image), image)
+
+
+def test_shipped_xrays_pass(guard):
+    files = [s.path for split in ("train", "test") for s in list_split(TINY_DATA, split)]
+    files += sorted((REPO_ROOT / "examples").glob("*/*.jpeg"))
+    for path in files:
+        verdict = _check(guard, read_file(path).image)
+        assert verdict.plausible, (path, verdict)
+
+
+def test_detects_at_least_95_percent_of_non_xrays(guard):
+    samples = non_xray_images()
+    assert len(samples) >= 100
+    missed = [name for name, image in samples if _check(guard, image).plausible]
+    assert len(missed) <= 0.05 * len(samples), missed
+
+
+def test_reasons_name_what_is_wrong(guard):
+    xray = read_file(TINY_DATA / "test" / "PNEUMONIA" / "person100_bacteria_475.jpeg").image.convert("L")
+    assert "colour" in _check(guard, Image.merge("RGB", (xray, xray.point(lambda v: v // 2), xray.point(lambda v: 255 - v)))).reason
+    assert "blank" in _check(guard, Image.new("L", (512, 512), 250)).reason
+    assert "inverted" in _check(guard, xray.point(lambda v: 255 - v)).reason
+
+
+@pytest.mark.skipif(not DICOM_DIR.is_dir(), reason="no shared DICOM files")
+def test_real_dicom_passes_and_its_monochrome1_variant_is_called_inverted(guard):
+    real = read_file(DICOM_DIR / "chest_cr_pa_monochrome2.dcm").image
+    assert _check(guard, real).plausible
+    negative = _check(guard, read_file(DICOM_DIR / "chest_cr_pa_monochrome1.dcm").image)
+    assert not negative.plausible and "inverted" in negative.reason
+
+
+@needs_full_data
+def test_no_false_alarm_on_the_test_xrays(guard):
+    gray, _ = load_images(list_split(FULL_DATA, "test"), None, progress=False)
+    flagged = [i for i, g in enumerate(gray) if not guard.check(g).plausible]
+    assert flagged == []
+    assert sum(not guard.check(255 - g).plausible for g in gray[::10]) == len(gray[::10])  # their negatives are flagged
