@@ -59,6 +59,21 @@ def shipped_json(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+@st.cache_data(show_spinner=False)
+def figure_png(kind: str, data_json: str) -> bytes:
+    """A matplotlib figure rendered once per content (tabs are drawn on every rerun)."""
+    import io
+
+    from pneumo import plots
+
+    data = json.loads(data_json)
+    fig = plots.training_curves(data) if kind == "curves" else plots.confusion_matrix_figure(data)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plots.plt.close(fig)
+    return buffer.getvalue()
+
+
 # ---- per-session state: results keyed by the content hash of each file --------------------------
 def results_store() -> dict:
     return st.session_state.setdefault("results", {})
@@ -221,11 +236,9 @@ def curves_tab() -> None:
     if not history:
         st.info("No weights/history.json yet: train with `python train.py`.")
         return
-    from pneumo.plots import training_curves
-
     best = history.get("best_epoch")
     st.markdown(f"Training history of the shipped model: {len(history['epochs'])} epochs, best epoch **{best}** by validation AUC (red line).")
-    st.pyplot(training_curves(history), clear_figure=True)
+    st.image(figure_png("curves", json.dumps(history)), width="stretch")
 
 
 def model_tab(metrics: dict) -> None:
@@ -244,9 +257,7 @@ def model_tab(metrics: dict) -> None:
     ]
     left, middle, right = st.columns([1.2, 1, 1])
     left.dataframe(rows, hide_index=True)
-    from pneumo.plots import confusion_matrix_figure
-
-    middle.pyplot(confusion_matrix_figure(test["confusion_matrix"]), clear_figure=True)
+    middle.image(figure_png("confusion", json.dumps(test["confusion_matrix"])), width="stretch")
     roc_png = paths.WEIGHTS_DIR / "roc.png"
     if roc_png.is_file():
         right.image(str(roc_png), width="stretch")

@@ -32,17 +32,15 @@ configure_tensorflow_env()  # before TensorFlow is imported anywhere
 import numpy as np  # noqa: E402
 
 from pneumo import paths  # noqa: E402
+from pneumo.report import evaluation, write_json, write_report  # noqa: E402
 from pneumo.data import (  # noqa: E402
     balanced_class_weights,
+    is_sharp,
     labels_of,
     list_split,
     load_images,
-    split_by_patient,
+    train_val_split,
 )
-
-# A 224 px copy is blurrier than an original; originals here are >= 320 px on the short side.
-SHARP_MIN_SIDE = 256
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,13 +101,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_json(path: Path, obj) -> None:
-    """Atomic write: a crash mid-write never leaves a half file behind."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
@@ -140,11 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
     try:
-        train_samples = list_split(cfg["data_dir"], "train")
-        if (Path(cfg["data_dir"]) / "val").is_dir():
-            val_samples = list_split(cfg["data_dir"], "val")
-        else:
-            train_samples, val_samples = split_by_patient(train_samples, cfg["val_fraction"], cfg["seed"])
+        train_samples, val_samples = train_val_split(cfg["data_dir"], cfg["val_fraction"], cfg["seed"])
         test_samples = list_split(cfg["data_dir"], "test") if (Path(cfg["data_dir"]) / "test").is_dir() else []
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -162,14 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     x_train, size_train = load_images(train_samples, cache_dir)
     x_val, size_val = load_images(val_samples, cache_dir)
     print(f"images ready in {time.time() - t_cache:.1f} s")
-    sharp_train = size_train.min(axis=1) >= SHARP_MIN_SIDE
-    sharp_val = size_val.min(axis=1) >= SHARP_MIN_SIDE
+    sharp_train, sharp_val = is_sharp(size_train), is_sharp(size_val)
 
     import keras  # after the data is decoded: the decoder forks worker processes
 
     from pneumo.augment import Augmentation, make_dataset
-    from pneumo.evaluate import evaluate_gray
-    from pneumo.metrics import binary_metrics, youden_threshold
+    from pneumo.inference import predict_gray
     from pneumo.model import build_model, calibrate_batchnorm, output_bias_for
     from pneumo.preprocess import to_model_input
 
@@ -225,26 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     best.save(out / paths.MODEL_FILE)
     write_json(out / paths.HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
 
-    val_metrics, val_prob = evaluate_gray(best, x_val, y_val, threshold=0.5, bootstrap=0)
-    threshold = youden_threshold(y_val, val_prob)
-    val_metrics = binary_metrics(y_val, val_prob, threshold)
-    by_resolution = {
-        name: binary_metrics(y_val[mask], val_prob[mask], threshold)
-        for name, mask in (("224px_copies", ~sharp_val), ("originals", sharp_val))
-        if mask.any()
-    }
-    test_metrics = None
-    if test_samples:  # evaluated once, here, for reporting: nothing above looked at it
+    # Threshold chosen on validation; the test split is predicted once, here, for reporting only.
+    p_val = predict_gray(best, x_val)
+    y_test = p_test = None
+    if test_samples:
         x_test, _ = load_images(test_samples, cache_dir)
-        test_metrics, _ = evaluate_gray(best, x_test, labels_of(test_samples), threshold)
+        y_test, p_test = labels_of(test_samples), predict_gray(best, x_test)
     import tensorflow as tf
 
-    metrics = {
-        "threshold": threshold,
-        "threshold_rule": "maximises Youden's J (sensitivity + specificity - 1) on the validation split",
-        "test": test_metrics,
-        "validation": val_metrics,
-        "validation_by_resolution": by_resolution,
+    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test)
+    metrics.update({
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "training_seconds": round(state["train_seconds"], 1),
@@ -259,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             "oneDNN": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         },
         "git_commit": git_commit(),
-    }
-    write_json(out / paths.METRICS_FILE, metrics)
+    })
+    write_report(out, metrics, y_test, p_test)
+    threshold, test_metrics = metrics["threshold"], metrics["test"]
     state["finished"] = True
     write_json(state_file, state)
     print(f"best epoch {state['best_epoch']} (val AUC {state['best_val_auc']:.4f}); threshold {threshold:.4f} chosen on validation")
@@ -268,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         from pneumo.evaluate import format_metrics
 
         print("test split (reporting only):\n" + format_metrics(test_metrics))
-    print(f"wrote {out / paths.MODEL_FILE}, {out / paths.HISTORY_FILE}, {out / paths.METRICS_FILE}")
+    print(f"wrote {out / paths.MODEL_FILE}, {out / paths.HISTORY_FILE}, {out / paths.METRICS_FILE}, {out / 'MODEL_CARD.md'}")
     return 0
 
 

@@ -22,6 +22,8 @@ from pneumo.preprocess import IMAGE_SIZE, to_gray299
 
 CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # index = label; positive class = PNEUMONIA = 1
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+# The data set's originals are >= 320 px on the short side; its copies are 224 px.
+SHARP_MIN_SIDE = 256
 # Bump when preprocessing changes, so stale caches are not reused.
 CACHE_VERSION = 1
 
@@ -96,6 +98,19 @@ def split_by_patient(samples: list[Sample], val_fraction: float, seed: int) -> t
     train = [s for s in samples if s.patient not in val_patients]
     val = [s for s in samples if s.patient in val_patients]
     return train, val
+
+
+def train_val_split(data_dir: str | Path, val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """DATA_DIR/val if it exists, otherwise a patient-grouped split of DATA_DIR/train."""
+    train = list_split(data_dir, "train")
+    if (Path(data_dir) / "val").is_dir():
+        return train, list_split(data_dir, "val")
+    return split_by_patient(train, val_fraction, seed)
+
+
+def is_sharp(sizes: np.ndarray) -> np.ndarray:
+    """Originals (short side >= SHARP_MIN_SIDE) as opposed to the blurrier 224 px copies."""
+    return np.asarray(sizes).min(axis=1) >= SHARP_MIN_SIDE
 
 
 def labels_of(samples: list[Sample]) -> np.ndarray:

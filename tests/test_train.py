@@ -38,6 +38,11 @@ def _check_outputs(out, epochs):
     assert metrics["test"]["counts"] == {"total": 4, "normal": 2, "pneumonia": 2}
     assert {"seed", "versions", "git_commit", "training_seconds", "validation"} <= set(metrics)
     assert metrics["versions"]["oneDNN"] == "1"
+    assert {"validation_brier", "test_brier"} <= set(metrics["calibration"])
+    assert set(metrics["validation_by_resolution"]) <= {"224px_copies", "originals"}
+    for name in ("MODEL_CARD.md", "roc.png", "reliability.png"):
+        assert (out / name).stat().st_size > 0
+    assert "not a medical device" in (out / "MODEL_CARD.md").read_text()
     # The model in the file is the one the metrics describe.
     from pneumo.data import labels_of, list_split, load_images
     from pneumo.inference import predict_gray

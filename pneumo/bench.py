@@ -1,0 +1,222 @@
+"""Benchmarks (scripts that print numbers, not tests).
+
+    python -m pneumo.bench inference   # one X-ray: naive path vs the project's path (JSON line)
+    python -m pneumo.bench batch       # pneumo.predict over a folder of 224 px JPEGs, images/s
+    python -m pneumo.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
+    python -m pneumo.bench all
+
+Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
+AMD EPYC development machine with nothing else running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pneumo import paths
+from pneumo.runtime import configure_tensorflow_env
+
+configure_tensorflow_env()
+
+XRAY_DIRS = (paths.REPO_ROOT / "examples", paths.REPO_ROOT / "tests" / "data" / "chest_xray")
+
+
+def _xray_files(n: int, data_dir: Path) -> list[Path]:
+    files = sorted(p for d in XRAY_DIRS for p in d.rglob("*.jpeg"))
+    if len(files) < n and (data_dir / "test").is_dir():
+        files += sorted((data_dir / "test").rglob("*.jpeg"))
+    return files[:n]
+
+
+def _spread(seconds: list[float]) -> dict:
+    q = np.quantile(seconds, [0.25, 0.5, 0.75])
+    return {"median_s": round(float(q[1]), 4), "iqr_s": [round(float(q[0]), 4), round(float(q[2]), 4)],
+            "min_s": round(min(seconds), 4), "max_s": round(max(seconds), 4), "n": len(seconds)}
+
+
+def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
+    """Per X-ray, from decoded image to probability + heatmap, after warm-up."""
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import BinaryScore
+
+    from pneumo.engine import load_engine
+    from pneumo.imageio import read_image_file
+    from pneumo.model import GRADCAM_LAYER
+    from pneumo.preprocess import to_gray299, to_model_input
+
+    engine = load_engine(weights)  # the app's and the CLI's path; warmed up at load
+    model = engine.model
+    files = _xray_files(n_images, data_dir)
+    gray = [to_gray299(read_image_file(f)) for f in files]
+    threshold = engine.threshold
+
+    def naive(g: np.ndarray) -> tuple[float, np.ndarray]:
+        x = to_model_input(g)[np.newaxis]
+        p = float(model.predict(x, verbose=0)[0, 0])
+        cam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)(
+            BinaryScore(p >= threshold), x, penultimate_layer=GRADCAM_LAYER, seek_penultimate_conv_layer=False
+        )
+        return p, cam[0]
+
+    def project(g: np.ndarray) -> tuple[float, np.ndarray]:
+        result = engine.analyze(g)
+        return result.probability, result.heatmap
+
+    for path in (naive, project):  # warm-up
+        path(gray[0])
+    times = {"naive": [], "project": []}
+    prob_diff, heat_diff = 0.0, 0.0
+    for g in gray:
+        outputs = {}
+        for name, path in (("naive", naive), ("project", project)):
+            t0 = time.perf_counter()
+            outputs[name] = path(g)
+            times[name].append(time.perf_counter() - t0)
+        prob_diff = max(prob_diff, abs(outputs["naive"][0] - outputs["project"][0]))
+        heat_diff = max(heat_diff, float(np.abs(outputs["naive"][1] - outputs["project"][1]).max()))
+    naive_s, project_s = _spread(times["naive"]), _spread(times["project"])
+    return {
+        "benchmark": "inference", "images": len(gray), "naive": naive_s, "project": project_s,
+        "speedup": round(naive_s["median_s"] / project_s["median_s"], 2),
+        "max_probability_difference": prob_diff, "max_heatmap_difference": heat_diff,
+    }
+
+
+def bench_batch(data_dir: Path, weights: Path, limit: int) -> dict:
+    """pneumo.predict's batched path over the 224 px test JPEGs, end to end from the files."""
+    from pneumo.inference import load_model
+    from pneumo.predict import expand_inputs, predict_files
+
+    files = expand_inputs([str(data_dir / "test")])[:limit]
+    model = load_model(weights)
+    predict_files(model, files[:32], 0.5)  # warm-up
+    t0 = time.perf_counter()
+    results = predict_files(model, files, 0.5, batch_size=32)
+    seconds = time.perf_counter() - t0
+    return {"benchmark": "batch_predict", "images": len(results), "errors": sum(r.error is not None for r in results),
+            "seconds": round(seconds, 2), "images_per_second": round(len(results) / seconds, 1)}
+
+
+def flops_per_image(model) -> dict:
+    """Multiply-adds x2 of the forward pass, from the layer shapes (pooling, BN, ReLU ignored)."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            _, h, w, c_out = layer.output.shape
+            k = layer.kernel_size[0] * layer.kernel_size[1]
+            total += 2 * h * w * k * layer.input.shape[-1] * c_out
+        elif kind == "SeparableConv2D":
+            _, h, w, c_out = layer.output.shape
+            c_in = layer.input.shape[-1]
+            total += 2 * h * w * (9 * c_in + c_in * c_out)
+        elif kind == "Dense":
+            total += 2 * layer.input.shape[-1] * layer.units
+    return {"forward_gflop": round(total / 1e9, 3), "train_step_gflop": round(3 * total / 1e9, 3)}
+
+
+def _cpu_peak_gflops() -> float:
+    """Cores x clock x 32 FP32 FLOP/cycle (AVX2: two 8-wide FMA units)."""
+    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("cpu MHz")]
+    clock_ghz = (max(mhz) if mhz else 2500.0) / 1000
+    return round((os.cpu_count() or 1) * clock_ghz * 32, 1)
+
+
+_TRAIN_CHILD = r'''
+import json, os, sys, time
+import numpy as np
+mode, data_dir, n, batch, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+from pneumo.data import list_split, labels_of, load_images, balanced_class_weights, is_sharp
+samples = list_split(data_dir, "train")
+rng = np.random.default_rng(0)
+samples = [samples[i] for i in sorted(rng.choice(len(samples), n, replace=False))]
+labels = labels_of(samples)
+import keras, tensorflow as tf
+from pneumo.model import build_model
+from pneumo.preprocess import preprocess
+model = build_model()
+model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+if mode == "plain":
+    # The usual tutorial pipeline: decode and resize every image again in every epoch.
+    from PIL import Image
+    paths = [str(s.path) for s in samples]
+    def load(i):
+        with Image.open(paths[int(i)]) as im:
+            return preprocess(im)
+    ds = tf.data.Dataset.from_tensor_slices(np.arange(n)).shuffle(n, seed=0)
+    ds = ds.map(lambda i: (tf.numpy_function(load, [i], tf.float32), tf.gather(tf.constant(labels, tf.float32), i)), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y: (tf.ensure_shape(x, (299, 299, 3)), y)).batch(batch).prefetch(2)
+    make = lambda epoch: ds
+else:
+    from pneumo.augment import Augmentation, make_dataset
+    cache = os.environ.get("PNEUMO_BENCH_CACHE") or None
+    gray, sizes = load_images(samples, cache, progress=False)
+    make = lambda epoch: make_dataset(gray, labels, batch, sharp=is_sharp(sizes), augmentation=Augmentation(), shuffle_seed=epoch)
+cw = balanced_class_weights(labels)
+seconds = []
+for epoch in range(epochs):
+    t0 = time.perf_counter()
+    model.fit(make(epoch), epochs=1, class_weight=cw, verbose=0)
+    seconds.append(time.perf_counter() - t0)
+print(json.dumps({"mode": mode, "oneDNN": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "epoch_seconds": seconds, "steady_images_per_second": n / min(seconds[1:])}))
+'''
+
+
+def bench_train(data_dir: Path, n: int, batch: int, epochs: int) -> dict:
+    """Both pipelines on the same random subset of train, each in its own process (oneDNN is fixed
+    when TensorFlow loads); steady state = the fastest epoch after the first."""
+    runs = {}
+    for mode, onednn in (("plain", "0"), ("project", "1")):
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(paths.REPO_ROOT)}
+        if mode == "project":
+            env["PNEUMO_BENCH_CACHE"] = str(paths.DEFAULT_CACHE_DIR)
+        out = subprocess.run([sys.executable, "-c", _TRAIN_CHILD, mode, str(data_dir), str(n), str(batch), str(epochs)],
+                             capture_output=True, text=True, env=env, check=True).stdout
+        runs[mode] = json.loads(out.strip().splitlines()[-1])
+    flops = flops_per_image(__import__("pneumo.model", fromlist=["build_model"]).build_model())
+    peak = _cpu_peak_gflops()
+    project_ips = runs["project"]["steady_images_per_second"]
+    return {
+        "benchmark": "train", "images": n, "batch_size": batch,
+        "plain_images_per_second": round(runs["plain"]["steady_images_per_second"], 2),
+        "project_images_per_second": round(project_ips, 2),
+        "speedup": round(project_ips / runs["plain"]["steady_images_per_second"], 2),
+        **flops, "cpu_peak_gflops": peak,
+        "compute_floor_images_per_second": round(peak / flops["train_step_gflop"], 1),
+        "share_of_peak": round(project_ips * flops["train_step_gflop"] / peak, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("which", choices=["inference", "batch", "train", "all"])
+    parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
+    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL))
+    parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
+    parser.add_argument("--batch-limit", type=int, default=624, help="files for the batch benchmark")
+    parser.add_argument("--train-images", type=int, default=256, help="subset size for the training benchmark")
+    parser.add_argument("--train-batch", type=int, default=32)
+    parser.add_argument("--train-epochs", type=int, default=3)
+    args = parser.parse_args(argv)
+    data_dir, weights = Path(args.data_dir), Path(args.weights)
+    if args.which in ("inference", "all"):
+        print(json.dumps(bench_inference(args.images, data_dir, weights)), flush=True)
+    if args.which in ("batch", "all"):
+        print(json.dumps(bench_batch(data_dir, weights, args.batch_limit)), flush=True)
+    if args.which in ("train", "all"):
+        print(json.dumps(bench_train(data_dir, args.train_images, args.train_batch, args.train_epochs)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The model's report: metrics.json (threshold chosen on validation, test metrics with intervals,
+calibration, per-resolution validation metrics) and the model card with its figures.
+
+train.py writes it at the end of a run; for shipped weights it can be rebuilt from scratch:
+
+    python -m pneumo.report [--weights weights/pneumonia.keras] [--data-dir ...]
+
+The decision threshold is never chosen here: it comes from metrics.json (validation split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import brier_score_loss, roc_curve
+
+from pneumo import paths
+from pneumo.metrics import binary_metrics, bootstrap_intervals, youden_threshold
+
+ROC_PNG, RELIABILITY_PNG, CARD = "roc.png", "reliability.png", "MODEL_CARD.md"
+
+
+def evaluation(
+    y_val: np.ndarray, p_val: np.ndarray, sharp_val: np.ndarray, y_test: np.ndarray | None, p_test: np.ndarray | None,
+    threshold: float | None = None, bootstrap: int = 2000,
+) -> dict:
+    """Everything metrics.json reports about the predictions. threshold=None chooses it on validation."""
+    if threshold is None:
+        threshold = youden_threshold(y_val, p_val)
+    out = {
+        "threshold": float(threshold),
+        "threshold_rule": "maximises Youden's J (sensitivity + specificity - 1) on the validation split",
+        "validation": binary_metrics(y_val, p_val, threshold),
+        "validation_by_resolution": {
+            name: binary_metrics(y_val[mask], p_val[mask], threshold)
+            for name, mask in (("224px_copies", ~sharp_val), ("originals", sharp_val))
+            if mask.any()
+        },
+        "calibration": {"validation_brier": float(brier_score_loss(y_val, p_val))},
+        "test": None,
+    }
+    if y_test is not None and len(y_test):
+        test = binary_metrics(y_test, p_test, threshold)
+        test["ci95"] = bootstrap_intervals(y_test, p_test, threshold, n_resamples=bootstrap)
+        out["test"] = test
+        out["calibration"]["test_brier"] = float(brier_score_loss(y_test, p_test))
+        fpr, tpr, thresholds = roc_curve(y_test, p_test)
+        keep = np.isfinite(thresholds)
+        out["test_operating_points"] = {  # for the app's threshold control: what a threshold meant on test
+            "threshold": [round(float(t), 5) for t in thresholds[keep]],
+            "sensitivity": [round(float(t), 5) for t in tpr[keep]],
+            "specificity": [round(float(1 - f), 5) for f in fpr[keep]],
+        }
+    return out
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomic write: a crash mid-write never leaves a half file behind."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _fmt(m: dict, name: str) -> str:
+    ci = m.get("ci95", {}).get(name)
+    return f"{m[name]:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
+
+
+TARGETS = {"auc": 0.970, "accuracy": 0.930, "sensitivity": 0.950, "specificity": 0.880}
+ANCHORS = {
+    "auc": "Kermany et al. 2018 (Inception v3, ImageNet): 0.968",
+    "accuracy": "Kermany et al.: 0.928; original notebook of this architecture: ~0.91; keras.io tutorial: 0.814",
+    "sensitivity": "Kermany et al.: 0.932; keras.io: 0.977 (at precision 0.781)",
+    "specificity": "Kermany et al.: 0.901",
+}
+
+
+def model_card(metrics: dict, history: dict | None) -> str:
+    test, val = metrics.get("test") or {}, metrics["validation"]
+    cfg = metrics.get("config", {})
+    cm = test.get("confusion_matrix", {})
+    lines = [
+        "# Model card: pneumo pneumonia detector",
+        "",
+        f"Weights `weights/pneumonia.keras`, trained from commit `{metrics.get('git_commit', 'unknown')}`; card written {date.today().isoformat()}.",
+        "",
+        "## Intended use",
+        "Education and research demonstration: how a small CNN reads pediatric chest X-rays and where it looks "
+        "(Grad-CAM). **It is not a medical device**, has not been clinically validated, and must not be used to "
+        "diagnose, triage or treat anyone.",
+        "",
+        "## Model",
+        "The published CNN, unchanged: input 299×299×3 (grayscale repeated), two Conv2D(16), five SeparableConv2D "
+        "blocks (32, 64, 128, 256, 128 filters) with BatchNormalization and max-pooling, three dense blocks "
+        "(512/128/64, dropout 0.7/0.5/0.3), sigmoid output. 1,321,953 parameters (2,624 non-trainable). "
+        "Output: probability of PNEUMONIA. Grad-CAM target layer: `block5_sepconv2`.",
+        "",
+        "## Data",
+        "Kermany, Zhang, Goldbaum et al., *Identifying Medical Diagnoses and Treatable Diseases by Image-Based Deep "
+        "Learning*, Cell 172(5), 2018, as redistributed in the Kaggle data set \"Chest X-Ray Images (Pneumonia)\"; "
+        "license CC BY 4.0. Pediatric patients aged 1–5 from **one hospital** (Guangzhou Women and Children's Medical "
+        "Center), anterior-posterior chest X-rays, labels NORMAL / PNEUMONIA (bacterial and viral together).",
+        "",
+        f"- Training: {metrics['data']['train']} images ({metrics['data']['train_pneumonia']} PNEUMONIA / "
+        f"{metrics['data']['train_normal']} NORMAL); validation: {metrics['data']['val']} images, a "
+        f"{cfg.get('val_fraction', 0.1):.0%} split of the training folder **grouped by patient** and stratified by class "
+        f"(seed {metrics.get('seed')}).",
+        f"- Test: the data set's own test folder, {metrics['data']['test']} images, used once for this report; "
+        "no epoch, threshold or recipe was chosen on it.",
+        "- Two resolutions in the data: all test images and most training images are 224 px squashed copies; "
+        "the rest of the training images are originals (short side 320 px here).",
+        "",
+        "## Training",
+        f"`python train.py --epochs {cfg.get('epochs')} --batch-size {cfg.get('batch_size')} --lr {cfg.get('lr')}` "
+        f"(Adam, {cfg.get('warmup_epochs')} warm-up epoch then cosine decay to {cfg.get('min_lr_ratio')}×, balanced "
+        f"class weights, output bias log(#PNEUMONIA/#NORMAL), augmentation: rotation ±15°, shift 10 %, shear 0.1, "
+        f"zoom 10 %, brightness ×0.95–1.05, originals passed through 224 px with probability {cfg.get('degrade_prob')}, "
+        f"label smoothing {cfg.get('label_smoothing')}). Best epoch by validation AUC: "
+        f"**{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; {metrics.get('training_seconds', 0) / 60:.0f} min "
+        "on 2 CPU cores (oneDNN on). Details and other runs: `docs/TRAINING.md`.",
+        "",
+        "## Decision threshold",
+        f"**{metrics['threshold']:.4f}**, {metrics['threshold_rule']}.",
+        "",
+    ]
+    if test:
+        lines += [
+            f"## Test results ({test['counts']['total']} images, 95 % bootstrap intervals)",
+            "",
+            "| metric | value (95 % CI) | target | anchors on the same test split |",
+            "|---|---|---|---|",
+        ]
+        for name in ("auc", "accuracy", "sensitivity", "specificity"):
+            lines.append(f"| {name} | {_fmt(test, name)} | ≥ {TARGETS[name]:.3f} | {ANCHORS[name]} |")
+        lines += [
+            f"| precision | {_fmt(test, 'precision')} | | |",
+            f"| F1 | {_fmt(test, 'f1')} | | |",
+            "",
+            "Confusion matrix (rows: truth, columns: prediction):",
+            "",
+            "| | predicted NORMAL | predicted PNEUMONIA |",
+            "|---|---|---|",
+            f"| NORMAL ({test['counts']['normal']}) | {cm.get('tn')} | {cm.get('fp')} |",
+            f"| PNEUMONIA ({test['counts']['pneumonia']}) | {cm.get('fn')} | {cm.get('tp')} |",
+            "",
+            f"![ROC curve on the test split]({ROC_PNG})",
+            "",
+            "## Calibration",
+            f"Brier score: test **{metrics['calibration'].get('test_brier', float('nan')):.4f}**, validation "
+            f"{metrics['calibration']['validation_brier']:.4f} (0 is perfect; always answering the class share would "
+            "score about 0.23 on test). Balanced class weights push probabilities toward the minority class; "
+            "read them as scores, not as calibrated risks.",
+            "",
+            f"![Reliability diagram on the test split]({RELIABILITY_PNG})",
+            "",
+        ]
+    lines += [
+        "## Validation, by resolution",
+        "",
+        "| images | n | AUC | accuracy | sensitivity | specificity |",
+        "|---|---|---|---|---|---|",
+        f"| all | {val['counts']['total']} | {val['auc']:.3f} | {val['accuracy']:.3f} | {val['sensitivity']:.3f} | {val['specificity']:.3f} |",
+    ]
+    for name, m in metrics.get("validation_by_resolution", {}).items():
+        label = "224 px copies" if name.startswith("224") else "originals"
+        lines.append(f"| {label} | {m['counts']['total']} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} |")
+    lines += [
+        "",
+        "## Known limits",
+        "- Children aged 1–5 from a single hospital and its scanners. **Adults, other hospitals, other scanners and "
+        "other populations are not represented**; performance there is unknown and likely lower.",
+        "- Two labels only: it does not tell bacterial from viral pneumonia, nor recognise other findings "
+        "(effusion, tuberculosis, COVID-19, devices, fractures). An X-ray with another disease may be called either.",
+        "- The data set's labels come from the original graders; a share of them is known to be debatable.",
+        "- Grad-CAM shows which regions of the last convolutional features raised the score; it is coarse (9×9), "
+        "can highlight text markers or borders, and is not a segmentation of disease.",
+        "- A guard warns when an upload does not look like a frontal chest X-ray (colour, blank, inverted or "
+        "unusual layout); it is a heuristic and can be fooled.",
+        "",
+        "## Credit",
+        "Data: Kermany et al., Cell 2018, CC BY 4.0. Architecture: the published notebook model this project "
+        "reproduces. Grad-CAM via tf-keras-vis.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_figures(out_dir: Path, y_test: np.ndarray, p_test: np.ndarray, threshold: float) -> None:
+    from pneumo import plots
+
+    plots.save(plots.roc_figure(y_test, p_test, threshold), out_dir / ROC_PNG)
+    plots.save(plots.reliability_figure(y_test, p_test), out_dir / RELIABILITY_PNG)
+
+
+def write_report(out_dir: Path, metrics: dict, y_test: np.ndarray | None, p_test: np.ndarray | None) -> None:
+    """metrics.json, the model card and its figures in out_dir."""
+    history_file = out_dir / paths.HISTORY_FILE
+    history = json.loads(history_file.read_text()) if history_file.is_file() else None
+    write_json(out_dir / paths.METRICS_FILE, metrics)
+    if y_test is not None and len(y_test):
+        write_figures(out_dir, y_test, p_test, metrics["threshold"])
+    (out_dir / CARD).write_text(model_card(metrics, history))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo.report", description="Rebuild metrics.json's evaluation and the model card for saved weights.")
+    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL))
+    parser.add_argument("--data-dir", default=None, help="default: the data set named in metrics.json's config")
+    parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR))
+    args = parser.parse_args(argv)
+    weights = Path(args.weights)
+    metrics = json.loads(weights.with_name(paths.METRICS_FILE).read_text())
+    cfg = metrics["config"]
+    data_dir = args.data_dir or cfg["data_dir"]
+
+    from pneumo.data import is_sharp, labels_of, list_split, load_images, train_val_split
+    from pneumo.inference import load_model, predict_gray
+
+    _, val = train_val_split(data_dir, cfg["val_fraction"], cfg["seed"])
+    test = list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
+    x_val, size_val = load_images(val, args.cache_dir or None)
+    model = load_model(weights)
+    y_val, p_val = labels_of(val), predict_gray(model, x_val)
+    y_test = p_test = None
+    if test:
+        x_test, _ = load_images(test, args.cache_dir or None)
+        y_test, p_test = labels_of(test), predict_gray(model, x_test)
+    metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold=metrics["threshold"]))
+    write_report(weights.parent, metrics, y_test, p_test)
+    print(f"wrote {weights.parent / paths.METRICS_FILE}, {weights.parent / CARD}, {ROC_PNG}, {RELIABILITY_PNG}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
