@@ -7,6 +7,7 @@ Research and education demo, not a medical device.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -31,6 +32,16 @@ def get_engine():
     from pneumo.engine import load_engine  # imports TensorFlow: only here, behind the cache
 
     return load_engine(paths.DEFAULT_MODEL)
+
+
+@st.cache_resource(show_spinner=False)
+def start_loading_engine() -> threading.Thread:
+    """Once per process: import TensorFlow and warm the model up on a background thread while the
+    first page renders, so a first upload waits for little or nothing (get_engine's cache lock
+    makes the page wait for this load instead of starting a second one)."""
+    thread = threading.Thread(target=get_engine, name="pneumo-engine-loader", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_resource(show_spinner=False)
@@ -275,6 +286,8 @@ def main() -> None:
         "Do not use it to make clinical decisions.",
         icon=":material/info:",
     )
+    if paths.DEFAULT_MODEL.is_file():
+        start_loading_engine()
     metrics = shipped_json(paths.METRICS_FILE) or {}
     shipped_threshold = float(metrics.get("threshold", 0.5))
     with st.sidebar:

@@ -1,0 +1,53 @@
+"""The shipped weights: they load as the published architecture, their files are complete, and
+metrics.json reproduces from scratch on the test split through pneumo.evaluate."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from conftest import FULL_DATA, REPO_ROOT, SUBPROCESS_ENV, needs_full_data
+
+WEIGHTS = REPO_ROOT / "weights"
+
+
+@pytest.fixture(scope="module")
+def metrics() -> dict:
+    return json.loads((WEIGHTS / "metrics.json").read_text())
+
+
+def test_shipped_files_are_complete(metrics):
+    model = keras.saving.load_model(WEIGHTS / "pneumonia.keras")
+    assert model.count_params() == 1_321_953
+    assert (WEIGHTS / "pneumonia.keras").stat().st_size < 8_000_000  # no optimizer state
+    history = json.loads((WEIGHTS / "history.json").read_text())
+    assert 1 <= history["best_epoch"] <= len(history["epochs"]) == metrics["epochs_run"]
+    for key in ("threshold", "test", "validation", "seed", "versions", "git_commit", "training_seconds", "calibration"):
+        assert key in metrics
+    test = metrics["test"]
+    assert test["counts"] == {"total": 624, "normal": 234, "pneumonia": 390}
+    for name in ("auc", "accuracy", "sensitivity", "specificity"):
+        low, high = test["ci95"][name]
+        assert low <= test[name] <= high
+    card = (WEIGHTS / "MODEL_CARD.md").read_text()
+    assert "not a medical device" in card and "Adults, other hospitals" in card and "CC BY 4.0" in card
+    for figure in ("roc.png", "reliability.png"):
+        assert (WEIGHTS / figure).stat().st_size > 1000
+
+
+@needs_full_data
+def test_metrics_reproduce_on_the_test_split(metrics, tmp_path):
+    out = tmp_path / "eval.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pneumo.evaluate", "--data-dir", str(FULL_DATA), "--split", "test",
+         "--weights", str(WEIGHTS / "pneumonia.keras"), "--bootstrap", "0", "--cache-dir", "", "--json", str(out)],
+        capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    again = json.loads(out.read_text())
+    assert again["threshold"] == pytest.approx(metrics["threshold"])
+    assert again["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-3)
+    assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-3)
+    assert again["confusion_matrix"] == metrics["test"]["confusion_matrix"]
