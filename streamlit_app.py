@@ -21,7 +21,7 @@ EXAMPLES_DIR = paths.REPO_ROOT / "examples"
 LABELS = ("NORMAL", "PNEUMONIA")
 METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++"}
 TARGETS = {"the predicted class": "predicted", "PNEUMONIA": "pneumonia", "NORMAL": "normal"}
-MAX_CACHED_FILES = 64  # per browser session; oldest results are dropped first
+MAX_CACHED_FILES = 32  # per browser session; oldest results are dropped first
 
 st.set_page_config(page_title="pneumo · pneumonia on chest X-rays", page_icon="🫁", layout="wide")
 

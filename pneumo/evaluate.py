@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import paths
-from pneumo.data import labels_of, list_split, load_images
+from pneumo.data import labels_of, list_split, load_images, train_val_split
 from pneumo.metrics import binary_metrics, bootstrap_intervals
 
 
@@ -39,6 +39,18 @@ def evaluate_gray(model, gray: np.ndarray, labels: np.ndarray, threshold: float,
     return metrics, prob
 
 
+def _split_samples(data_dir: str, split: str, weights: str):
+    """The named split; "val" without a val/ folder is the patient split train.py held out for
+    these weights (seed and fraction from the metrics.json beside them)."""
+    if split == "val" and not (Path(data_dir) / "val").is_dir():
+        metrics_file = Path(weights).with_name(paths.METRICS_FILE)
+        if not metrics_file.is_file():
+            raise FileNotFoundError(f"no val/ folder in {data_dir} and no {metrics_file} to rebuild the validation split from")
+        cfg = json.loads(metrics_file.read_text())["config"]
+        return train_val_split(data_dir, cfg["val_fraction"], cfg["seed"])[1]
+    return list_split(data_dir, split)
+
+
 def format_metrics(m: dict) -> str:
     cm = m["confusion_matrix"]
     lines = [f"threshold {m['threshold']:.4f}  ({m['counts']['normal']} NORMAL / {m['counts']['pneumonia']} PNEUMONIA)"]
@@ -52,7 +64,7 @@ def format_metrics(m: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
-    parser.add_argument("--split", default="test", help="train, val or test (default: test)")
+    parser.add_argument("--split", default="test", help="train, val or test (default: test); val without a val/ folder is the held-out patient split")
     parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for 95%% intervals (0: none)")
@@ -62,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
     try:
-        samples = list_split(args.data_dir, args.split)  # fail fast, before TensorFlow loads
+        samples = _split_samples(args.data_dir, args.split, args.weights)  # fail fast, before TensorFlow loads
         from pneumo.inference import load_model
 
         model = load_model(args.weights)
