@@ -91,29 +91,27 @@ def results_store() -> dict:
 
 
 def analyse(data: bytes, name: str, engine, target: str, threshold: float, method: str) -> dict:
-    """The probability (once per file) and the heatmap (once per file, class and method)."""
+    """The probability (once per file) and the heatmap (once per file, class and method).
+
+    Readable files are kept per session under the hash of their bytes; a file that cannot be read
+    is only checked again (cheap: it fails on its header) and reported under its current name.
+    """
     store = results_store()
     key = digest_of(data)
     entry = store.get(key)
     if entry is None:
         try:
             prepared = prepare(data, name, get_guard())
+            result = engine.analyze(prepared.gray299, target=target, threshold=threshold, method=method)
         except ImageReadError as error:
-            entry = {"name": name, "error": str(error)}
+            return {"name": name, "error": str(error)}
         except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
-            entry = {"name": name, "error": f"{name}: could not be processed ({type(error).__name__})."}
-        else:
-            entry = {"name": name, "prepared": prepared, "heatmaps": {}}
+            return {"name": name, "error": f"{name}: could not be processed ({type(error).__name__})."}
+        entry = {"prepared": prepared, "probability": result.probability, "heatmaps": {(result.explained_class, method): result.heatmap}}
         store[key] = entry
         while len(store) > MAX_CACHED_FILES:
             store.pop(next(iter(store)))
-    if "error" in entry:
-        return entry
-    if "probability" not in entry:
-        result = engine.analyze(entry["prepared"].gray299, target=target, threshold=threshold, method=method)
-        entry["probability"] = result.probability
-        entry["heatmaps"][(result.explained_class, method)] = result.heatmap  # same pass, kept
-    return entry
+    return {**entry, "name": name}  # the same content may come back under another name
 
 
 def heatmap_for(entry: dict, engine, target: str, threshold: float, method: str):
@@ -152,7 +150,7 @@ def show_detail(entry: dict, engine, threshold: float, target: str, method: str,
     probability = entry["probability"]
     left, right = st.columns([1, 2])
     with left:
-        st.markdown(f"#### {prepared.name}")
+        st.markdown(f"#### {entry['name']}")
         show_reading = prepared.looks_like_xray
         if not show_reading:
             st.warning(prepared.verdict.reason, icon=":material/warning:")
@@ -186,7 +184,7 @@ def show_detail(entry: dict, engine, threshold: float, target: str, method: str,
         st.download_button(
             "Download overlay (PNG)",
             data=to_png_bytes(blended),
-            file_name=f"{Path(prepared.name).stem}_{method.replace('+', 'pp')}.png",
+            file_name=f"{Path(entry['name']).stem}_{method.replace('+', 'pp')}.png",
             mime="image/png",
             icon=":material/download:",
         )
@@ -226,7 +224,7 @@ def analyze_tab(engine, threshold: float, target: str, method: str, opacity: flo
         st.dataframe(
             [
                 {
-                    "file": e["prepared"].name,
+                    "file": e["name"],
                     "probability of pneumonia": round(e["probability"], 4),
                     "label": LABELS[int(e["probability"] >= threshold)] if e["prepared"].looks_like_xray else "not a chest X-ray?",
                 }
@@ -235,7 +233,7 @@ def analyze_tab(engine, threshold: float, target: str, method: str, opacity: flo
             hide_index=True,
             column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
         )
-        index = st.selectbox("Details for", range(len(good)), format_func=lambda i: f"{good[i]['prepared'].name} ({good[i]['probability']:.1%})")
+        index = st.selectbox("Details for", range(len(good)), format_func=lambda i: f"{good[i]['name']} ({good[i]['probability']:.1%})")
         entry = good[index]
     else:
         entry = good[0]
