@@ -52,7 +52,7 @@ def training_curves(history: dict) -> Figure:
 
 def confusion_matrix_figure(cm: dict, title: str = "Test confusion matrix") -> Figure:
     counts = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
-    fig, ax = plt.subplots(figsize=(4.2, 3.8), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8), layout="constrained")
     ax.imshow(counts, cmap="Blues")
     for (i, j), value in np.ndenumerate(counts):
         ax.text(j, i, str(value), ha="center", va="center", fontsize=14, color="white" if value > counts.max() / 2 else "black")
@@ -64,6 +64,15 @@ def confusion_matrix_figure(cm: dict, title: str = "Test confusion matrix") -> F
     return fig
 
 
+def _unit_square(title: str, xlabel: str, ylabel: str, diagonal: str | None = None):
+    """A square [0, 1] x [0, 1] plot with its diagonal dotted."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.2), layout="constrained")
+    ax.plot([0, 1], [0, 1], ":", color="gray", label=diagonal)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
 def roc_figure(y_true: np.ndarray, prob: np.ndarray, threshold: float, title: str = "ROC, test split") -> Figure:
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -71,15 +80,10 @@ def roc_figure(y_true: np.ndarray, prob: np.ndarray, threshold: float, title: st
     pred = prob >= threshold
     op_tpr = pred[y_true == 1].mean()
     op_fpr = pred[y_true == 0].mean()
-    fig, ax = plt.subplots(figsize=(4.5, 4.2), constrained_layout=True)
+    fig, ax = _unit_square(title, "1 - specificity", "sensitivity")
     ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(y_true, prob):.3f}")
-    ax.plot([0, 1], [0, 1], ":", color="gray")
     ax.plot([op_fpr], [op_tpr], "o", color="tab:red", label=f"threshold {threshold:.3f}")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.set_title(title)
     ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
     return fig
 
 
@@ -89,16 +93,11 @@ def reliability_figure(y_true: np.ndarray, prob: np.ndarray, bins: int = 10, tit
     mean_p = [prob[which == b].mean() for b in range(bins) if (which == b).any()]
     frac = [y_true[which == b].mean() for b in range(bins) if (which == b).any()]
     counts = [(which == b).sum() for b in range(bins) if (which == b).any()]
-    fig, ax = plt.subplots(figsize=(4.5, 4.2), constrained_layout=True)
-    ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
+    fig, ax = _unit_square(title, "predicted probability of pneumonia", "observed share with pneumonia", diagonal="perfect calibration")
     ax.plot(mean_p, frac, "o-", label="model")
     for p, f, n in zip(mean_p, frac, counts):
         ax.annotate(str(n), (p, f), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    ax.set_xlabel("predicted probability of pneumonia")
-    ax.set_ylabel("observed share with pneumonia")
-    ax.set_title(title)
     ax.legend(loc="upper left")
-    ax.grid(alpha=0.3)
     return fig
 
 
