@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-lr-ratio", type=float, default=0.02, help="final learning rate as a fraction of --lr (default: %(default)s)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="binary cross-entropy label smoothing (default: %(default)s)")
     p.add_argument("--degrade-prob", type=float, default=0.5, help="chance to pass a sharp original through 224 px (default: %(default)s)")
+    p.add_argument("--contrast", type=float, default=0.0, help="contrast jitter x[1-c, 1+c], 0 = off (default: %(default)s)")
+    p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="random seed for the split, shuffling, augmentation, init (default: %(default)s)")
@@ -159,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo.preprocess import to_model_input
 
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
-    augmentation = None if cfg["no_augment"] else Augmentation(degrade_prob=cfg["degrade_prob"])
+    augmentation = None if cfg["no_augment"] else Augmentation(
+        degrade_prob=cfg["degrade_prob"], contrast=cfg.get("contrast", 0.0), gamma=cfg.get("gamma", 0.0)
+    )
     val_ds = make_dataset(x_val, y_val, cfg["batch_size"])
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Every batch goes through `pneumo.preprocess.to_model_input` (the one preprocessi
 augmentation then acts on the [0, 1] float images, training batches only:
 rotation +-15 deg, width/height shift 10%, shear factor 0.1, zoom 10%, brightness x[0.95, 1.05],
 no flips (the heart is on the left), and, for sharp originals, a random trip through 224 px so the
-model sees both resolutions of the data set (the 224 px copies are blurrier).
+model sees both resolutions of the data set (the 224 px copies are blurrier). Optional contrast and
+gamma jitter (off by default) imitate other exposures and scanners.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Augmentation:
     brightness: tuple[float, float] = (0.95, 1.05)
     degrade_prob: float = 0.5  # chance that a sharp original is passed through 224 px
     degrade_size: int = 224
+    contrast: float = 0.0  # contrast x[1 - c, 1 + c] about the image mean (0: off)
+    gamma: float = 0.0  # gamma in [1/(1 + g), 1 + g], log-uniform (0: off): exposure differences
 
 
 def _model_input_batch(gray: tf.Tensor) -> tf.Tensor:
@@ -60,9 +63,15 @@ def _affine_transforms(n: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.T
 
 
 def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
-    """Random geometric, brightness and resolution augmentation of a float batch (N, 299, 299, 3)."""
+    """Random geometric, brightness and resolution augmentation of a float batch (N, 299, 299, 3).
+
+    The three channels are identical (see pneumo.preprocess), so the work is done on one and the
+    result is tiled back: a third of the cost, the same images.
+    """
+    channels = images.shape[-1]
+    images = images[..., :1]
     n = tf.shape(images)[0]
-    s_degrade, s_affine, s_bright = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    s_degrade, s_affine, s_bright, s_contrast, s_gamma = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
     if aug.degrade_prob > 0:
         small = tf.image.resize(images, [aug.degrade_size] * 2, method="area")
         degraded = tf.image.resize(small, [IMAGE_SIZE] * 2, method="bilinear")
@@ -76,8 +85,15 @@ def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: 
         interpolation="BILINEAR",
         fill_mode="NEAREST",
     )
+    if aug.contrast > 0:
+        c = tf.random.stateless_uniform([n, 1, 1, 1], s_contrast, 1.0 - aug.contrast, 1.0 + aug.contrast)
+        mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+        images = tf.clip_by_value((images - mean) * c + mean, 0.0, 1.0)
+    if aug.gamma > 0:
+        log_g = tf.random.stateless_uniform([n, 1, 1, 1], s_gamma, -math.log1p(aug.gamma), math.log1p(aug.gamma))
+        images = tf.pow(tf.maximum(images, 1e-6), tf.exp(log_g))
     factor = tf.random.stateless_uniform([n, 1, 1, 1], s_bright, *aug.brightness)
-    return tf.clip_by_value(images * factor, 0.0, 1.0)
+    return tf.tile(tf.clip_by_value(images * factor, 0.0, 1.0), [1, 1, 1, channels])
 
 
 def make_dataset(

@@ -120,6 +120,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
         f"(Adam, {cfg.get('warmup_epochs')} warm-up epoch then cosine decay to {cfg.get('min_lr_ratio')}×, balanced "
         f"class weights, output bias log(#PNEUMONIA/#NORMAL), augmentation: rotation ±15°, shift 10 %, shear 0.1, "
         f"zoom 10 %, brightness ×0.95–1.05, originals passed through 224 px with probability {cfg.get('degrade_prob')}, "
+        f"contrast jitter ±{cfg.get('contrast', 0.0)}, gamma jitter {cfg.get('gamma', 0.0)}, "
         f"label smoothing {cfg.get('label_smoothing')}). Best epoch by validation AUC: "
         f"**{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; {metrics.get('training_seconds', 0) / 60:.0f} min "
         "on 2 CPU cores (oneDNN on). Details and other runs: `docs/TRAINING.md`.",
