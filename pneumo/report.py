@@ -87,7 +87,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
     lines = [
         "# Model card: pneumo pneumonia detector",
         "",
-        f"Weights `weights/pneumonia.keras`, trained from commit `{metrics.get('git_commit', 'unknown')}`; card written {date.today().isoformat()}.",
+        f"Weights `weights/pneumonia.keras`; repository at commit `{metrics.get('git_commit', 'unknown')}` when training ended; card written {date.today().isoformat()}.",
         "",
         "## Intended use",
         "Education and research demonstration: how a small CNN reads pediatric chest X-rays and where it looks "
