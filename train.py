@@ -16,6 +16,7 @@ Writes OUT/pneumonia.keras (no optimizer state), OUT/history.json and OUT/metric
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -55,13 +56,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contrast", type=float, default=0.0, help="contrast jitter x[1-c, 1+c], 0 = off (default: %(default)s)")
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
+                   "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="random seed for the split, shuffling, augmentation, init (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
     p.add_argument("--out", default=str(paths.REPO_ROOT / "weights"), help="output folder (default: %(default)s)")
     p.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUT/checkpoint/")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0.0 <= args.ema < 1.0:
+        p.error(f"--ema must be a decay in [0, 1), e.g. 0.998 (0 = off); got {args.ema}")
+    return args
 
 
 def learning_rate_at(epoch: int, cfg: dict) -> float:
@@ -156,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras  # after the data is decoded: the decoder forks worker processes
 
     from pneumo.augment import Augmentation, make_dataset
+    from pneumo.ema import WeightEMA
     from pneumo.inference import predict_gray
     from pneumo.model import build_model, calibrate_batchnorm, output_bias_for
     from pneumo.preprocess import to_model_input
@@ -168,12 +175,18 @@ def main(argv: list[str] | None = None) -> int:
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last_model_file, best_weights_file = ckpt_dir / "last.keras", ckpt_dir / "best.weights.h5"
+    ema_decay, ema_file = cfg.get("ema", 0.0), ckpt_dir / "ema.npz"
+    ema = None
     if state["epoch"] > 0:
         model = keras.saving.load_model(last_model_file)  # weights and optimizer state
+        if ema_decay:  # the average goes on where it stopped (a fresh one if it was never saved)
+            ema = WeightEMA.load(ema_file, ema_decay) if ema_file.is_file() else WeightEMA(ema_decay)
     else:
         model = new_model(cfg, n_pos, n_neg)
         calibrate_batchnorm(model, to_model_input(x_train[np.random.default_rng(cfg["seed"]).permutation(len(x_train))[:64]]))
         print(f"output bias initialised to log({n_pos}/{n_neg}) = {output_bias_for(n_pos, n_neg):.4f}")
+        if ema_decay:
+            ema = WeightEMA(ema_decay)
 
     # ---- the training loop: one fit() call per epoch, checkpoint after each ----------------------
     verbose = 1 if sys.stdout.isatty() else 2
@@ -184,18 +197,35 @@ def main(argv: list[str] | None = None) -> int:
             x_train, y_train, cfg["batch_size"], sharp=sharp_train, augmentation=augmentation, shuffle_seed=cfg["seed"] * 1000 + epoch
         )
         t0 = time.time()
-        fit = model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + 1, class_weight=class_weight, shuffle=False, verbose=verbose)
+        fit = model.fit(
+            train_ds,
+            validation_data=val_ds if ema is None else None,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            class_weight=class_weight,
+            shuffle=False,
+            verbose=verbose,
+            callbacks=None if ema is None else [ema],
+        )
+        record = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in fit.history.items()}}
+        # With --ema the averaged weights are validated and, if best, kept; training goes on from the raw ones.
+        with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
+            if ema is not None:
+                scores = model.evaluate(val_ds, return_dict=True, verbose=0)
+                record.update({f"val_{k}": float(v) for k, v in scores.items()})
+            improved = record["val_auc"] > state["best_val_auc"]
+            if improved:
+                model.save_weights(best_weights_file)
         seconds = time.time() - t0
-        record = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in fit.history.items()}, "learning_rate": lr, "seconds": seconds}
-        record["images_per_second"] = len(y_train) / seconds
+        record.update({"learning_rate": lr, "seconds": seconds, "images_per_second": len(y_train) / seconds})
         state["history"].append(record)
         state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
-        improved = record["val_auc"] > state["best_val_auc"]
         if improved:
             state["best_epoch"], state["best_val_auc"] = epoch + 1, record["val_auc"]
-            model.save_weights(best_weights_file)
         model.save(ckpt_dir / "last.tmp.keras")
         os.replace(ckpt_dir / "last.tmp.keras", last_model_file)
+        if ema is not None:
+            ema.save(ema_file)
         write_json(state_file, state)
         print(
             f"epoch {epoch + 1}/{cfg['epochs']}: val AUC {record['val_auc']:.4f}{' (best)' if improved else ''}, "

@@ -80,6 +80,15 @@ ANCHORS = {
 }
 
 
+def train_command(cfg: dict) -> str:
+    """The train.py command line that reproduces a run (its recipe flags; data and output left out)."""
+    flags = ["epochs", "batch_size", "lr", "warmup_epochs", "min_lr_ratio", "label_smoothing", "degrade_prob", "contrast", "gamma", "ema", "seed"]
+    parts = ["python train.py"] + [f"--{k.replace('_', '-')} {cfg[k]}" for k in flags if k in cfg]
+    if cfg.get("no_augment"):
+        parts.append("--no-augment")
+    return " ".join(parts)
+
+
 def model_card(metrics: dict, history: dict | None) -> str:
     test, val = metrics.get("test") or {}, metrics["validation"]
     cfg = metrics.get("config", {})
@@ -116,12 +125,14 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "the rest of the training images are originals (short side 320 px here).",
         "",
         "## Training",
-        f"`python train.py --epochs {cfg.get('epochs')} --batch-size {cfg.get('batch_size')} --lr {cfg.get('lr')}` "
+        f"`{train_command(cfg)}` "
         f"(Adam, {cfg.get('warmup_epochs')} warm-up epoch then cosine decay to {cfg.get('min_lr_ratio')}×, balanced "
         f"class weights, output bias log(#PNEUMONIA/#NORMAL), augmentation: rotation ±15°, shift 10 %, shear 0.1, "
         f"zoom 10 %, brightness ×0.95–1.05, originals passed through 224 px with probability {cfg.get('degrade_prob')}, "
         f"contrast jitter ±{cfg.get('contrast', 0.0)}, gamma jitter {cfg.get('gamma', 0.0)}, "
-        f"label smoothing {cfg.get('label_smoothing')}). Best epoch by validation AUC: "
+        f"label smoothing {cfg.get('label_smoothing')}"
+        + (f", validated and shipped: the exponential moving average of the weights, decay {cfg['ema']} per step" if cfg.get("ema") else "")
+        + "). Best epoch by validation AUC: "
         f"**{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; {metrics.get('training_seconds', 0) / 60:.0f} min "
         "on 2 CPU cores (oneDNN on). Details and other runs: `docs/TRAINING.md`.",
         "",
