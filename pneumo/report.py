@@ -188,6 +188,15 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "other populations are not represented**; performance there is unknown and likely lower.",
         "- Two labels only: it does not tell bacterial from viral pneumonia, nor recognise other findings "
         "(effusion, tuberculosis, COVID-19, devices, fractures). An X-ray with another disease may be called either.",
+    ]
+    if test and test["specificity"] < val["specificity"] - 0.05:
+        lines.append(
+            f"- Even within this data set, the test folder differs from the training folder: at the same threshold, "
+            f"specificity is {val['specificity']:.3f} on validation but {test['specificity']:.3f} on test (sensitivity "
+            f"{val['sensitivity']:.3f} vs {test['sensitivity']:.3f}). Expect NORMAL X-rays from other acquisitions to be "
+            "called pneumonia more often than the validation numbers suggest."
+        )
+    lines += [
         "- The data set's labels come from the original graders; a share of them is known to be debatable.",
         "- Grad-CAM shows which regions of the last convolutional features raised the score; it is coarse (9×9), "
         "can highlight text markers or borders, and is not a segmentation of disease.",

@@ -117,8 +117,8 @@ def test_upload_shows_label_probability_overlay_and_curves(browser, server):
     overlay.wait_for()
     images = main.locator("[data-testid='stImage'] img")
     images.nth(2).wait_for()  # original, overlay, legend
-    for i in range(images.count()):  # every image actually decoded in the browser
-        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    for i in range(images.count()):  # every image actually decoded in the browser (they arrive one by one)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=images.nth(i).element_handle(), timeout=30_000)
     page.get_by_role("button", name="Download overlay (PNG)").wait_for()
     page.screenshot(path=str(ARTIFACTS / "browser_result.png"), full_page=True)
 
