@@ -175,18 +175,17 @@ def main(argv: list[str] | None = None) -> int:
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last_model_file, best_weights_file = ckpt_dir / "last.keras", ckpt_dir / "best.weights.h5"
-    ema_decay, ema_file = cfg.get("ema", 0.0), ckpt_dir / "ema.npz"
-    ema = None
     if state["epoch"] > 0:
         model = keras.saving.load_model(last_model_file)  # weights and optimizer state
-        if ema_decay:  # the average goes on where it stopped (a fresh one if it was never saved)
-            ema = WeightEMA.load(ema_file, ema_decay) if ema_file.is_file() else WeightEMA(ema_decay)
     else:
         model = new_model(cfg, n_pos, n_neg)
         calibrate_batchnorm(model, to_model_input(x_train[np.random.default_rng(cfg["seed"]).permutation(len(x_train))[:64]]))
         print(f"output bias initialised to log({n_pos}/{n_neg}) = {output_bias_for(n_pos, n_neg):.4f}")
-        if ema_decay:
-            ema = WeightEMA(ema_decay)
+    # --ema: a resumed run goes on with its saved average (a fresh one if none was saved yet).
+    ema_decay, ema_file = cfg.get("ema", 0.0), ckpt_dir / "ema.npz"
+    ema = None
+    if ema_decay:
+        ema = WeightEMA.load(ema_file, ema_decay) if state["epoch"] > 0 and ema_file.is_file() else WeightEMA(ema_decay)
 
     # ---- the training loop: one fit() call per epoch, checkpoint after each ----------------------
     verbose = 1 if sys.stdout.isatty() else 2
@@ -199,20 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         fit = model.fit(
             train_ds,
-            validation_data=val_ds if ema is None else None,
             initial_epoch=epoch,
             epochs=epoch + 1,
             class_weight=class_weight,
             shuffle=False,
             verbose=verbose,
-            callbacks=None if ema is None else [ema],
+            callbacks=[] if ema is None else [ema],
         )
         record = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in fit.history.items()}}
-        # With --ema the averaged weights are validated and, if best, kept; training goes on from the raw ones.
-        with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
-            if ema is not None:
-                scores = model.evaluate(val_ds, return_dict=True, verbose=0)
-                record.update({f"val_{k}": float(v) for k, v in scores.items()})
+        # Validated (and kept, if best): the weights, or with --ema their average; training goes on from the raw ones.
+        with contextlib.nullcontext() if ema is None else ema.swapped_in(model):
+            scores = model.evaluate(val_ds, return_dict=True, verbose=0)
+            record.update({f"val_{k}": float(v) for k, v in scores.items()})
             improved = record["val_auc"] > state["best_val_auc"]
             if improved:
                 model.save_weights(best_weights_file)

@@ -81,11 +81,14 @@ ANCHORS = {
 
 
 def train_command(cfg: dict) -> str:
-    """The train.py command line that reproduces a run (its recipe flags; data and output left out)."""
-    flags = ["epochs", "batch_size", "lr", "warmup_epochs", "min_lr_ratio", "label_smoothing", "degrade_prob", "contrast", "gamma", "ema", "seed"]
-    parts = ["python train.py"] + [f"--{k.replace('_', '-')} {cfg[k]}" for k in flags if k in cfg]
-    if cfg.get("no_augment"):
-        parts.append("--no-augment")
+    """The train.py command line that reproduces a run: every setting train.py recorded in its
+    config, so a new flag shows up without a change here (the data folder is left out)."""
+    parts = ["python train.py"]
+    for key, value in cfg.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "data_dir" or value is False:
+            continue
+        parts.append(flag if value is True else f"{flag} {value}")
     return " ".join(parts)
 
 
