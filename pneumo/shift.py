@@ -1,0 +1,148 @@
+"""Validation scores under fixed acquisition changes: a model-selection signal that can see shift.
+
+The validation split comes from the same folder as the training images, so its AUC (about 0.997
+for every run so far) cannot tell apart recipes that differ in how they cope with another exposure,
+contrast, sharpness or noise level, which is what the test folder of the data set, and any other
+hospital, brings. Each change here is fixed (no randomness from run to run) and applied to the
+299 px uint8 image before the one preprocessing function, so every model is judged on the same
+inputs through its own preprocessing.
+
+    python -m pneumo.shift --weights weights/pneumonia.keras [--json shift.json]
+
+The threshold is the one in the metrics.json beside the weights (chosen on validation), or --threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pneumo import paths
+from pneumo.data import labels_of, load_images
+from pneumo.metrics import binary_metrics
+
+Perturbation = Callable[[np.ndarray], np.ndarray]
+
+
+def gamma(g: float) -> Perturbation:
+    """Pixel value v -> 255 (v / 255) ** g: g < 1 brightens the mid-tones (more exposure), g > 1 darkens."""
+    lut = np.round(255.0 * (np.arange(256) / 255.0) ** g).astype(np.uint8)
+    return lambda gray: lut[gray]
+
+
+def contrast(c: float) -> Perturbation:
+    """Contrast x c about each image's mean, clipped to 0..255."""
+
+    def apply(gray: np.ndarray) -> np.ndarray:
+        values = gray.astype(np.float32)
+        mean = values.mean(axis=(-2, -1), keepdims=True)
+        return np.clip(np.round(mean + c * (values - mean)), 0, 255).astype(np.uint8)
+
+    return apply
+
+
+def through(size: int) -> Perturbation:
+    """Down to size x size px and back up (bilinear): a blurrier, lower-resolution acquisition."""
+
+    def apply(gray: np.ndarray) -> np.ndarray:
+        images = gray.reshape(-1, *gray.shape[-2:])
+        out = np.empty_like(images)
+        for i, image in enumerate(images):
+            small = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
+            out[i] = np.asarray(small.resize(image.shape[::-1], Image.Resampling.BILINEAR))
+        return out.reshape(gray.shape)
+
+    return apply
+
+
+def noise(sigma: float, seed: int = 0) -> Perturbation:
+    """Additive Gaussian noise of sigma gray levels; the same noise for the same input shape."""
+
+    def apply(gray: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return np.clip(np.round(gray + rng.normal(0.0, sigma, gray.shape)), 0, 255).astype(np.uint8)
+
+    return apply
+
+
+# The fixed set. Written down in docs/TRAINING.md before the runs it judges finished; change it
+# only together with that rule.
+PERTURBATIONS: dict[str, Perturbation] = {
+    "identity": lambda gray: gray,
+    "gamma 0.6": gamma(0.6),
+    "gamma 1.6": gamma(1.6),
+    "contrast x0.6": contrast(0.6),
+    "contrast x1.4": contrast(1.4),
+    "through 150 px": through(150),
+    "noise sigma 8": noise(8.0),
+}
+
+
+SCORES = ("auc", "sensitivity", "specificity", "balanced_accuracy")
+
+
+def shift_metrics(model, gray: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, dict[str, float]]:
+    """Per fixed change: AUC, and sensitivity, specificity and their mean (balanced accuracy) at the
+    model's own validation threshold; plus "mean", their averages over all changes.
+
+    AUC sees whether the ranking survives a change; the thresholded scores see whether the operating
+    point does (a model whose NORMAL scores rise under another exposure loses specificity).
+    """
+    from pneumo.inference import predict_gray
+
+    results = {}
+    for name, change in PERTURBATIONS.items():
+        m = binary_metrics(labels, predict_gray(model, change(gray)), threshold)
+        results[name] = {
+            "auc": m["auc"],
+            "sensitivity": m["sensitivity"],
+            "specificity": m["specificity"],
+            "balanced_accuracy": (m["sensitivity"] + m["specificity"]) / 2.0,
+        }
+    results["mean"] = {key: float(np.mean([r[key] for r in results.values()])) for key in SCORES}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pneumo.evaluate import _split_samples, shipped_threshold
+
+    parser = argparse.ArgumentParser(prog="python -m pneumo.shift", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
+    parser.add_argument("--split", default="val", help="val (default: the patient split held out for these weights) or train")
+    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
+    parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
+    parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
+    parser.add_argument("--json", dest="json_out", default=None, help="also write the AUCs to this JSON file")
+    args = parser.parse_args(argv)
+    if args.split == "test":
+        print("error: the test split is for final reporting only; judge models on --split val", file=sys.stderr)
+        return 2
+    try:
+        samples = _split_samples(args.data_dir, args.split, args.weights)
+        from pneumo.inference import load_model
+
+        model = load_model(args.weights)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    gray, _ = load_images(samples, args.cache_dir or None, progress=False)
+    threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
+    results = shift_metrics(model, gray, labels_of(samples), threshold)
+    print(f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}")
+    print(f"  {'change':<16}" + "".join(f"{key:>19}" for key in SCORES))
+    for name, scores in results.items():
+        print(f"  {name:<16}" + "".join(f"{scores[key]:>19.4f}" for key in SCORES))
+    if args.json_out:
+        report = {"split": args.split, "weights": str(args.weights), "threshold": threshold, "changes": results}
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
