@@ -1,0 +1,83 @@
+"""pneumo.shift: the fixed acquisition changes and the scores computed under them."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SUBPROCESS_ENV, TINY_DATA
+from pneumo.shift import PERTURBATIONS, SCORES, contrast, gamma, noise, shift_metrics, through
+
+
+@pytest.fixture(scope="module")
+def gray() -> np.ndarray:
+    """Two smooth 299 px images with some texture: a dark and a bright one."""
+    y, x = np.mgrid[0:299, 0:299]
+    base = 90 + 60 * np.sin(x / 17.0) * np.cos(y / 23.0) + 20 * ((x // 7 + y // 7) % 2)
+    return np.stack([base, base + 40]).clip(0, 255).astype(np.uint8)
+
+
+def test_every_change_keeps_shape_and_type_for_one_image_and_a_batch(gray):
+    for name, change in PERTURBATIONS.items():
+        for images in (gray, gray[0]):
+            out = change(images)
+            assert out.shape == images.shape and out.dtype == np.uint8, name
+    assert np.array_equal(PERTURBATIONS["identity"](gray), gray)
+
+
+def test_changes_do_what_their_names_say(gray):
+    assert gamma(0.6)(gray).mean() > gray.mean() + 10  # brighter mid-tones
+    assert gamma(1.6)(gray).mean() < gray.mean() - 10
+    assert gamma(0.6)(np.array([[0, 255]], np.uint8)).tolist() == [[0, 255]]  # black and white stay
+    flat = contrast(0.6)(gray[0])
+    assert flat.std() == pytest.approx(0.6 * gray[0].std(), rel=0.02)
+    assert float(flat.mean()) == pytest.approx(float(gray[0].mean()), abs=1.0)  # about the image's mean
+    blurred = through(150)(gray).astype(float)
+    assert np.abs(np.diff(blurred, axis=-1)).mean() < np.abs(np.diff(gray.astype(float), axis=-1)).mean()
+    noisy = noise(8.0)(gray)
+    assert np.array_equal(noisy, noise(8.0)(gray))  # fixed: the same for every model judged
+    assert 6.0 < (noisy.astype(float) - gray).std() < 10.0
+
+
+class MeanBrightness:
+    """A stand-in model: the probability is the mean input intensity."""
+
+    def predict_on_batch(self, x):
+        return x.mean(axis=(1, 2, 3))[:, None]
+
+
+def test_scores_per_change_and_their_mean(gray):
+    images = np.concatenate([gray[:1]] * 5 + [gray[1:]] * 5)
+    labels = np.array([0] * 5 + [1] * 5)  # the bright images are the positives
+    results = shift_metrics(MeanBrightness(), images, labels, threshold=float(images[0].mean() + images[-1].mean()) / 510.0)
+    assert list(results) == [*PERTURBATIONS, "mean"]
+    identity = results["identity"]
+    assert identity == {"auc": 1.0, "sensitivity": 1.0, "specificity": 1.0, "balanced_accuracy": 1.0}
+    # Brightening every image pushes the dark NORMALs over the fixed threshold: the operating point moves.
+    assert results["gamma 0.6"]["specificity"] == 0.0 and results["gamma 0.6"]["auc"] == 1.0
+    for key in SCORES:
+        assert results["mean"][key] == pytest.approx(np.mean([results[name][key] for name in PERTURBATIONS]))
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "pneumo.shift", *map(str, args)], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
+
+
+def test_cli_refuses_the_test_split_and_reports_missing_weights(tmp_path):
+    refused = _run("--split", "test", "--data-dir", TINY_DATA)
+    assert refused.returncode == 2 and "final reporting only" in refused.stderr
+    missing = _run("--split", "train", "--data-dir", TINY_DATA, "--weights", tmp_path / "none.keras", "--cache-dir", "")
+    assert missing.returncode == 2 and "no model file" in missing.stderr
+    for result in (refused, missing):
+        assert "Traceback" not in result.stderr
+
+
+def test_cli_scores_a_model_and_writes_json(tmp_path, untrained_model_file):
+    out = tmp_path / "shift.json"
+    result = _run("--split", "train", "--data-dir", TINY_DATA, "--weights", untrained_model_file, "--threshold", 0.5, "--cache-dir", "", "--json", out)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["threshold"] == 0.5 and set(report["changes"]) == {*PERTURBATIONS, "mean"}
+    assert "balanced_accuracy" in result.stdout
