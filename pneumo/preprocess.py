@@ -2,7 +2,11 @@
 
 decoded PIL image (any mode, EXIF orientation applied)
   -> 8-bit grayscale  -> 299x299 (antialiased, aspect ratio squashed like the training data)
-  -> float32 in [0, 1] -> 3 identical channels.
+  -> histogram equalisation to float32 in [0, 1] -> 3 identical channels.
+
+Histogram equalisation maps each pixel to the share of the image's pixels that are no brighter, so
+any monotonic change of exposure, contrast or gamma (another scanner, another processing chain)
+gives the model the same input. The test folder of the training data set is one such change.
 
 Split in two steps so that training can cache the compact uint8 299x299 image once and still feed
 the model exactly what `preprocess` gives at run time (`to_model_input(to_gray299(img))`).
@@ -65,10 +69,26 @@ def to_gray299(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     return np.asarray(gray, dtype=np.uint8)
 
 
+def equalize(gray: np.ndarray) -> np.ndarray:
+    """uint8 grayscale (..., H, W) -> float32 (..., H, W) in [0, 1], each image histogram-equalised.
+
+    A pixel of value v becomes (#pixels <= v - #pixels of the darkest value) / (#pixels - that), so
+    the darkest value maps to 0 and the brightest to 1. A constant image maps to 0.
+    """
+    gray = np.asarray(gray, dtype=np.uint8)
+    images = gray.reshape(-1, gray.shape[-2] * gray.shape[-1])
+    out = np.empty(images.shape, dtype=np.float32)
+    for i, pixels in enumerate(images):
+        cdf = np.cumsum(np.bincount(pixels, minlength=256))
+        darkest = cdf[pixels.min()]
+        lut = (cdf - darkest) / max(int(cdf[-1] - darkest), 1)
+        out[i] = lut.astype(np.float32)[pixels]
+    return out.reshape(gray.shape)
+
+
 def to_model_input(gray: np.ndarray) -> np.ndarray:
-    """uint8 grayscale (..., H, W) -> float32 (..., H, W, 3) in [0, 1], channels identical."""
-    scaled = np.asarray(gray, dtype=np.float32) / np.float32(255.0)
-    return np.repeat(scaled[..., np.newaxis], 3, axis=-1)
+    """uint8 grayscale (..., H, W) -> float32 (..., H, W, 3) in [0, 1], equalised, channels identical."""
+    return np.repeat(equalize(gray)[..., np.newaxis], 3, axis=-1)
 
 
 def preprocess(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:

@@ -107,7 +107,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "diagnose, triage or treat anyone.",
         "",
         "## Model",
-        "The published CNN, unchanged: input 299×299×3 (grayscale repeated), two Conv2D(16), five SeparableConv2D "
+        "The published CNN, unchanged: input 299×299×3 (grayscale, histogram-equalised, repeated), two Conv2D(16), five SeparableConv2D "
         "blocks (32, 64, 128, 256, 128 filters) with BatchNormalization and max-pooling, three dense blocks "
         "(512/128/64, dropout 0.7/0.5/0.3), sigmoid output. 1,321,953 parameters (2,624 non-trainable). "
         "Output: probability of PNEUMONIA. Grad-CAM target layer: `block5_sepconv2`.",

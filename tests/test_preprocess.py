@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import TINY_DATA
 from pneumo.imageio import read_image
-from pneumo.preprocess import IMAGE_SIZE, preprocess, to_gray299, to_model_input
+from pneumo.preprocess import IMAGE_SIZE, equalize, preprocess, to_gray299, to_model_input
 
 XRAY = TINY_DATA / "train" / "NORMAL" / "IM-0115-0001.jpeg"  # an original: not square
 
@@ -75,3 +75,25 @@ def test_exif_rotated_jpeg_comes_out_upright(gray):
     upright = preprocess(decoded)
     assert np.abs(upright - preprocess(gray)).mean() < 0.01  # ...the model input is upright
     assert np.abs(preprocess(stored) - preprocess(gray)).mean() > 0.05
+
+
+def test_equalisation_makes_exposure_changes_invisible(gray):
+    g = to_gray299(gray)
+    x = equalize(g)
+    assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+    assert abs(float(x.mean()) - 0.5) < 0.05  # about uniform
+    order = np.argsort(g, axis=None, kind="stable")
+    assert np.all(np.diff(x.ravel()[order]) >= 0)  # brighter stays brighter
+    # Any one-to-one monotonic change of the gray levels (exposure, contrast, gamma) gives the same
+    # input; on 64 gray levels there is room for such changes without merging levels.
+    q = g // 4
+    x = equalize(q)
+    bright_gamma = np.round(255 * ((np.arange(64) + 1) / 64) ** 0.5).astype(np.uint8)
+    assert len(np.unique(bright_gamma)) == 64  # one-to-one
+    darker_flatter = (100 + q).astype(np.uint8)
+    for changed in (q * 4 + 3, darker_flatter, bright_gamma[q]):
+        assert np.array_equal(equalize(changed.astype(np.uint8)), x)
+    # A batch is equalised image by image.
+    batch = np.stack([q, darker_flatter, np.full_like(g, 7)])
+    assert np.array_equal(equalize(batch)[0], x) and np.array_equal(equalize(batch)[1], x)
+    assert np.all(equalize(batch)[2] == 0.0)  # a constant image: zeros, no NaN
