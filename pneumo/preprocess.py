@@ -6,7 +6,8 @@ decoded PIL image (any mode, EXIF orientation applied)
 
 Histogram equalisation maps each pixel to the share of the image's pixels that are no brighter, so
 any monotonic change of exposure, contrast or gamma (another scanner, another processing chain)
-gives the model the same input. The test folder of the training data set is one such change.
+gives the model the same input: the exposure and contrast part of the difference between one
+acquisition and another (the data set's test folder against its training folder, say) is gone.
 
 Split in two steps so that training can cache the compact uint8 299x299 image once and still feed
 the model exactly what `preprocess` gives at run time (`to_model_input(to_gray299(img))`).
