@@ -51,6 +51,15 @@ def _split_samples(data_dir: str, split: str, weights: str):
     return list_split(data_dir, split)
 
 
+def split_and_model(data_dir: str, split: str, weights: str):
+    """(samples of the split, loaded model). The split is listed first, so a wrong folder fails fast,
+    before TensorFlow loads. Raises FileNotFoundError or ValueError with a human message."""
+    samples = _split_samples(data_dir, split, weights)
+    from pneumo.inference import load_model
+
+    return samples, load_model(weights)
+
+
 def format_metrics(m: dict) -> str:
     cm = m["confusion_matrix"]
     lines = [f"threshold {m['threshold']:.4f}  ({m['counts']['normal']} NORMAL / {m['counts']['pneumonia']} PNEUMONIA)"]
@@ -74,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
     try:
-        samples = _split_samples(args.data_dir, args.split, args.weights)  # fail fast, before TensorFlow loads
-        from pneumo.inference import load_model
-
-        model = load_model(args.weights)
+        samples, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

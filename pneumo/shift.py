@@ -110,7 +110,7 @@ def shift_metrics(model, gray: np.ndarray, labels: np.ndarray, threshold: float)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pneumo.evaluate import _split_samples, shipped_threshold
+    from pneumo.evaluate import shipped_threshold, split_and_model
 
     parser = argparse.ArgumentParser(prog="python -m pneumo.shift", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
@@ -118,16 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
     parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
-    parser.add_argument("--json", dest="json_out", default=None, help="also write the AUCs to this JSON file")
+    parser.add_argument("--json", dest="json_out", default=None, help="also write the scores to this JSON file")
     args = parser.parse_args(argv)
     if args.split == "test":
         print("error: the test split is for final reporting only; judge models on --split val", file=sys.stderr)
         return 2
     try:
-        samples = _split_samples(args.data_dir, args.split, args.weights)
-        from pneumo.inference import load_model
-
-        model = load_model(args.weights)
+        samples, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
