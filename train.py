@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-lr-ratio", type=float, default=0.02, help="final learning rate as a fraction of --lr (default: %(default)s)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="binary cross-entropy label smoothing (default: %(default)s)")
     p.add_argument("--degrade-prob", type=float, default=0.5, help="chance to pass a sharp original through 224 px (default: %(default)s)")
+    p.add_argument("--degrade-min-size", type=int, default=224, help="smallest size of that trip; each batch draws one in [this, 224] (default: %(default)s)")
+    p.add_argument("--noise", type=float, default=0.0, help="sensor noise: sigma ~ U(0, N) gray levels added before preprocessing, 0 = off (default: %(default)s)")
     p.add_argument("--contrast", type=float, default=0.0, help="contrast jitter x[1-c, 1+c], 0 = off (default: %(default)s)")
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
@@ -67,6 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 0.0 <= args.ema < 1.0:
         p.error(f"--ema must be a decay in [0, 1), e.g. 0.998 (0 = off); got {args.ema}")
+    if not 1 <= args.degrade_min_size <= 224:
+        p.error(f"--degrade-min-size must be in [1, 224]; got {args.degrade_min_size}")
+    if args.noise < 0:
+        p.error(f"--noise must be >= 0 gray levels (0 = off); got {args.noise}")
     return args
 
 
@@ -169,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
 
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
     augmentation = None if cfg["no_augment"] else Augmentation(
-        degrade_prob=cfg["degrade_prob"], contrast=cfg.get("contrast", 0.0), gamma=cfg.get("gamma", 0.0)
+        degrade_prob=cfg["degrade_prob"],
+        degrade_min_size=cfg.get("degrade_min_size", 224),
+        contrast=cfg.get("contrast", 0.0),
+        gamma=cfg.get("gamma", 0.0),
+        noise=cfg.get("noise", 0.0),
     )
     val_ds = make_dataset(x_val, y_val, cfg["batch_size"])
 

@@ -5,7 +5,10 @@ augmentation then acts on the [0, 1] float images, training batches only:
 rotation +-15 deg, width/height shift 10%, shear factor 0.1, zoom 10%, brightness x[0.95, 1.05],
 no flips (the heart is on the left), and, for sharp originals, a random trip through 224 px so the
 model sees both resolutions of the data set (the 224 px copies are blurrier). Optional contrast and
-gamma jitter (off by default) imitate other exposures and scanners.
+gamma jitter (off by default) imitate other exposures and scanners; optional sensor noise (off by
+default) is added to the uint8 image *before* the preprocessing function, where a noisier detector
+would put it (histogram equalisation amplifies noise in flat regions, so adding it afterwards would
+be a different, milder change); an optional lower bound on the size of the trip makes it a range.
 """
 
 from __future__ import annotations
@@ -28,14 +31,32 @@ class Augmentation:
     brightness: tuple[float, float] = (0.95, 1.05)
     degrade_prob: float = 0.5  # chance that a sharp original is passed through 224 px
     degrade_size: int = 224
+    degrade_min_size: int = 224  # trip size uniform in [degrade_min_size, degrade_size], one per batch
     contrast: float = 0.0  # contrast x[1 - c, 1 + c] about the image mean (0: off)
     gamma: float = 0.0  # gamma in [1/(1 + g), 1 + g], log-uniform (0: off): exposure differences
+    noise: float = 0.0  # Gaussian noise, sigma uniform in [0, noise] gray levels per image (0: off)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.degrade_min_size <= self.degrade_size:
+            raise ValueError(f"degrade_min_size must be in [1, {self.degrade_size}], got {self.degrade_min_size}")
+        if self.noise < 0:
+            raise ValueError(f"noise must be >= 0, got {self.noise}")
 
 
 def _model_input_batch(gray: tf.Tensor) -> tf.Tensor:
     batch = tf.numpy_function(to_model_input, [gray], tf.float32, stateful=False)
     batch.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, 3])
     return batch
+
+
+def add_noise(gray: tf.Tensor, max_sigma: float, seed: tf.Tensor) -> tf.Tensor:
+    """uint8 images (N, H, W) plus Gaussian noise of sigma ~ U(0, max_sigma) gray levels each, rounded
+    and clipped back to uint8 (what a noisier detector gives before any processing)."""
+    s_sigma, s_noise = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    n = tf.shape(gray)[0]
+    sigma = tf.random.stateless_uniform([n, 1, 1], s_sigma, 0.0, max_sigma)
+    noisy = tf.cast(gray, tf.float32) + sigma * tf.random.stateless_normal(tf.shape(gray), s_noise)
+    return tf.cast(tf.clip_by_value(tf.round(noisy), 0.0, 255.0), tf.uint8)
 
 
 def _affine_transforms(n: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
@@ -73,7 +94,11 @@ def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: 
     n = tf.shape(images)[0]
     s_degrade, s_affine, s_bright, s_contrast, s_gamma = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
     if aug.degrade_prob > 0:
-        small = tf.image.resize(images, [aug.degrade_size] * 2, method="area")
+        size = tf.constant(aug.degrade_size)
+        if aug.degrade_min_size < aug.degrade_size:
+            size_seed = tf.random.experimental.stateless_fold_in(s_degrade, 1)
+            size = tf.random.stateless_uniform([], size_seed, aug.degrade_min_size, aug.degrade_size + 1, dtype=tf.int32)
+        small = tf.image.resize(images, tf.stack([size, size]), method="area")
         degraded = tf.image.resize(small, [IMAGE_SIZE] * 2, method="bilinear")
         pick = sharp & (tf.random.stateless_uniform([n], s_degrade) < aug.degrade_prob)
         images = tf.where(pick[:, None, None, None], degraded, images)
@@ -114,9 +139,12 @@ def make_dataset(
     images_t, labels_t, sharp_t = tf.constant(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
 
     def load(batch_number: tf.Tensor, idx: tf.Tensor):
-        x = _model_input_batch(tf.gather(images_t, idx))
+        gray = tf.gather(images_t, idx)
+        seed = tf.stack([tf.cast(shuffle_seed or 0, tf.int64), batch_number])
+        if augmentation is not None and augmentation.noise > 0:
+            gray = add_noise(gray, augmentation.noise, tf.random.experimental.stateless_fold_in(seed, 1))
+        x = _model_input_batch(gray)
         if augmentation is not None:
-            seed = tf.stack([tf.cast(shuffle_seed or 0, tf.int64), batch_number])
             x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)
         return x, tf.gather(labels_t, idx)
 

@@ -59,10 +59,12 @@ def _check_outputs(out, epochs):
 
 
 def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
-    result = _train("--epochs", "2", out=tmp_path / "run", cache=tmp_path / "cache")
+    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", out=tmp_path / "run", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "output bias initialised to log(" in result.stdout
     _check_outputs(tmp_path / "run", epochs=2)
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8.0" in card
     assert list((tmp_path / "cache").glob("images-*.npz"))  # decoded once, cached
 
 
@@ -104,6 +106,13 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "no checkpoint" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [(["--noise", "-1"], "--noise"), (["--degrade-min-size", "300"], "--degrade-min-size")])
+def test_bad_augmentation_flags_are_clear_errors(tmp_path, flags, message):
+    result = _train(*flags, out=tmp_path / "o", cache=tmp_path / "cache", timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path):

@@ -1,0 +1,65 @@
+"""The training augmentation: the optional sensor noise and the range of the low-resolution trip."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pneumo.augment import Augmentation, add_noise, augment_batch, make_dataset
+from pneumo.preprocess import to_model_input
+
+
+def _gray_batch(n: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    ramp = np.tile(np.linspace(20, 230, 299), (299, 1))
+    return np.stack([np.clip(ramp + rng.normal(0, 3, ramp.shape), 0, 255) for _ in range(n)]).astype(np.uint8)
+
+
+def test_add_noise_has_the_drawn_spread_and_stays_uint8():
+    flat = np.full((64, 299, 299), 128, dtype=np.uint8)
+    noisy = add_noise(tf.constant(flat), 10.0, tf.constant([1, 2], dtype=tf.int64)).numpy()
+    assert noisy.dtype == np.uint8 and noisy.shape == flat.shape
+    sigmas = (noisy.astype(float) - 128).std(axis=(1, 2))
+    # one sigma per image, uniform in [0, 10]: spread out over the range, none beyond it
+    assert sigmas.max() <= 10.5 and sigmas.min() < 2.5 and sigmas.max() > 7.5
+    assert np.all(np.abs(noisy.astype(float) - 128).mean(axis=(1, 2)) < 8.5)
+
+
+def test_add_noise_is_a_function_of_the_seed_and_clips():
+    gray = tf.constant(np.array([[[0, 255]]], dtype=np.uint8).repeat(50, axis=1))
+    a = add_noise(gray, 50.0, tf.constant([3, 4], dtype=tf.int64)).numpy()
+    b = add_noise(gray, 50.0, tf.constant([3, 4], dtype=tf.int64)).numpy()
+    c = add_noise(gray, 50.0, tf.constant([3, 5], dtype=tf.int64)).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a[..., 0].max() > 0 and a[..., 1].min() < 255  # moved inward, never wrapped around
+
+
+def test_noise_goes_in_before_preprocessing():
+    gray, labels = _gray_batch(), np.array([0, 1, 0, 1])
+    no_geometry = dict(rotation_deg=0.0, shift=0.0, shear=0.0, zoom=0.0, brightness=(1.0, 1.0), degrade_prob=0.0)
+    plain = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(**no_geometry))))[0].numpy()
+    noisy = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(noise=8.0, **no_geometry))))[0].numpy()
+    np.testing.assert_allclose(plain, to_model_input(gray), atol=1e-5)  # the augmentation without changes is the identity
+    assert not np.allclose(noisy, plain)
+    assert noisy.min() >= 0.0 and noisy.max() <= 1.0
+    np.testing.assert_array_equal(noisy[..., 0], noisy[..., 2])  # still three identical channels
+
+
+def test_degrade_range_blurs_more_than_the_fixed_trip():
+    sharp_image = np.zeros((2, 299, 299), dtype=np.uint8)
+    sharp_image[:, :, ::2] = 255  # finest stripes: any trip through fewer pixels smooths them
+    x = tf.constant(to_model_input(sharp_image))
+    sharp = tf.constant([True, True])
+    kw = dict(rotation_deg=0.0, shift=0.0, shear=0.0, zoom=0.0, brightness=(1.0, 1.0), degrade_prob=1.0)
+    fixed = augment_batch(x, sharp, Augmentation(**kw), tf.constant([0, 0], dtype=tf.int64)).numpy()
+    ranged = [augment_batch(x, sharp, Augmentation(degrade_min_size=120, **kw), tf.constant([0, i], dtype=tf.int64)).numpy() for i in range(8)]
+    detail = lambda img: np.abs(np.diff(img[0, 100:200, 100:200, 0], axis=1)).mean()  # noqa: E731
+    assert min(detail(r) for r in ranged) < detail(fixed) - 1e-3
+    not_sharp = augment_batch(x, tf.constant([False, False]), Augmentation(degrade_min_size=120, **kw), tf.constant([0, 1], dtype=tf.int64)).numpy()
+    np.testing.assert_allclose(not_sharp, x.numpy(), atol=1e-5)  # only sharp originals take the trip
+
+
+@pytest.mark.parametrize("kwargs", [dict(degrade_min_size=0), dict(degrade_min_size=300), dict(noise=-1.0)])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        Augmentation(**kwargs)
