@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-epochs", type=int, default=1, help="linear warm-up epochs before cosine decay (default: %(default)s)")
     p.add_argument("--min-lr-ratio", type=float, default=0.02, help="final learning rate as a fraction of --lr (default: %(default)s)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="binary cross-entropy label smoothing (default: %(default)s)")
+    p.add_argument("--rotation-deg", type=float, default=15.0, help="random rotation within +-this many degrees (default: %(default)s)")
+    p.add_argument("--shift", type=float, default=0.1, help="random shift up to this share of the width/height (default: %(default)s)")
+    p.add_argument("--zoom", type=float, default=0.1, help="random zoom x[1-z, 1+z] per axis (default: %(default)s)")
     p.add_argument("--degrade-prob", type=float, default=0.5, help="chance to pass a sharp original through 224 px (default: %(default)s)")
     p.add_argument("--degrade-min-size", type=int, default=224, help="smallest size of that trip; each batch draws one in [this, 224] (default: %(default)s)")
     p.add_argument("--noise", type=float, default=0.0, help="sensor noise: sigma ~ U(0, N) gray levels added before preprocessing, 0 = off (default: %(default)s)")
@@ -69,10 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 0.0 <= args.ema < 1.0:
         p.error(f"--ema must be a decay in [0, 1), e.g. 0.998 (0 = off); got {args.ema}")
-    if not 1 <= args.degrade_min_size <= 224:
-        p.error(f"--degrade-min-size must be in [1, 224]; got {args.degrade_min_size}")
-    if args.noise < 0:
-        p.error(f"--noise must be >= 0 gray levels (0 = off); got {args.noise}")
+    if not args.no_augment:
+        from pneumo.augment import Augmentation
+
+        try:
+            Augmentation.from_config(vars(args))
+        except ValueError as error:  # its message names settings; each flag is "--" + the name with dashes
+            p.error(re.sub(r"\b([a-z]+(?:_[a-z]+)*)(?= must)", lambda m: "--" + m.group(1).replace("_", "-"), str(error)))
     return args
 
 
@@ -174,13 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo.preprocess import to_model_input
 
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
-    augmentation = None if cfg["no_augment"] else Augmentation(
-        degrade_prob=cfg["degrade_prob"],
-        degrade_min_size=cfg.get("degrade_min_size", 224),
-        contrast=cfg.get("contrast", 0.0),
-        gamma=cfg.get("gamma", 0.0),
-        noise=cfg.get("noise", 0.0),
-    )
+    augmentation = None if cfg["no_augment"] else Augmentation.from_config(cfg)
     val_ds = make_dataset(x_val, y_val, cfg["batch_size"])
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)

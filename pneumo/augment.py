@@ -14,12 +14,18 @@ be a different, milder change); an optional lower bound on the size of the trip 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
 from pneumo.preprocess import IMAGE_SIZE, to_model_input
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+# TensorFlow is imported inside the functions that use it: train.py and the model card read the
+# settings (Augmentation) before TensorFlow may load (train.py decodes images in forked workers first).
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,43 @@ class Augmentation:
             raise ValueError(f"degrade_min_size must be in [1, {self.degrade_size}], got {self.degrade_min_size}")
         if self.noise < 0:
             raise ValueError(f"noise must be >= 0, got {self.noise}")
+        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("zoom", "contrast"):  # factors 1 +- x must stay positive
+            if getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be below 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Augmentation:
+        """The augmentation of a train.py run, from its recorded config (settings it lacks: defaults)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if k == "brightness" else v for k, v in cfg.items() if k in known})
+
+    def describe(self) -> str:
+        """One line for the model card, e.g. "rotation ±15°, shift 10 %, ..."."""
+        trip = f"{self.degrade_min_size}–{self.degrade_size}" if self.degrade_min_size < self.degrade_size else f"{self.degrade_size}"
+        parts = [
+            f"rotation ±{self.rotation_deg:g}°",
+            f"shift {self.shift * 100:g} %",
+            f"shear {self.shear:g}",
+            f"zoom {self.zoom * 100:g} %",
+            f"brightness ×{self.brightness[0]:g}–{self.brightness[1]:g}",
+            "no flips",
+            f"originals passed through {trip} px with probability {self.degrade_prob:g}",
+        ]
+        if self.contrast:
+            parts.append(f"contrast ×{1 - self.contrast:g}–{1 + self.contrast:g}")
+        if self.gamma:
+            parts.append(f"gamma {1 / (1 + self.gamma):.2f}–{1 + self.gamma:g}")
+        if self.noise:
+            parts.append(f"Gaussian noise σ ≤ {self.noise:g} gray levels before preprocessing")
+        return ", ".join(parts)
 
 
 def _model_input_batch(gray: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
     batch = tf.numpy_function(to_model_input, [gray], tf.float32, stateful=False)
     batch.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, 3])
     return batch
@@ -52,6 +92,8 @@ def _model_input_batch(gray: tf.Tensor) -> tf.Tensor:
 def add_noise(gray: tf.Tensor, max_sigma: float, seed: tf.Tensor) -> tf.Tensor:
     """uint8 images (N, H, W) plus Gaussian noise of sigma ~ U(0, max_sigma) gray levels each, rounded
     and clipped back to uint8 (what a noisier detector gives before any processing)."""
+    import tensorflow as tf
+
     s_sigma, s_noise = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     n = tf.shape(gray)[0]
     sigma = tf.random.stateless_uniform([n, 1, 1], s_sigma, 0.0, max_sigma)
@@ -61,6 +103,8 @@ def add_noise(gray: tf.Tensor, max_sigma: float, seed: tf.Tensor) -> tf.Tensor:
 
 def _affine_transforms(n: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
     """Per-image output->input maps for ImageProjectiveTransformV3, about the image centre."""
+    import tensorflow as tf
+
     seeds = tf.random.experimental.stateless_split(seed, 5)
 
     def uniform(i: int, low: float, high: float) -> tf.Tensor:
@@ -89,6 +133,8 @@ def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: 
     The three channels are identical (see pneumo.preprocess), so the work is done on one and the
     result is tiled back: a third of the cost, the same images.
     """
+    import tensorflow as tf
+
     channels = images.shape[-1]
     images = images[..., :1]
     n = tf.shape(images)[0]
@@ -131,6 +177,8 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (model input, label). Shuffled when shuffle_seed is given, augmented when
     augmentation is given; the randomness is a pure function of shuffle_seed and the batch index."""
+    import tensorflow as tf
+
     sharp = np.zeros(len(images), dtype=bool) if sharp is None else np.asarray(sharp, dtype=bool)
     index = np.arange(len(images))
     if shuffle_seed is not None:

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.metrics import brier_score_loss, roc_curve
 
 from pneumo import paths
+from pneumo.augment import Augmentation
 from pneumo.metrics import binary_metrics, bootstrap_intervals, youden_threshold
 
 ROC_PNG, RELIABILITY_PNG, CARD = "roc.png", "reliability.png", "MODEL_CARD.md"
@@ -130,13 +131,10 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "## Training",
         f"`{train_command(cfg)}` "
         f"(Adam, {cfg.get('warmup_epochs')} warm-up epoch then cosine decay to {cfg.get('min_lr_ratio')}×, balanced "
-        f"class weights, output bias log(#PNEUMONIA/#NORMAL), augmentation: rotation ±15°, shift 10 %, shear 0.1, "
-        f"zoom 10 %, brightness ×0.95–1.05, originals passed through "
-        + (f"{cfg['degrade_min_size']}–224" if cfg.get("degrade_min_size", 224) < 224 else "224")
-        + f" px with probability {cfg.get('degrade_prob')}, "
-        f"contrast jitter ±{cfg.get('contrast', 0.0)}, gamma jitter {cfg.get('gamma', 0.0)}, "
-        + (f"Gaussian noise σ ≤ {cfg['noise']} gray levels before preprocessing, " if cfg.get("noise") else "")
-        + f"label smoothing {cfg.get('label_smoothing')}"
+        "class weights, output bias log(#PNEUMONIA/#NORMAL), augmentation: "
+        + (Augmentation.from_config(cfg).describe() if not cfg.get("no_augment") else "none")
+        + ", "
+        f"label smoothing {cfg.get('label_smoothing')}"
         + (f", validated and shipped: the exponential moving average of the weights, decay {cfg['ema']} per step" if cfg.get("ema") else "")
         + "). Best epoch by validation AUC: "
         f"**{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; {metrics.get('training_seconds', 0) / 60:.0f} min "

@@ -59,7 +59,17 @@ def test_degrade_range_blurs_more_than_the_fixed_trip():
     np.testing.assert_allclose(not_sharp, x.numpy(), atol=1e-5)  # only sharp originals take the trip
 
 
-@pytest.mark.parametrize("kwargs", [dict(degrade_min_size=0), dict(degrade_min_size=300), dict(noise=-1.0)])
+@pytest.mark.parametrize("kwargs", [dict(degrade_min_size=0), dict(degrade_min_size=300), dict(noise=-1.0), dict(zoom=1.0), dict(shift=-0.1)])
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         Augmentation(**kwargs)
+
+
+def test_from_config_reads_a_train_config_and_describe_names_every_setting():
+    cfg = {"lr": 1e-3, "degrade_prob": 0.5, "contrast": 0.25, "gamma": 0.3, "noise": 10.0, "degrade_min_size": 150, "zoom": 0.2}
+    aug = Augmentation.from_config(cfg)
+    assert (aug.contrast, aug.noise, aug.degrade_min_size, aug.zoom, aug.rotation_deg) == (0.25, 10.0, 150, 0.2, 15.0)
+    text = aug.describe()
+    for part in ("rotation ±15°", "zoom 20 %", "150–224 px", "contrast ×0.75–1.25", "gamma 0.77–1.3", "σ ≤ 10 gray levels"):
+        assert part in text
+    assert "noise" not in Augmentation.from_config({}).describe()  # off settings are not listed

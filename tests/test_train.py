@@ -64,7 +64,7 @@ def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
     assert "output bias initialised to log(" in result.stdout
     _check_outputs(tmp_path / "run", epochs=2)
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
-    assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8.0" in card
+    assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card
     assert list((tmp_path / "cache").glob("images-*.npz"))  # decoded once, cached
 
 
@@ -108,7 +108,10 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("flags, message", [(["--noise", "-1"], "--noise"), (["--degrade-min-size", "300"], "--degrade-min-size")])
+@pytest.mark.parametrize(
+    "flags, message",
+    [(["--noise", "-1"], "--noise must be >= 0"), (["--degrade-min-size", "300"], "--degrade-min-size must be in"), (["--zoom", "1.5"], "--zoom")],
+)
 def test_bad_augmentation_flags_are_clear_errors(tmp_path, flags, message):
     result = _train(*flags, out=tmp_path / "o", cache=tmp_path / "cache", timeout=60)
     assert result.returncode == 2
