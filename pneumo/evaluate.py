@@ -20,8 +20,11 @@ from pneumo.data import labels_of, list_split, load_images, train_val_split
 from pneumo.metrics import binary_metrics, bootstrap_intervals
 
 
-def shipped_threshold(weights: str | Path) -> float:
-    """The operating threshold stored in metrics.json beside the weights (0.5 if there is none)."""
+def shipped_threshold(weights: str | Path, override: float | None = None) -> float:
+    """The operating threshold: `override` if given (a --threshold flag), else the one stored in
+    metrics.json beside the weights (0.5 if there is none)."""
+    if override is not None:
+        return float(override)
     metrics_file = Path(weights).with_name(paths.METRICS_FILE)
     if metrics_file.is_file():
         return float(json.loads(metrics_file.read_text())["threshold"])
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_out", default=None, help="also write the metrics to this JSON file")
     args = parser.parse_args(argv)
 
-    threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
+    threshold = shipped_threshold(args.weights, args.threshold)
     try:
         samples, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:

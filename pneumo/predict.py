@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no files found in " + ", ".join(args.inputs), file=sys.stderr)
         return 2
-    threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
+    threshold = shipped_threshold(args.weights, args.threshold)
     try:
         from pneumo.inference import load_model
 

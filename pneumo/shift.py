@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
-    threshold = args.threshold if args.threshold is not None else shipped_threshold(args.weights)
+    threshold = shipped_threshold(args.weights, args.threshold)
     results = shift_metrics(model, gray, labels_of(samples), threshold)
     print(f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}")
     print(f"  {'change':<16}" + "".join(f"{key:>19}" for key in SCORES))
