@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
+    p.add_argument("--tta", action="store_true", help="final threshold and metrics with test-time augmentation "
+                   "(mean over zoomed views, pneumo.inference); the app and CLI then predict that way too")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="random seed for the split, shuffling, augmentation, init (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
@@ -253,14 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / paths.HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
 
     # Threshold chosen on validation; the test split is predicted once, here, for reporting only.
-    p_val = predict_gray(best, x_val)
+    tta = cfg.get("tta", False)
+    p_val = predict_gray(best, x_val, tta=tta)
     y_test = p_test = None
     if test_samples:
         x_test, _ = load_images(test_samples, cache_dir)
-        y_test, p_test = labels_of(test_samples), predict_gray(best, x_test)
+        y_test, p_test = labels_of(test_samples), predict_gray(best, x_test, tta=tta)
     import tensorflow as tf
 
-    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test)
+    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test, tta=tta)
     metrics.update({
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],

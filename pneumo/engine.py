@@ -11,7 +11,7 @@ import numpy as np
 
 from pneumo import paths
 from pneumo.explain import Explainer, Method, Target
-from pneumo.inference import load_model
+from pneumo.inference import load_model, predict_inputs
 from pneumo.preprocess import to_model_input
 
 
@@ -36,12 +36,22 @@ class Engine:
     def threshold(self) -> float:
         return float(self.metrics.get("threshold", 0.5))
 
+    @property
+    def tta(self) -> bool:
+        """Whether the shipped probabilities average zoomed views (pneumo.inference)."""
+        return bool(self.metrics.get("tta", False))
+
     def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = "gradcam") -> Result:
         x = to_model_input(gray299)
+        threshold = self.threshold if threshold is None else threshold
         with self._lock:
-            probability, heatmap, explained = self.explainer.explain(
-                x, target=target, threshold=self.threshold if threshold is None else threshold, method=method
-            )
+            if not self.tta:  # probability and heatmap from one pass
+                probability, heatmap, explained = self.explainer.explain(x, target=target, threshold=threshold, method=method)
+            else:  # the probability as the CLI computes it; the heatmap explains the unzoomed image
+                probability = float(predict_inputs(self.model, x[np.newaxis], tta=True)[0])
+                if target == "predicted":
+                    target = "pneumonia" if probability >= threshold else "normal"
+                _, heatmap, explained = self.explainer.explain(x, target=target, threshold=threshold, method=method)
         return Result(probability, heatmap, explained)
 
 

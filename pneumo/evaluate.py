@@ -31,11 +31,22 @@ def shipped_threshold(weights: str | Path, override: float | None = None) -> flo
     return 0.5
 
 
-def evaluate_gray(model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000) -> tuple[dict, np.ndarray]:
+def shipped_tta(weights: str | Path, override: bool | None = None) -> bool:
+    """Whether to average test-time augmented views: `override` if given (--tta / --no-tta), else the
+    "tta" setting in metrics.json beside the weights (off if there is none)."""
+    if override is not None:
+        return bool(override)
+    metrics_file = Path(weights).with_name(paths.METRICS_FILE)
+    return bool(json.loads(metrics_file.read_text()).get("tta", False)) if metrics_file.is_file() else False
+
+
+def evaluate_gray(
+    model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000, tta: bool = False
+) -> tuple[dict, np.ndarray]:
     """Metrics (with 95% bootstrap intervals when bootstrap > 0) and the probabilities."""
     from pneumo.inference import predict_gray
 
-    prob = predict_gray(model, gray)
+    prob = predict_gray(model, gray, tta=tta)
     metrics = binary_metrics(labels, prob, threshold)
     if bootstrap:
         metrics["ci95"] = bootstrap_intervals(labels, prob, threshold, n_resamples=bootstrap)
@@ -79,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", help="train, val or test (default: test); val without a val/ folder is the held-out patient split")
     parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="average zoomed views (default: as metrics.json says)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for 95%% intervals (0: none)")
     parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the metrics to this JSON file")
@@ -91,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None)
-    metrics, _ = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap)
-    result = {"split": args.split, "weights": str(args.weights), **metrics}
-    print(f"{args.split} split, {args.weights}")
+    tta = shipped_tta(args.weights, args.tta)
+    metrics, _ = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap, tta=tta)
+    result = {"split": args.split, "weights": str(args.weights), "tta": tta, **metrics}
+    print(f"{args.split} split, {args.weights}" + (" (test-time augmentation)" if tta else ""))
     print(format_metrics(result))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import paths
-from pneumo.evaluate import shipped_threshold
+from pneumo.evaluate import shipped_threshold, shipped_tta
 from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
 from pneumo.preprocess import to_gray299
@@ -65,7 +65,8 @@ def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, str | None] 
 
 
 def predict_files(
-    model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None
+    model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None,
+    tta: bool = False,
 ) -> list[FileResult]:
     """Read, check, preprocess and predict in batches."""
     from pneumo.inference import predict_gray
@@ -81,7 +82,7 @@ def predict_files(
             chunk = files[start : start + batch_size]
             loaded = list(pool.map(_load, chunk, [guard] * len(chunk)))
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
-            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size) if good else []
+            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size, tta=tta) if good else []
             batch_results = [
                 FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), warning=item[1]) for p, item in zip(chunk, loaded)
             ]
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model (default: the shipped one)")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="average zoomed views (default: as the shipped metrics.json says)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     parser.add_argument("--csv", default=None, help="write file,probability,label,error,warning rows to this CSV")
@@ -118,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = predict_files(model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard())
+    results = predict_files(
+        model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard(),
+        tta=shipped_tta(args.weights, args.tta),
+    )
 
     if args.csv:
         with open(args.csv, "w", newline="") as handle:

@@ -10,6 +10,8 @@ inputs through its own preprocessing.
     python -m pneumo.shift --weights weights/pneumonia.keras [--json shift.json]
 
 The threshold is the one in the metrics.json beside the weights (chosen on validation), or --threshold.
+With --tta / --no-tta other than the run's own setting, the threshold is chosen again as train.py
+chooses it (Youden's J on the unchanged validation images, now predicted that way).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from PIL import Image
 
 from pneumo import paths
 from pneumo.data import labels_of, load_images
-from pneumo.metrics import binary_metrics
+from pneumo.metrics import binary_metrics, youden_threshold
 
 Perturbation = Callable[[np.ndarray], np.ndarray]
 
@@ -87,9 +89,12 @@ PERTURBATIONS: dict[str, Perturbation] = {
 SCORES = ("auc", "sensitivity", "specificity", "balanced_accuracy")
 
 
-def shift_metrics(model, gray: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, dict[str, float]]:
+def shift_metrics(
+    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None, tta: bool = False
+) -> tuple[dict[str, dict[str, float]], float]:
     """Per fixed change: AUC, and sensitivity, specificity and their mean (balanced accuracy) at the
-    model's own validation threshold; plus "mean", their averages over all changes.
+    model's own validation threshold; plus "mean", their averages over all changes. Returns them and
+    the threshold: threshold=None chooses it on the unchanged images (Youden's J; use on val only).
 
     AUC sees whether the ranking survives a change; the thresholded scores see whether the operating
     point does (a model whose NORMAL scores rise under another exposure loses specificity).
@@ -97,8 +102,11 @@ def shift_metrics(model, gray: np.ndarray, labels: np.ndarray, threshold: float)
     from pneumo.inference import predict_gray
 
     results = {}
-    for name, change in PERTURBATIONS.items():
-        m = binary_metrics(labels, predict_gray(model, change(gray)), threshold)
+    probs = {name: predict_gray(model, change(gray), tta=tta) for name, change in PERTURBATIONS.items()}
+    if threshold is None:
+        threshold = youden_threshold(labels, probs["identity"])
+    for name, prob in probs.items():
+        m = binary_metrics(labels, prob, threshold)
         results[name] = {
             "auc": m["auc"],
             "sensitivity": m["sensitivity"],
@@ -106,17 +114,19 @@ def shift_metrics(model, gray: np.ndarray, labels: np.ndarray, threshold: float)
             "balanced_accuracy": (m["sensitivity"] + m["specificity"]) / 2.0,
         }
     results["mean"] = {key: float(np.mean([r[key] for r in results.values()])) for key in SCORES}
-    return results
+    return results, float(threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pneumo.evaluate import shipped_threshold, split_and_model
+    from pneumo.evaluate import shipped_threshold, shipped_tta, split_and_model
 
     parser = argparse.ArgumentParser(prog="python -m pneumo.shift", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
     parser.add_argument("--split", default="val", help="val (default: the patient split held out for these weights) or train")
     parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="average zoomed views (default: as metrics.json says; otherwise the threshold is chosen again)")
     parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the scores to this JSON file")
     args = parser.parse_args(argv)
@@ -129,14 +139,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
-    threshold = shipped_threshold(args.weights, args.threshold)
-    results = shift_metrics(model, gray, labels_of(samples), threshold)
-    print(f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}")
+    tta = shipped_tta(args.weights, args.tta)
+    rechosen = args.threshold is None and tta != shipped_tta(args.weights)
+    if rechosen and args.split != "val":
+        print("error: a threshold for another --tta setting is chosen on --split val only; or pass --threshold", file=sys.stderr)
+        return 2
+    threshold = None if rechosen else shipped_threshold(args.weights, args.threshold)
+    results, threshold = shift_metrics(model, gray, labels_of(samples), threshold, tta=tta)
+    print(
+        f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}"
+        + (" (chosen again: Youden's J on the unchanged images)" if rechosen else "")
+        + (", test-time augmentation" if tta else "")
+    )
     print(f"  {'change':<16}" + "".join(f"{key:>19}" for key in SCORES))
     for name, scores in results.items():
         print(f"  {name:<16}" + "".join(f"{scores[key]:>19.4f}" for key in SCORES))
     if args.json_out:
-        report = {"split": args.split, "weights": str(args.weights), "threshold": threshold, "changes": results}
+        report = {"split": args.split, "weights": str(args.weights), "threshold": threshold, "tta": tta, "changes": results}
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -50,10 +50,11 @@ def test_predict_missing_weights_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "no model file" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file):
+@pytest.mark.parametrize("tta", [False, True])
+def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file, tta):
     out_json = tmp_path / "eval.json"
     result = _run("pneumo.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
-                  "--threshold", "0.5", "--bootstrap", "100", "--cache-dir", "", "--json", out_json)
+                  "--threshold", "0.5", "--bootstrap", "100", "--cache-dir", "", "--json", out_json, "--tta" if tta else "--no-tta")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(out_json.read_text())
     assert metrics["counts"] == {"total": 4, "normal": 2, "pneumonia": 2}
@@ -67,7 +68,8 @@ def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file):
 
     samples = list_split(TINY_DATA, "test")
     gray, _ = load_images(samples, None, workers=1, progress=False)
-    prob = predict_gray(keras.saving.load_model(untrained_model_file), gray)
+    prob = predict_gray(keras.saving.load_model(untrained_model_file), gray, tta=tta)
     expected = binary_metrics(labels_of(samples), prob, 0.5)
+    assert metrics["tta"] is tta and metrics["auc"] == pytest.approx(expected["auc"])
     assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
     assert metrics["confusion_matrix"] == expected["confusion_matrix"]

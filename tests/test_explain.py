@@ -55,6 +55,24 @@ def test_predicted_target_follows_the_threshold(setup):
     assert explainer.explain(x[0], threshold=min(p + 0.01, 0.999))[2] == 0
 
 
+def test_engine_with_tta_reports_the_cli_probability_and_explains_its_class(setup):
+    from pneumo.engine import Engine
+    from pneumo.inference import predict_gray
+
+    model, x = setup
+    gray = np.round(x[:2, ..., 0] * 255).astype(np.uint8)
+    expected = predict_gray(model, gray, tta=True)
+    plain_engine = Engine(model, Explainer(model), metrics={"threshold": 0.5})
+    for image, p_tta in zip(gray, expected):
+        for threshold in (p_tta - 1e-3, p_tta + 1e-3):
+            engine = Engine(model, Explainer(model), metrics={"threshold": float(threshold), "tta": True})
+            result = engine.analyze(image)
+            assert result.probability == pytest.approx(float(p_tta), abs=1e-6)
+            assert result.explained_class == int(p_tta >= threshold)  # the TTA probability decides, not the single view
+            same_class = plain_engine.analyze(image, target="pneumonia" if result.explained_class else "normal")
+            np.testing.assert_allclose(result.heatmap, same_class.heatmap, atol=1e-5)  # the map explains the unzoomed image
+
+
 def test_heatmap_comes_from_block5_not_the_first_conv(setup):
     model, x = setup
     _, heatmap, _ = Explainer(model).explain(x[0], target="pneumonia")

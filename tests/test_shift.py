@@ -56,7 +56,9 @@ def test_scores_per_change_and_their_mean(gray):
     images = np.stack([normal] * 5 + [pneumonia] * 5)
     labels = np.array([0] * 5 + [1] * 5)
     scores = CornerBrightness().predict_on_batch(to_model_input(images)).ravel()
-    results = shift_metrics(CornerBrightness(), images, labels, threshold=float(scores[0] + scores[-1]) / 2.0)
+    threshold = float(scores[0] + scores[-1]) / 2.0
+    results, used = shift_metrics(CornerBrightness(), images, labels, threshold=threshold)
+    assert used == threshold
     assert list(results) == [*PERTURBATIONS, "mean"]
     assert results["identity"] == {"auc": 1.0, "sensitivity": 1.0, "specificity": 1.0, "balanced_accuracy": 1.0}
     # The model input is histogram-equalised (pneumo.preprocess), so a change of gamma does not move
@@ -64,6 +66,17 @@ def test_scores_per_change_and_their_mean(gray):
     assert results["gamma 0.6"] == results["identity"] and results["gamma 1.6"] == results["identity"]
     for key in SCORES:
         assert results["mean"][key] == pytest.approx(np.mean([results[name][key] for name in PERTURBATIONS]))
+
+
+def test_no_threshold_chooses_one_on_the_unchanged_images(gray):
+    normal = gray[0]
+    pneumonia = normal.copy()
+    pneumonia[:50, :50] = 250
+    images, labels = np.stack([normal] * 3 + [pneumonia] * 3), np.array([0] * 3 + [1] * 3)
+    scores = CornerBrightness().predict_on_batch(to_model_input(images)).ravel()
+    results, chosen = shift_metrics(CornerBrightness(), images, labels, threshold=None, tta=True)
+    assert scores[0] < chosen <= scores[-1]  # separates the unchanged images, as Youden's J does
+    assert results["identity"]["balanced_accuracy"] == 1.0
 
 
 def _run(*args):

@@ -49,7 +49,7 @@ def _check_outputs(out, epochs):
 
     samples = list_split(TINY_DATA, "test")
     gray, _ = load_images(samples, None, workers=1, progress=False)
-    prob = predict_gray(model, gray)
+    prob = predict_gray(model, gray, tta=metrics.get("tta", False))
     from pneumo.metrics import binary_metrics
 
     again = binary_metrics(labels_of(samples), prob, metrics["threshold"])
@@ -59,12 +59,22 @@ def _check_outputs(out, epochs):
 
 
 def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
-    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", out=tmp_path / "run", cache=tmp_path / "cache")
+    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--tta", out=tmp_path / "run", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "output bias initialised to log(" in result.stdout
     _check_outputs(tmp_path / "run", epochs=2)
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tta"] is True
+    assert "test-time augmentation" in card
+    # pneumo.report switches it off again: the threshold is chosen again on validation, the card follows.
+    report = subprocess.run([sys.executable, "-m", "pneumo.report", "--weights", str(tmp_path / "run" / "pneumonia.keras"),
+                             "--no-tta", "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tta"] is False and "--tta" not in metrics["config"] and metrics["config"]["tta"] is False
+    assert "test-time augmentation" not in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    _check_outputs(tmp_path / "run", epochs=2)  # the file's model gives the metrics it now states
     assert list((tmp_path / "cache").glob("images-*.npz"))  # decoded once, cached
 
 
