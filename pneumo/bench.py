@@ -51,6 +51,7 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
 
     from pneumo.engine import load_engine
     from pneumo.imageio import read_image_file
+    from pneumo.inference import TTA_ZOOMS, zoomed
     from pneumo.model import GRADCAM_LAYER
     from pneumo.preprocess import to_gray299, to_model_input
 
@@ -59,10 +60,11 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
     files = _xray_files(n_images, data_dir)
     gray = [to_gray299(read_image_file(f)) for f in files]
     threshold = engine.threshold
+    zooms = TTA_ZOOMS if engine.tta else (1.0,)
 
     def naive(g: np.ndarray) -> tuple[float, np.ndarray]:
         x = to_model_input(g)[np.newaxis]
-        p = float(model.predict(x, verbose=0)[0, 0])
+        p = float(np.mean([model.predict(zoomed(x, zoom), verbose=0)[0, 0] for zoom in zooms]))
         cam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)(
             BinaryScore(p >= threshold), x, penultimate_layer=GRADCAM_LAYER, seek_penultimate_conv_layer=False
         )
@@ -86,7 +88,7 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
         heat_diff = max(heat_diff, float(np.abs(outputs["naive"][1] - outputs["project"][1]).max()))
     naive_s, project_s = _spread(times["naive"]), _spread(times["project"])
     return {
-        "benchmark": "inference", "images": len(gray), "naive": naive_s, "project": project_s,
+        "benchmark": "inference", "images": len(gray), "tta": engine.tta, "naive": naive_s, "project": project_s,
         "speedup": round(naive_s["median_s"] / project_s["median_s"], 2),
         "max_probability_difference": prob_diff, "max_heatmap_difference": heat_diff,
     }
@@ -94,16 +96,17 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
 
 def bench_batch(data_dir: Path, weights: Path, limit: int) -> dict:
     """pneumo.predict's batched path over the 224 px test JPEGs, end to end from the files."""
+    from pneumo.evaluate import shipped_tta
     from pneumo.inference import load_model
     from pneumo.predict import expand_inputs, predict_files
 
     files = expand_inputs([str(data_dir / "test")])[:limit]
-    model = load_model(weights)
-    predict_files(model, files[:32], 0.5)  # warm-up
+    model, tta = load_model(weights), shipped_tta(weights)
+    predict_files(model, files[:32], 0.5, tta=tta)  # warm-up
     t0 = time.perf_counter()
-    results = predict_files(model, files, 0.5, batch_size=32)
+    results = predict_files(model, files, 0.5, batch_size=32, tta=tta)
     seconds = time.perf_counter() - t0
-    return {"benchmark": "batch_predict", "images": len(results), "errors": sum(r.error is not None for r in results),
+    return {"benchmark": "batch_predict", "tta": tta, "images": len(results), "errors": sum(r.error is not None for r in results),
             "seconds": round(seconds, 2), "images_per_second": round(len(results) / seconds, 1)}
 
 
