@@ -1,8 +1,8 @@
 """tf.data pipelines over cached uint8 images, with the training augmentation.
 
 Every batch goes through `pneumo.preprocess.to_model_input` (the one preprocessing function);
-augmentation then acts on the [0, 1] float images, training batches only:
-rotation +-15 deg, width/height shift 10%, shear factor 0.1, zoom 10%, brightness x[0.95, 1.05],
+augmentation then acts on the [0, 1] float images, training batches only (defaults; train.py's flags
+set them): rotation +-15 deg, width/height shift 10%, shear factor 0.1, zoom 10%, brightness x[0.95, 1.05],
 no flips (the heart is on the left), and, for sharp originals, a random trip through 224 px so the
 model sees both resolutions of the data set (the 224 px copies are blurrier). Optional contrast and
 gamma jitter (off by default) imitate other exposures and scanners; optional sensor noise (off by
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,7 +34,7 @@ class Augmentation:
     shear: float = 0.1
     zoom: float = 0.1
     brightness: tuple[float, float] = (0.95, 1.05)
-    degrade_prob: float = 0.5  # chance that a sharp original is passed through 224 px
+    degrade_prob: float = 0.5  # chance that a sharp original is passed through a lower resolution
     degrade_size: int = 224
     degrade_min_size: int = 224  # trip size uniform in [degrade_min_size, degrade_size], one per batch
     contrast: float = 0.0  # contrast x[1 - c, 1 + c] about the image mean (0: off)

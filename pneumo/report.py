@@ -146,7 +146,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "## Decision threshold",
         f"**{metrics['threshold']:.4f}**, {metrics['threshold_rule']}."
         + (
-            " Every probability here, in the app and in the CLI is the mean over the image and two zoomed views "
+            " Every probability here, in the app and in the CLI, is the mean over the image and two zoomed views "
             "of it (×0.94 and ×1.06 about the centre: test-time augmentation, `pneumo/inference.py`)."
             if metrics.get("tta")
             else ""
