@@ -20,24 +20,25 @@ from pneumo.data import labels_of, list_split, load_images, train_val_split
 from pneumo.metrics import binary_metrics, bootstrap_intervals
 
 
+def _shipped_metrics(weights: str | Path) -> dict:
+    """metrics.json beside the weights ({} if there is none)."""
+    metrics_file = Path(weights).with_name(paths.METRICS_FILE)
+    return json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+
+
 def shipped_threshold(weights: str | Path, override: float | None = None) -> float:
     """The operating threshold: `override` if given (a --threshold flag), else the one stored in
     metrics.json beside the weights (0.5 if there is none)."""
     if override is not None:
         return float(override)
-    metrics_file = Path(weights).with_name(paths.METRICS_FILE)
-    if metrics_file.is_file():
-        return float(json.loads(metrics_file.read_text())["threshold"])
-    return 0.5
+    metrics = _shipped_metrics(weights)
+    return float(metrics["threshold"]) if metrics else 0.5
 
 
 def shipped_tta(weights: str | Path, override: bool | None = None) -> bool:
     """Whether to average test-time augmented views: `override` if given (--tta / --no-tta), else the
     "tta" setting in metrics.json beside the weights (off if there is none)."""
-    if override is not None:
-        return bool(override)
-    metrics_file = Path(weights).with_name(paths.METRICS_FILE)
-    return bool(json.loads(metrics_file.read_text()).get("tta", False)) if metrics_file.is_file() else False
+    return bool(override) if override is not None else bool(_shipped_metrics(weights).get("tta", False))
 
 
 def evaluate_gray(

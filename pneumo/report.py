@@ -261,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     test = list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
     x_val, size_val = load_images(val, args.cache_dir or None)
     model = load_model(weights)
-    tta = bool(metrics.get("tta", False)) if args.tta is None else args.tta
+    run_tta = bool(metrics.get("tta", False))
+    tta = run_tta if args.tta is None else args.tta
     # Another way of predicting needs its own threshold, chosen on validation as train.py chooses it.
-    threshold = metrics["threshold"] if tta == bool(metrics.get("tta", False)) else None
+    threshold = metrics["threshold"] if tta == run_tta else None
     y_val, p_val = labels_of(val), predict_gray(model, x_val, tta=tta)
     y_test = p_test = None
     if test:

@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
-    tta = shipped_tta(args.weights, args.tta)
-    rechosen = args.threshold is None and tta != shipped_tta(args.weights)
+    run_tta = shipped_tta(args.weights)
+    tta = run_tta if args.tta is None else args.tta
+    rechosen = args.threshold is None and tta != run_tta
     if rechosen and args.split != "val":
         print("error: a threshold for another --tta setting is chosen on --split val only; or pass --threshold", file=sys.stderr)
         return 2
