@@ -44,9 +44,7 @@ class Augmentation:
     def __post_init__(self) -> None:
         if not 1 <= self.degrade_min_size <= self.degrade_size:
             raise ValueError(f"degrade_min_size must be in [1, {self.degrade_size}], got {self.degrade_min_size}")
-        if self.noise < 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise}")
-        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma"):
+        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("zoom", "contrast"):  # factors 1 +- x must stay positive
@@ -100,6 +98,21 @@ def add_noise(gray: tf.Tensor, max_sigma: float, seed: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(noisy), 0.0, 255.0), tf.uint8)
 
 
+def apply_transforms(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """Resample a float batch (N, H, W, C) by per-image output->input maps (N, 8): bilinear, edge
+    pixels repeated. The one resampling of training augmentation and test-time augmentation alike."""
+    import tensorflow as tf
+
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=list(images.shape[1:3]),  # static: the batches keep their known 299x299 shape
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="NEAREST",
+    )
+
+
 def _affine_transforms(n: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
     """Per-image output->input maps for ImageProjectiveTransformV3, about the image centre."""
     import tensorflow as tf
@@ -147,14 +160,7 @@ def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: 
         degraded = tf.image.resize(small, [IMAGE_SIZE] * 2, method="bilinear")
         pick = sharp & (tf.random.stateless_uniform([n], s_degrade) < aug.degrade_prob)
         images = tf.where(pick[:, None, None, None], degraded, images)
-    images = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=_affine_transforms(n, aug, s_affine),
-        output_shape=[IMAGE_SIZE, IMAGE_SIZE],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="NEAREST",
-    )
+    images = apply_transforms(images, _affine_transforms(n, aug, s_affine))
     if aug.contrast > 0:
         c = tf.random.stateless_uniform([n, 1, 1, 1], s_contrast, 1.0 - aug.contrast, 1.0 + aug.contrast)
         mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)

@@ -39,13 +39,12 @@ def zoomed(x: np.ndarray, zoom: float) -> np.ndarray:
         return x
     import tensorflow as tf
 
+    from pneumo.augment import apply_transforms
+
     n, height, width = x.shape[0], x.shape[1], x.shape[2]
     cy, cx, inv = (height - 1) / 2.0, (width - 1) / 2.0, 1.0 / zoom
     transform = tf.constant([[inv, 0.0, cx - inv * cx, 0.0, inv, cy - inv * cy, 0.0, 0.0]] * n, tf.float32)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.constant(x, tf.float32), transforms=transform, output_shape=[height, width],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST",
-    ).numpy()
+    return apply_transforms(tf.constant(x, tf.float32), transform).numpy()
 
 
 def predict_inputs(model: keras.Model, x: np.ndarray, tta: bool = False) -> np.ndarray:
