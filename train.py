@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noise", type=float, default=0.0, help="sensor noise: sigma ~ U(0, N) gray levels added before preprocessing, 0 = off (default: %(default)s)")
     p.add_argument("--contrast", type=float, default=0.0, help="contrast jitter x[1-c, 1+c], 0 = off (default: %(default)s)")
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha: blend random pairs of images and labels, 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
@@ -206,14 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         lr = learning_rate_at(epoch, cfg)
         model.optimizer.learning_rate.assign(lr)
         train_ds = make_dataset(
-            x_train, y_train, cfg["batch_size"], sharp=sharp_train, augmentation=augmentation, shuffle_seed=cfg["seed"] * 1000 + epoch
+            x_train,
+            y_train,
+            cfg["batch_size"],
+            sharp=sharp_train,
+            augmentation=augmentation,
+            shuffle_seed=cfg["seed"] * 1000 + epoch,
+            class_weight=class_weight,  # as per-example weights, so that mixup can blend them
         )
         t0 = time.time()
         fit = model.fit(
             train_ds,
             initial_epoch=epoch,
             epochs=epoch + 1,
-            class_weight=class_weight,
             shuffle=False,
             verbose=verbose,
             callbacks=[] if ema is None else [ema],

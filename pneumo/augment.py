@@ -9,6 +9,8 @@ gamma jitter (off by default) imitate other exposures and scanners; optional sen
 default) is added to the uint8 image *before* the preprocessing function, where a noisier detector
 would put it (histogram equalisation amplifies noise in flat regions, so adding it afterwards would
 be a different, milder change); an optional lower bound on the size of the trip makes it a range.
+Optional mixup (off by default) blends each augmented image with another of the batch, and their
+labels and class weights alike, which keeps the scores of ambiguous images away from 0 and 1.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ class Augmentation:
     contrast: float = 0.0  # contrast x[1 - c, 1 + c] about the image mean (0: off)
     gamma: float = 0.0  # gamma in [1/(1 + g), 1 + g], log-uniform (0: off): exposure differences
     noise: float = 0.0  # Gaussian noise, sigma uniform in [0, noise] gray levels per image (0: off)
+    mixup: float = 0.0  # mixup alpha: pairs of images and their labels blended, weight ~ Beta(a, a) (0: off)
 
     def __post_init__(self) -> None:
         if not 1 <= self.degrade_min_size <= self.degrade_size:
             raise ValueError(f"degrade_min_size must be in [1, {self.degrade_size}], got {self.degrade_min_size}")
-        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise"):
+        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise", "mixup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("zoom", "contrast"):  # factors 1 +- x must stay positive
@@ -75,6 +78,8 @@ class Augmentation:
             parts.append(f"gamma {1 / (1 + self.gamma):.2f}–{1 + self.gamma:g}")
         if self.noise:
             parts.append(f"Gaussian noise σ ≤ {self.noise:g} gray levels before preprocessing")
+        if self.mixup:
+            parts.append(f"mixup α {self.mixup:g} (images and labels of random pairs blended)")
         return ", ".join(parts)
 
 
@@ -172,6 +177,28 @@ def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: 
     return tf.tile(tf.clip_by_value(images * factor, 0.0, 1.0), [1, 1, 1, channels])
 
 
+def mixup_batch(
+    x: tf.Tensor, y: tf.Tensor, weight: tf.Tensor, alpha: float, seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Blend each example with a random partner of the same batch: x, label and sample weight alike,
+    with a mixing weight lam ~ Beta(alpha, alpha) per example (Zhang et al. 2018, "mixup")."""
+    import tensorflow as tf
+
+    s_partner, s_a, s_b = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    n = tf.shape(x)[0]
+    partner = tf.argsort(tf.random.stateless_uniform([n], s_partner))
+    # Beta(a, a) as G_a / (G_a + G_b) with two Gamma(a) draws (TF has no stateless Beta).
+    g_a = tf.random.stateless_gamma([n], s_a, alpha)
+    g_b = tf.random.stateless_gamma([n], s_b, alpha)
+    lam = g_a / tf.maximum(g_a + g_b, 1e-12)
+
+    def blend(t: tf.Tensor) -> tf.Tensor:
+        lam_t = tf.reshape(lam, [-1] + [1] * (len(t.shape) - 1))
+        return lam_t * t + (1.0 - lam_t) * tf.gather(t, partner)
+
+    return blend(x), blend(y), blend(weight)
+
+
 def make_dataset(
     images: np.ndarray,
     labels: np.ndarray,
@@ -179,10 +206,16 @@ def make_dataset(
     sharp: np.ndarray | None = None,
     augmentation: Augmentation | None = None,
     shuffle_seed: int | None = None,
+    class_weight: dict[int, float] | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (model input, label). Shuffled when shuffle_seed is given, augmented when
-    augmentation is given; the randomness is a pure function of shuffle_seed and the batch index."""
+    """Batches of (model input, label), or (model input, label, sample weight) when class_weight is
+    given (then pass none to fit()). Shuffled when shuffle_seed is given, augmented when augmentation
+    is given; the randomness is a pure function of shuffle_seed and the batch index."""
     import tensorflow as tf
+
+    mixup = augmentation.mixup if augmentation is not None else 0.0
+    if mixup and class_weight is None:
+        class_weight = {0: 1.0, 1: 1.0}  # mixup blends the weights too, so they travel with the batch
 
     sharp = np.zeros(len(images), dtype=bool) if sharp is None else np.asarray(sharp, dtype=bool)
     index = np.arange(len(images))
@@ -190,6 +223,8 @@ def make_dataset(
         index = np.random.default_rng(shuffle_seed).permutation(index)
     ds = tf.data.Dataset.from_tensor_slices(index).batch(batch_size).enumerate()
     images_t, labels_t, sharp_t = tf.constant(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
+    if class_weight is not None:
+        weights_t = tf.constant([class_weight.get(0, 1.0), class_weight.get(1, 1.0)], dtype=tf.float32)
 
     def load(batch_number: tf.Tensor, idx: tf.Tensor):
         gray = tf.gather(images_t, idx)
@@ -199,6 +234,12 @@ def make_dataset(
         x = _model_input_batch(gray)
         if augmentation is not None:
             x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)
-        return x, tf.gather(labels_t, idx)
+        y = tf.gather(labels_t, idx)
+        if class_weight is None:
+            return x, y
+        weight = tf.gather(weights_t, tf.cast(y, tf.int32))
+        if mixup:
+            x, y, weight = mixup_batch(x, y, weight, mixup, tf.random.experimental.stateless_fold_in(seed, 2))
+        return x, y, weight
 
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)

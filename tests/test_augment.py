@@ -1,10 +1,10 @@
-"""The training augmentation: the optional sensor noise and the range of the low-resolution trip."""
+"""The training augmentation: the optional sensor noise, the range of the low-resolution trip, mixup."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pneumo.augment import Augmentation, add_noise, augment_batch, make_dataset
+from pneumo.augment import Augmentation, add_noise, augment_batch, make_dataset, mixup_batch
 from pneumo.preprocess import to_model_input
 
 
@@ -59,17 +59,50 @@ def test_degrade_range_blurs_more_than_the_fixed_trip():
     np.testing.assert_allclose(not_sharp, x.numpy(), atol=1e-5)  # only sharp originals take the trip
 
 
-@pytest.mark.parametrize("kwargs", [dict(degrade_min_size=0), dict(degrade_min_size=300), dict(noise=-1.0), dict(zoom=1.0), dict(shift=-0.1)])
+@pytest.mark.parametrize("kwargs", [dict(degrade_min_size=0), dict(degrade_min_size=300), dict(noise=-1.0), dict(zoom=1.0), dict(shift=-0.1), dict(mixup=-0.2)])
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         Augmentation(**kwargs)
 
 
 def test_from_config_reads_a_train_config_and_describe_names_every_setting():
-    cfg = {"lr": 1e-3, "degrade_prob": 0.5, "contrast": 0.25, "gamma": 0.3, "noise": 10.0, "degrade_min_size": 150, "zoom": 0.2}
+    cfg = {"lr": 1e-3, "degrade_prob": 0.5, "contrast": 0.25, "gamma": 0.3, "noise": 10.0, "degrade_min_size": 150, "zoom": 0.2, "mixup": 0.2}
     aug = Augmentation.from_config(cfg)
-    assert (aug.contrast, aug.noise, aug.degrade_min_size, aug.zoom, aug.rotation_deg) == (0.25, 10.0, 150, 0.2, 15.0)
+    assert (aug.contrast, aug.noise, aug.degrade_min_size, aug.zoom, aug.rotation_deg, aug.mixup) == (0.25, 10.0, 150, 0.2, 15.0, 0.2)
     text = aug.describe()
-    for part in ("rotation ±15°", "zoom 20 %", "150–224 px", "contrast ×0.75–1.25", "gamma 0.77–1.3", "σ ≤ 10 gray levels"):
+    for part in ("rotation ±15°", "zoom 20 %", "150–224 px", "contrast ×0.75–1.25", "gamma 0.77–1.3", "σ ≤ 10 gray levels", "mixup α 0.2"):
         assert part in text
     assert "noise" not in Augmentation.from_config({}).describe()  # off settings are not listed
+    assert "mixup" not in Augmentation.from_config({}).describe()
+
+
+def test_mixup_blends_images_labels_and_weights_with_one_weight_per_example():
+    n = 64
+    x = tf.constant(np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1) * np.ones((1, 2, 2, 3), np.float32))
+    y = tf.constant(np.arange(n) % 2, dtype=tf.float32)
+    w = 2.0 - 1.5 * y  # class weights 2 (NORMAL) and 0.5 (PNEUMONIA)
+    xm, ym, wm = (t.numpy() for t in mixup_batch(x, y, w, 0.4, tf.constant([5, 6], dtype=tf.int64)))
+    # every example is lam * itself + (1 - lam) * a partner: recover lam from the label and check the rest
+    partner_value = {}
+    for i in range(n):
+        assert np.all(xm[i] == xm[i, 0, 0, 0])  # one blend per image
+        assert 0.0 <= ym[i] <= 1.0
+        np.testing.assert_allclose(wm[i], 2.0 - 1.5 * ym[i], rtol=1e-5)  # the weight follows the blended label
+        partner_value[i] = xm[i, 0, 0, 0]
+    lam_is_extreme = np.mean([min(abs(v), abs(1 - v)) < 0.1 for v in ym[np.arange(n) % 2 == 0]])
+    assert 0.3 < lam_is_extreme < 1.0  # Beta(0.4, 0.4): mostly near 0 or 1, not always
+    assert len(set(np.round(list(partner_value.values()), 4))) > n // 2  # pairs differ from example to example
+    again = mixup_batch(x, y, w, 0.4, tf.constant([5, 6], dtype=tf.int64))[0].numpy()
+    np.testing.assert_array_equal(again, xm)  # a function of the seed
+
+
+def test_make_dataset_with_class_weights_yields_weights_and_mixup_blends_them():
+    gray, labels = _gray_batch(8), np.array([0, 1] * 4)
+    weights = {0: 2.0, 1: 0.5}
+    x, y, w = next(iter(make_dataset(gray, labels, 8, augmentation=Augmentation(), shuffle_seed=1, class_weight=weights)))
+    np.testing.assert_array_equal(w.numpy(), np.where(y.numpy() == 1, 0.5, 2.0))
+    x, y, w = next(iter(make_dataset(gray, labels, 8, augmentation=Augmentation(mixup=1.0), shuffle_seed=1, class_weight=weights)))
+    y, w = y.numpy(), w.numpy()
+    assert np.any((y > 0.01) & (y < 0.99))  # blended labels
+    np.testing.assert_allclose(w, 2.0 - 1.5 * y, rtol=1e-5)
+    assert len(next(iter(make_dataset(gray, labels, 8)))) == 2  # no weights asked for: plain (x, y) batches

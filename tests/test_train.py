@@ -59,12 +59,12 @@ def _check_outputs(out, epochs):
 
 
 def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
-    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--tta", out=tmp_path / "run", cache=tmp_path / "cache")
+    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--tta", out=tmp_path / "run", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "output bias initialised to log(" in result.stdout
     _check_outputs(tmp_path / "run", epochs=2)
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
-    assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card
+    assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card and "mixup α 0.2" in card
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tta"] is True
     assert "test-time augmentation" in card
     # pneumo.report switches it off again: the threshold is chosen again on validation, the card follows.
@@ -120,7 +120,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize(
     "flags, message",
-    [(["--noise", "-1"], "--noise must be >= 0"), (["--degrade-min-size", "300"], "--degrade-min-size must be in"), (["--zoom", "1.5"], "--zoom")],
+    [(["--noise", "-1"], "--noise must be >= 0"), (["--degrade-min-size", "300"], "--degrade-min-size must be in"), (["--zoom", "1.5"], "--zoom"), (["--mixup", "-0.2"], "--mixup must be >= 0")],
 )
 def test_bad_augmentation_flags_are_clear_errors(tmp_path, flags, message):
     result = _train(*flags, out=tmp_path / "o", cache=tmp_path / "cache", timeout=60)
