@@ -261,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / paths.HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
 
     # Threshold chosen on validation; the test split is predicted once, here, for reporting only.
+    from pneumo.shift import THRESHOLD_RULE, shift_metrics
+
     tta = cfg.get("tta", False)
+    shift, threshold = shift_metrics(best, x_val, y_val, None, tta=tta)  # chosen on validation, under the fixed changes
     p_val = predict_gray(best, x_val, tta=tta)
     y_test = p_test = None
     if test_samples:
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         y_test, p_test = labels_of(test_samples), predict_gray(best, x_test, tta=tta)
     import tensorflow as tf
 
-    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test, tta=tta)
+    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test, threshold, THRESHOLD_RULE, validation_shift=shift, tta=tta)
     metrics.update({
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": git_commit(),
     })
     write_report(out, metrics, y_test, p_test)
-    threshold, test_metrics = metrics["threshold"], metrics["test"]
+    test_metrics = metrics["test"]
     state["finished"] = True
     write_json(state_file, state)
     print(f"best epoch {state['best_epoch']} (val AUC {state['best_val_auc']:.4f}); threshold {threshold:.4f} chosen on validation")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
 
 def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict:
@@ -30,21 +32,32 @@ def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> di
     }
 
 
-def youden_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
-    """The threshold maximising sensitivity + specificity - 1 (Youden's J), for use on validation data.
+def shift_threshold(y_true: np.ndarray, probs: Sequence[np.ndarray]) -> float:
+    """The threshold maximising the mean balanced accuracy ((sensitivity + specificity) / 2) over
+    several predictions of the same labelled images, for use on validation data: pneumo.shift's
+    fixed acquisition changes, so the operating point is the one that holds up under them.
 
-    Ties go to the threshold closest to 0.5. The returned value sits midway between the two
-    neighbouring scores, so it does not depend on one exact probability.
+    With a single prediction this is Youden's J. Candidates sit midway between neighbouring scores
+    (so no exact probability matters); ties go to the middle one of the tied candidates, not to an
+    end of a flat stretch.
     """
     y_true = np.asarray(y_true).astype(int).ravel()
-    prob = np.asarray(prob, dtype=np.float64).ravel()
-    fpr, tpr, thresholds = roc_curve(y_true, prob, drop_intermediate=False)
-    j = tpr - fpr
-    candidates = np.flatnonzero(np.isclose(j, j.max()))
-    best = candidates[np.argmin(np.abs(np.clip(thresholds[candidates], 0, 1) - 0.5))]
-    upper = min(float(thresholds[best]), 1.0)
-    lower = float(thresholds[best + 1]) if best + 1 < len(thresholds) else 0.0
-    return (upper + lower) / 2.0 if lower < upper else upper
+    probs = [np.asarray(p, dtype=np.float64).ravel() for p in probs]
+    if not probs or any(len(p) != len(y_true) for p in probs):
+        raise ValueError("shift_threshold needs one or more predictions, each with one score per label")
+    n_pos, n_neg = int((y_true == 1).sum()), int((y_true == 0).sum())
+    if not n_pos or not n_neg:
+        raise ValueError("shift_threshold needs both classes among the labels")
+    scores = np.unique(np.concatenate(probs))
+    candidates = np.concatenate([[0.0], (scores[:-1] + scores[1:]) / 2.0, [max(1.0, scores[-1] + 1e-9)]])
+    balanced = np.zeros(len(candidates))
+    for p in probs:
+        pos, neg = np.sort(p[y_true == 1]), np.sort(p[y_true == 0])
+        sensitivity = 1.0 - np.searchsorted(pos, candidates, side="left") / n_pos  # share of positives >= t
+        specificity = np.searchsorted(neg, candidates, side="left") / n_neg  # share of negatives < t
+        balanced += (sensitivity + specificity) / 2.0
+    best = np.flatnonzero(np.isclose(balanced, balanced.max(), rtol=0.0, atol=1e-12))
+    return float(candidates[best[len(best) // 2]])
 
 
 def bootstrap_intervals(

@@ -5,7 +5,9 @@ train.py writes it at the end of a run; for shipped weights it can be rebuilt fr
 
     python -m pneumo.report [--weights weights/pneumonia.keras] [--data-dir ...]
 
-The decision threshold is never chosen here: it comes from metrics.json (validation split).
+The decision threshold comes from metrics.json (chosen on the validation split when the run ended);
+with --choose-threshold, or another --tta setting, it is chosen again on validation by the current
+rule (pneumo.shift.THRESHOLD_RULE), never on test.
 """
 
 from __future__ import annotations
@@ -21,24 +23,23 @@ from sklearn.metrics import brier_score_loss, roc_curve
 
 from pneumo import paths
 from pneumo.augment import Augmentation
-from pneumo.metrics import binary_metrics, bootstrap_intervals, youden_threshold
+from pneumo.metrics import binary_metrics, bootstrap_intervals
 
 ROC_PNG, RELIABILITY_PNG, CARD = "roc.png", "reliability.png", "MODEL_CARD.md"
 
 
 def evaluation(
     y_val: np.ndarray, p_val: np.ndarray, sharp_val: np.ndarray, y_test: np.ndarray | None, p_test: np.ndarray | None,
-    threshold: float | None = None, bootstrap: int = 2000, tta: bool = False,
+    threshold: float, threshold_rule: str, validation_shift: dict | None = None, bootstrap: int = 2000, tta: bool = False,
 ) -> dict:
-    """Everything metrics.json reports about the predictions. threshold=None chooses it on validation.
-    tta records how the probabilities were made (pneumo.inference), so every reader of metrics.json
-    predicts the same way."""
-    if threshold is None:
-        threshold = youden_threshold(y_val, p_val)
+    """Everything metrics.json reports about the predictions, at a threshold chosen on validation
+    (threshold_rule says how; validation_shift: pneumo.shift's scores at it). tta records how the
+    probabilities were made (pneumo.inference), so every reader of metrics.json predicts the same way."""
     out = {
         "tta": bool(tta),
         "threshold": float(threshold),
-        "threshold_rule": "maximises Youden's J (sensitivity + specificity - 1) on the validation split",
+        "threshold_rule": threshold_rule,
+        "validation_shift": validation_shift,
         "validation": binary_metrics(y_val, p_val, threshold),
         "validation_by_resolution": {
             name: binary_metrics(y_val[mask], p_val[mask], threshold)
@@ -194,6 +195,20 @@ def model_card(metrics: dict, history: dict | None) -> str:
     for name, m in metrics.get("validation_by_resolution", {}).items():
         label = "224 px copies" if name.startswith("224") else "originals"
         lines.append(f"| {label} | {m['counts']['total']} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} |")
+    shift = metrics.get("validation_shift")
+    if shift:
+        lines += [
+            "",
+            "## Validation under acquisition changes (`pneumo.shift`)",
+            "",
+            "The same validation images, changed before preprocessing, at the threshold above.",
+            "",
+            "| change | AUC | sensitivity | specificity | balanced accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        for name, m in shift.items():
+            label = "**mean (shift score)**" if name == "mean" else name
+            lines.append(f"| {label} | {m['auc']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} | {m['balanced_accuracy']:.3f} |")
     lines += [
         "",
         "## Known limits",
@@ -248,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR))
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                         help="switch test-time augmentation on/off for these weights; the threshold is then chosen again on validation")
+    parser.add_argument("--choose-threshold", action="store_true",
+                        help="choose the threshold again on validation by the current rule instead of keeping metrics.json's")
     args = parser.parse_args(argv)
     weights = Path(args.weights)
     metrics = json.loads(weights.with_name(paths.METRICS_FILE).read_text())
@@ -256,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pneumo.data import is_sharp, labels_of, list_split, load_images, train_val_split
     from pneumo.inference import load_model, predict_gray
+    from pneumo.shift import THRESHOLD_RULE, shift_metrics
 
     _, val = train_val_split(data_dir, cfg["val_fraction"], cfg["seed"])
     test = list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
@@ -264,13 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     run_tta = bool(metrics.get("tta", False))
     tta = run_tta if args.tta is None else args.tta
     # Another way of predicting needs its own threshold, chosen on validation as train.py chooses it.
-    threshold = metrics["threshold"] if tta == run_tta else None
-    y_val, p_val = labels_of(val), predict_gray(model, x_val, tta=tta)
+    rechoose = args.choose_threshold or tta != run_tta
+    y_val = labels_of(val)
+    shift, threshold = shift_metrics(model, x_val, y_val, None if rechoose else metrics["threshold"], tta=tta)
+    rule = THRESHOLD_RULE if rechoose else metrics["threshold_rule"]
+    p_val = predict_gray(model, x_val, tta=tta)
     y_test = p_test = None
     if test:
         x_test, _ = load_images(test, args.cache_dir or None)
         y_test, p_test = labels_of(test), predict_gray(model, x_test, tta=tta)
-    metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold=threshold, tta=tta))
+    metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold, rule, validation_shift=shift, tta=tta))
     metrics["config"] = {**cfg, "tta": tta}
     write_report(weights.parent, metrics, y_test, p_test)
     print(f"wrote {weights.parent / paths.METRICS_FILE}, {weights.parent / CARD}, {ROC_PNG}, {RELIABILITY_PNG}")

@@ -10,8 +10,8 @@ inputs through its own preprocessing.
     python -m pneumo.shift --weights weights/pneumonia.keras [--json shift.json]
 
 The threshold is the one in the metrics.json beside the weights (chosen on validation), or --threshold.
-With --tta / --no-tta other than the run's own setting, the threshold is chosen again as train.py
-chooses it (Youden's J on the unchanged validation images, now predicted that way).
+With --choose-threshold, or --tta / --no-tta other than the run's own setting, it is chosen again
+as train.py chooses it (THRESHOLD_RULE: the threshold that maximises the score this module prints).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from PIL import Image
 
 from pneumo import paths
 from pneumo.data import labels_of, load_images
-from pneumo.metrics import binary_metrics, youden_threshold
+from pneumo.metrics import binary_metrics, shift_threshold
 
 Perturbation = Callable[[np.ndarray], np.ndarray]
 
@@ -87,6 +87,10 @@ PERTURBATIONS: dict[str, Perturbation] = {
 
 
 SCORES = ("auc", "sensitivity", "specificity", "balanced_accuracy")
+THRESHOLD_RULE = (
+    "maximises the mean balanced accuracy over the seven fixed acquisition changes of `pneumo.shift` "
+    "on the validation split (the shift score)"
+)
 
 
 def shift_metrics(
@@ -94,7 +98,8 @@ def shift_metrics(
 ) -> tuple[dict[str, dict[str, float]], float]:
     """Per fixed change: AUC, and sensitivity, specificity and their mean (balanced accuracy) at the
     model's own validation threshold; plus "mean", their averages over all changes. Returns them and
-    the threshold: threshold=None chooses it on the unchanged images (Youden's J; use on val only).
+    the threshold: threshold=None chooses it by THRESHOLD_RULE, the one with the best mean balanced
+    accuracy over these changes (use on validation only).
 
     AUC sees whether the ranking survives a change; the thresholded scores see whether the operating
     point does (a model whose NORMAL scores rise under another exposure loses specificity).
@@ -104,7 +109,7 @@ def shift_metrics(
     results = {}
     probs = {name: predict_gray(model, change(gray), tta=tta) for name, change in PERTURBATIONS.items()}
     if threshold is None:
-        threshold = youden_threshold(labels, probs["identity"])
+        threshold = shift_threshold(labels, list(probs.values()))
     for name, prob in probs.items():
         m = binary_metrics(labels, prob, threshold)
         results[name] = {
@@ -125,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="val", help="val (default: the patient split held out for these weights) or train")
     parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
+    parser.add_argument("--choose-threshold", action="store_true",
+                        help="choose the threshold again on --split val by the current rule (default: metrics.json's)")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                         help="average zoomed views (default: as metrics.json says; otherwise the threshold is chosen again)")
     parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
@@ -141,22 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
     run_tta = shipped_tta(args.weights)
     tta = run_tta if args.tta is None else args.tta
-    rechosen = args.threshold is None and tta != run_tta
+    if args.choose_threshold and args.threshold is not None:
+        print("error: give --threshold or --choose-threshold, not both", file=sys.stderr)
+        return 2
+    rechosen = args.choose_threshold or (args.threshold is None and tta != run_tta)
     if rechosen and args.split != "val":
-        print("error: a threshold for another --tta setting is chosen on --split val only; or pass --threshold", file=sys.stderr)
+        print("error: a threshold is chosen on --split val only; or pass --threshold", file=sys.stderr)
         return 2
     threshold = None if rechosen else shipped_threshold(args.weights, args.threshold)
     results, threshold = shift_metrics(model, gray, labels_of(samples), threshold, tta=tta)
     print(
         f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}"
-        + (" (chosen again: Youden's J on the unchanged images)" if rechosen else "")
+        + (" (chosen again: the best mean balanced accuracy over the changes)" if rechosen else "")
         + (", test-time augmentation" if tta else "")
     )
     print(f"  {'change':<16}" + "".join(f"{key:>19}" for key in SCORES))
     for name, scores in results.items():
         print(f"  {name:<16}" + "".join(f"{scores[key]:>19.4f}" for key in SCORES))
     if args.json_out:
-        report = {"split": args.split, "weights": str(args.weights), "threshold": threshold, "tta": tta, "changes": results}
+        report = {"split": args.split, "weights": str(args.weights), "threshold": threshold, "threshold_chosen_here": rechosen,
+                  "tta": tta, "changes": results}
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pneumo.metrics import binary_metrics, bootstrap_intervals, youden_threshold
+from pneumo.metrics import binary_metrics, bootstrap_intervals, shift_threshold
 
 # Hand-computed example: 3 NORMAL, 4 PNEUMONIA.
 Y = np.array([0, 0, 0, 1, 1, 1, 1])
@@ -27,9 +27,30 @@ def test_threshold_is_inclusive():
     assert m["confusion_matrix"]["tp"] == 1
 
 
-def test_youden_threshold_by_hand():
+def test_shift_threshold_of_one_prediction_is_youdens_by_hand():
     # J is 0.75 above 0.6 (TPR 3/4, FPR 0): the cut sits midway between 0.7 and 0.6.
-    assert youden_threshold(Y, P) == pytest.approx(0.65)
+    assert shift_threshold(Y, [P]) == pytest.approx(0.65)
+
+
+def test_shift_threshold_holds_up_under_the_changed_predictions():
+    y = np.array([0, 0, 1, 1])
+    plain = np.array([0.1, 0.2, 0.8, 0.9])  # separable: Youden's cut is midway, 0.5
+    brighter = np.array([0.1, 0.5, 0.8, 0.9])  # a change lifts one NORMAL image to exactly that cut
+    assert shift_threshold(y, [plain]) == pytest.approx(0.5)
+    # 0.5 would call that image PNEUMONIA; midway between 0.5 and 0.8 separates both predictions
+    assert shift_threshold(y, [plain, brighter]) == pytest.approx(0.65)
+
+
+def test_shift_threshold_ties_go_to_the_middle_candidate():
+    # balanced accuracy 2/3 at 0.15, 0.35 and 0.55 (0.5 between them): the middle one
+    y = np.array([0, 1, 0, 1, 0, 1])
+    assert shift_threshold(y, [np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])]) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("probs", [[], [np.array([0.1, 0.9])], [P, P[:3]]])
+def test_shift_threshold_refuses_what_it_cannot_use(probs):
+    with pytest.raises(ValueError):
+        shift_threshold(Y if len(probs) != 1 else np.array([1, 1]), probs)
 
 
 def test_bootstrap_interval_brackets_the_estimate():

@@ -68,15 +68,18 @@ def test_scores_per_change_and_their_mean(gray):
         assert results["mean"][key] == pytest.approx(np.mean([results[name][key] for name in PERTURBATIONS]))
 
 
-def test_no_threshold_chooses_one_on_the_unchanged_images(gray):
+def test_no_threshold_chooses_the_one_with_the_best_shift_score(gray):
     normal = gray[0]
     pneumonia = normal.copy()
     pneumonia[:50, :50] = 250
     images, labels = np.stack([normal] * 3 + [pneumonia] * 3), np.array([0] * 3 + [1] * 3)
     scores = CornerBrightness().predict_on_batch(to_model_input(images)).ravel()
     results, chosen = shift_metrics(CornerBrightness(), images, labels, threshold=None, tta=True)
-    assert scores[0] < chosen <= scores[-1]  # separates the unchanged images, as Youden's J does
+    assert scores[0] < chosen <= scores[-1]  # separates the unchanged images
     assert results["identity"]["balanced_accuracy"] == 1.0
+    best = results["mean"]["balanced_accuracy"]
+    for other in np.linspace(0.0, 1.0, 11):  # no fixed threshold scores better over the changes
+        assert shift_metrics(CornerBrightness(), images, labels, threshold=other, tta=True)[0]["mean"]["balanced_accuracy"] <= best + 1e-12
 
 
 def _run(*args):
@@ -88,7 +91,11 @@ def test_cli_refuses_the_test_split_and_reports_missing_weights(tmp_path):
     assert refused.returncode == 2 and "final reporting only" in refused.stderr
     missing = _run("--split", "train", "--data-dir", TINY_DATA, "--weights", tmp_path / "none.keras", "--cache-dir", "")
     assert missing.returncode == 2 and "no model file" in missing.stderr
-    for result in (refused, missing):
+    not_on_train = _run("--split", "train", "--data-dir", TINY_DATA, "--choose-threshold", "--cache-dir", "")
+    assert not_on_train.returncode == 2 and "chosen on --split val only" in not_on_train.stderr
+    both = _run("--split", "train", "--data-dir", TINY_DATA, "--choose-threshold", "--threshold", 0.5, "--cache-dir", "")
+    assert both.returncode == 2 and "not both" in both.stderr
+    for result in (refused, missing, not_on_train, both):
         assert "Traceback" not in result.stderr
 
 
