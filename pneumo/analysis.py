@@ -38,10 +38,17 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def model_view(image: Image.Image, guard: XrayGuard | None = None) -> tuple[np.ndarray, Verdict | None]:
+    """A decoded image as the model sees it (uint8 299x299) and the guard's verdict on it (None
+    without a guard): the one path of the app and the CLI alike."""
+    gray299 = to_gray299(image)
+    return gray299, guard.check(gray299, image) if guard is not None else None
+
+
 def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedImage:
     """Decode, preprocess and check one file. Raises pneumo.imageio.ImageReadError with a human message."""
     decoded = decode(data, name)
-    gray299 = to_gray299(decoded.image)
+    gray299, verdict = model_view(decoded.image, guard)
     return PreparedImage(
         name=name,
         digest=digest_of(data),
@@ -49,7 +56,7 @@ def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedI
         picture=display_image(decoded.image),
         gray299=gray299,
         size=decoded.image.size,
-        verdict=guard.check(gray299, decoded.image) if guard is not None else None,
+        verdict=verdict,
         metadata=decoded.metadata,
         identifiers=decoded.identifiers,
     )

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import paths
+from pneumo.analysis import model_view
 from pneumo.evaluate import shipped_threshold, shipped_tta
 from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
-from pneumo.preprocess import to_gray299
 
 CLASS_LABELS = ("NORMAL", "PNEUMONIA")
 
@@ -54,9 +54,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, str | None] | str:
     """(model input as uint8, guard warning) or an error message."""
     try:
-        decoded = read_file(path)
-        gray = to_gray299(decoded.image)
-        verdict = guard.check(gray, decoded.image) if guard is not None else None
+        gray, verdict = model_view(read_file(path).image, guard)
         return gray, (verdict.reason if verdict is not None and not verdict.plausible else None)
     except ImageReadError as error:
         return str(error)

@@ -24,6 +24,7 @@ from sklearn.metrics import brier_score_loss, roc_curve
 from pneumo import paths
 from pneumo.augment import Augmentation
 from pneumo.metrics import binary_metrics, bootstrap_intervals
+from pneumo.shift import THRESHOLD_RULE
 
 ROC_PNG, RELIABILITY_PNG, CARD = "roc.png", "reliability.png", "MODEL_CARD.md"
 
@@ -127,8 +128,14 @@ def model_card(metrics: dict, history: dict | None) -> str:
         f"{metrics['data']['train_normal']} NORMAL); validation: {metrics['data']['val']} images, a "
         f"{cfg.get('val_fraction', 0.1):.0%} split of the training folder **grouped by patient** and stratified by class "
         f"(seed {metrics.get('seed')}).",
-        f"- Test: the data set's own test folder, {metrics['data']['test']} images, used once for this report; "
-        "no epoch, threshold or recipe was chosen on it.",
+        f"- Test: the data set's own test folder, {metrics['data']['test']} images, for reporting only: "
+        "no epoch, threshold or recipe was chosen on it"
+        + (
+            " (but the threshold rule was adopted after earlier runs' test results had been seen, so these "
+            "numbers are not an unbiased estimate: `docs/TRAINING.md`)."
+            if metrics.get("threshold_rule") == THRESHOLD_RULE
+            else "."
+        ),
         "- Two resolutions in the data: all test images and most training images are 224 px squashed copies; "
         "the rest of the training images are originals (short side 320 px here).",
         "",
@@ -273,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pneumo.data import is_sharp, labels_of, list_split, load_images, train_val_split
     from pneumo.inference import load_model, predict_gray
-    from pneumo.shift import THRESHOLD_RULE, shift_metrics
+    from pneumo.shift import shift_metrics
 
     _, val = train_val_split(data_dir, cfg["val_fraction"], cfg["seed"])
     test = list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
