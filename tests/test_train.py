@@ -62,6 +62,7 @@ def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
     result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--tta", out=tmp_path / "run", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "output bias initialised to log(" in result.stdout
+    assert "shift score" in result.stdout and "sensitivity" not in result.stdout  # test numbers stay in the files
     _check_outputs(tmp_path / "run", epochs=2)
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card and "mixup α 0.2" in card
