@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of Adam (default: %(default)s)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="linear warm-up epochs before cosine decay (default: %(default)s)")
     p.add_argument("--min-lr-ratio", type=float, default=0.02, help="final learning rate as a fraction of --lr (default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (times the learning rate, per step), 0 = Adam (default: %(default)s)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="binary cross-entropy label smoothing (default: %(default)s)")
     p.add_argument("--rotation-deg", type=float, default=15.0, help="random rotation within +-this many degrees (default: %(default)s)")
     p.add_argument("--shift", type=float, default=0.1, help="random shift up to this share of the width/height (default: %(default)s)")
@@ -75,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUT/checkpoint/")
     args = p.parse_args(argv)
+    if args.weight_decay < 0:
+        p.error(f"--weight-decay must be >= 0 (0 = plain Adam); got {args.weight_decay}")
     if not 0.0 <= args.ema < 1.0:
         p.error(f"--ema must be a decay in [0, 1), e.g. 0.998 (0 = off); got {args.ema}")
     if not args.no_augment:
@@ -104,8 +107,16 @@ def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
     from pneumo.model import build_model, output_bias_for
 
     model = build_model(output_bias=output_bias_for(n_pneumonia, n_normal))
+    # Decoupled weight decay (AdamW) on every variable: Keras does not save an exclusion list with the
+    # optimizer, so excluding BatchNormalization's variables would silently end at the first --resume.
+    weight_decay = cfg.get("weight_decay", 0.0)
+    optimizer = (
+        keras.optimizers.AdamW(learning_rate=cfg["lr"], weight_decay=weight_decay)
+        if weight_decay
+        else keras.optimizers.Adam(learning_rate=cfg["lr"])
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=cfg["lr"]),
+        optimizer=optimizer,
         loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg["label_smoothing"]),
         metrics=[
             keras.metrics.BinaryAccuracy(name="accuracy"),

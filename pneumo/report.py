@@ -141,7 +141,8 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "",
         "## Training",
         f"`{train_command(cfg)}` "
-        f"(Adam, {cfg.get('warmup_epochs')} warm-up epoch then cosine decay to {cfg.get('min_lr_ratio')}×, balanced "
+        f"({'AdamW, weight decay ' + format(cfg['weight_decay'], 'g') + ' on every variable' if cfg.get('weight_decay') else 'Adam'}, "
+        f"{cfg.get('warmup_epochs')} warm-up epoch then cosine decay to {cfg.get('min_lr_ratio')}×, balanced "
         "class weights, output bias log(#PNEUMONIA/#NORMAL), augmentation: "
         + (Augmentation.from_config(cfg).describe() if not cfg.get("no_augment") else "none")
         + ", "

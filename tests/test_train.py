@@ -59,13 +59,13 @@ def _check_outputs(out, epochs):
 
 
 def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
-    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--tta", out=tmp_path / "run", cache=tmp_path / "cache")
+    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--weight-decay", "0.05", "--tta", out=tmp_path / "run", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "output bias initialised to log(" in result.stdout
     assert "shift score" in result.stdout and "sensitivity" not in result.stdout  # test numbers stay in the files
     _check_outputs(tmp_path / "run", epochs=2)
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
-    assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card and "mixup α 0.2" in card
+    assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card and "mixup α 0.2" in card and "AdamW, weight decay 0.05" in card
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tta"] is True
     assert "test-time augmentation" in card
     assert "mean balanced accuracy over the seven fixed acquisition changes" in card and "not an unbiased estimate" in card
@@ -84,7 +84,7 @@ def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     command = [sys.executable, str(REPO_ROOT / "train.py"), "--data-dir", str(TINY_DATA), "--out", str(out),
-               "--cache-dir", str(cache), "--epochs", "4"] + ARGS
+               "--cache-dir", str(cache), "--epochs", "4", "--weight-decay", "0.05"] + ARGS
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
     try:
         for line in process.stdout:  # kill it hard as soon as the first epoch is checkpointed
@@ -109,6 +109,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert f"epoch {done + 1}/4:" in resumed.stdout and "epoch 1/4:" not in resumed.stdout
     history = _check_outputs(out, epochs=4)
     assert history["epochs"][:done] == state["history"]  # the epochs before the interruption are kept
+    optimizer = keras.saving.load_model(out / "checkpoint" / "last.keras").optimizer
+    assert type(optimizer).__name__ == "AdamW" and optimizer.weight_decay == pytest.approx(0.05)  # resumed as it began
 
     again = _train("--resume", out=out, cache=cache)
     assert again.returncode == 2 and "already finished" in again.stderr
@@ -123,7 +125,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize(
     "flags, message",
-    [(["--noise", "-1"], "--noise must be >= 0"), (["--degrade-min-size", "300"], "--degrade-min-size must be in"), (["--zoom", "1.5"], "--zoom"), (["--mixup", "-0.2"], "--mixup must be >= 0")],
+    [(["--noise", "-1"], "--noise must be >= 0"), (["--degrade-min-size", "300"], "--degrade-min-size must be in"), (["--zoom", "1.5"], "--zoom"), (["--mixup", "-0.2"], "--mixup must be >= 0"), (["--weight-decay", "-1"], "--weight-decay must be >= 0")],
 )
 def test_bad_augmentation_flags_are_clear_errors(tmp_path, flags, message):
     result = _train(*flags, out=tmp_path / "o", cache=tmp_path / "cache", timeout=60)
