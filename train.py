@@ -273,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / paths.HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
 
     # Threshold chosen on validation; the test split is predicted once, here, for reporting only.
-    from pneumo.shift import THRESHOLD_RULE, shift_metrics
+    from pneumo.shift import THRESHOLD_RULE, shift_predictions, shift_scores
 
     tta = cfg.get("tta", False)
-    shift, threshold = shift_metrics(best, x_val, y_val, None, tta=tta)  # chosen on validation, under the fixed changes
-    p_val = predict_gray(best, x_val, tta=tta)
+    probs_val = shift_predictions(best, x_val, tta=tta)
+    shift, threshold = shift_scores(probs_val, y_val, None)  # chosen on validation, under the fixed changes
+    p_val = probs_val["identity"]
     y_test = p_test = None
     if test_samples:
         x_test, _ = load_images(test_samples, cache_dir)

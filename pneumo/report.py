@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pneumo.data import is_sharp, labels_of, list_split, load_images, train_val_split
     from pneumo.inference import load_model, predict_gray
-    from pneumo.shift import shift_metrics
+    from pneumo.shift import shift_predictions, shift_scores
 
     _, val = train_val_split(data_dir, cfg["val_fraction"], cfg["seed"])
     test = list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
@@ -292,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     # Another way of predicting needs its own threshold, chosen on validation as train.py chooses it.
     rechoose = args.choose_threshold or tta != run_tta
     y_val = labels_of(val)
-    shift, threshold = shift_metrics(model, x_val, y_val, None if rechoose else metrics["threshold"], tta=tta)
+    probs_val = shift_predictions(model, x_val, tta=tta)
+    shift, threshold = shift_scores(probs_val, y_val, None if rechoose else metrics["threshold"])
     rule = THRESHOLD_RULE if rechoose else metrics["threshold_rule"]
-    p_val = predict_gray(model, x_val, tta=tta)
+    p_val = probs_val["identity"]
     y_test = p_test = None
     if test:
         x_test, _ = load_images(test, args.cache_dir or None)

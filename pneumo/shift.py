@@ -93,8 +93,15 @@ THRESHOLD_RULE = (
 )
 
 
-def shift_metrics(
-    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None, tta: bool = False
+def shift_predictions(model, gray: np.ndarray, tta: bool = False) -> dict[str, np.ndarray]:
+    """The model's probabilities for the images under each fixed change ("identity": unchanged)."""
+    from pneumo.inference import predict_gray
+
+    return {name: predict_gray(model, change(gray), tta=tta) for name, change in PERTURBATIONS.items()}
+
+
+def shift_scores(
+    probs: dict[str, np.ndarray], labels: np.ndarray, threshold: float | None
 ) -> tuple[dict[str, dict[str, float]], float]:
     """Per fixed change: AUC, and sensitivity, specificity and their mean (balanced accuracy) at the
     model's own validation threshold; plus "mean", their averages over all changes. Returns them and
@@ -104,12 +111,9 @@ def shift_metrics(
     AUC sees whether the ranking survives a change; the thresholded scores see whether the operating
     point does (a model whose NORMAL scores rise under another exposure loses specificity).
     """
-    from pneumo.inference import predict_gray
-
-    results = {}
-    probs = {name: predict_gray(model, change(gray), tta=tta) for name, change in PERTURBATIONS.items()}
     if threshold is None:
         threshold = shift_threshold(labels, list(probs.values()))
+    results = {}
     for name, prob in probs.items():
         m = binary_metrics(labels, prob, threshold)
         results[name] = {
@@ -120,6 +124,13 @@ def shift_metrics(
         }
     results["mean"] = {key: float(np.mean([r[key] for r in results.values()])) for key in SCORES}
     return results, float(threshold)
+
+
+def shift_metrics(
+    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None, tta: bool = False
+) -> tuple[dict[str, dict[str, float]], float]:
+    """shift_scores of the model's predictions of the images under the fixed changes."""
+    return shift_scores(shift_predictions(model, gray, tta=tta), labels, threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,21 +151,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.split == "test":
         print("error: the test split is for final reporting only; judge models on --split val", file=sys.stderr)
         return 2
-    try:
+    if args.choose_threshold and args.threshold is not None:
+        print("error: give --threshold or --choose-threshold, not both", file=sys.stderr)
+        return 2
+    run_tta = shipped_tta(args.weights)
+    tta = run_tta if args.tta is None else args.tta
+    rechosen = args.choose_threshold or (args.threshold is None and tta != run_tta)
+    if rechosen and args.split != "val":
+        print("error: a threshold is chosen on --split val only; or pass --threshold", file=sys.stderr)
+        return 2
+    try:  # the flags are checked first: loading TensorFlow and the model takes seconds
         samples, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
-    run_tta = shipped_tta(args.weights)
-    tta = run_tta if args.tta is None else args.tta
-    if args.choose_threshold and args.threshold is not None:
-        print("error: give --threshold or --choose-threshold, not both", file=sys.stderr)
-        return 2
-    rechosen = args.choose_threshold or (args.threshold is None and tta != run_tta)
-    if rechosen and args.split != "val":
-        print("error: a threshold is chosen on --split val only; or pass --threshold", file=sys.stderr)
-        return 2
     threshold = None if rechosen else shipped_threshold(args.weights, args.threshold)
     results, threshold = shift_metrics(model, gray, labels_of(samples), threshold, tta=tta)
     print(
