@@ -9,6 +9,9 @@ gamma jitter (off by default) imitate other exposures and scanners; optional sen
 default) is added to the uint8 image *before* the preprocessing function, where a noisier detector
 would put it (histogram equalisation amplifies noise in flat regions, so adding it afterwards would
 be a different, milder change); an optional lower bound on the size of the trip makes it a range.
+Optional sharpness jitter (off by default) blurs or unsharp-masks the uint8 image before the
+preprocessing function, by a random amount per image: scanners and their software differ in the
+edge enhancement they apply, and histogram equalisation keeps such differences.
 Optional mixup (off by default) blends each augmented image with another of the batch, and their
 labels and class weights alike, which keeps the scores of ambiguous images away from 0 and 1.
 """
@@ -42,12 +45,13 @@ class Augmentation:
     contrast: float = 0.0  # contrast x[1 - c, 1 + c] about the image mean (0: off)
     gamma: float = 0.0  # gamma in [1/(1 + g), 1 + g], log-uniform (0: off): exposure differences
     noise: float = 0.0  # Gaussian noise, sigma uniform in [0, noise] gray levels per image (0: off)
+    sharpness: float = 0.0  # unsharp-mask amount uniform in [-sharpness, sharpness] per image, -1 at most (0: off)
     mixup: float = 0.0  # mixup alpha: pairs of images and their labels blended, weight ~ Beta(a, a) (0: off)
 
     def __post_init__(self) -> None:
         if not 1 <= self.degrade_min_size <= self.degrade_size:
             raise ValueError(f"degrade_min_size must be in [1, {self.degrade_size}], got {self.degrade_min_size}")
-        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise", "mixup"):
+        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise", "sharpness", "mixup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("zoom", "contrast"):  # factors 1 +- x must stay positive
@@ -78,6 +82,8 @@ class Augmentation:
             parts.append(f"gamma {1 / (1 + self.gamma):.2f}–{1 + self.gamma:g}")
         if self.noise:
             parts.append(f"Gaussian noise σ ≤ {self.noise:g} gray levels before preprocessing")
+        if self.sharpness:
+            parts.append(f"sharpness ×{-self.sharpness:+g}–{self.sharpness:+g} (blur to unsharp mask, σ {SHARPNESS_SIGMA:g} px) before preprocessing")
         if self.mixup:
             parts.append(f"mixup α {self.mixup:g} (images and labels of random pairs blended)")
         return ", ".join(parts)
@@ -101,6 +107,35 @@ def add_noise(gray: tf.Tensor, max_sigma: float, seed: tf.Tensor) -> tf.Tensor:
     sigma = tf.random.stateless_uniform([n, 1, 1], s_sigma, 0.0, max_sigma)
     noisy = tf.cast(gray, tf.float32) + sigma * tf.random.stateless_normal(tf.shape(gray), s_noise)
     return tf.cast(tf.clip_by_value(tf.round(noisy), 0.0, 255.0), tf.uint8)
+
+
+SHARPNESS_SIGMA = 1.5  # px at 299 px: the scale of edge enhancement and of a mild blur
+
+
+def _gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """float images (N, H, W) blurred by a separable Gaussian, edges reflected."""
+    import tensorflow as tf
+
+    radius = int(math.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = tf.constant(taps / taps.sum(), tf.float32)
+    x = tf.pad(images[..., None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    x = tf.nn.conv2d(x, tf.reshape(taps, [1, -1, 1, 1]), strides=1, padding="VALID")
+    x = tf.nn.conv2d(x, tf.reshape(taps, [-1, 1, 1, 1]), strides=1, padding="VALID")
+    return x[..., 0]
+
+
+def adjust_sharpness(gray: tf.Tensor, max_amount: float, seed: tf.Tensor) -> tf.Tensor:
+    """uint8 images (N, H, W) unsharp-masked by amount a ~ U(-max_amount, max_amount) each:
+    image + a * (image - blurred), so a > 0 enhances edges and a < 0 blurs (a = -1: the Gaussian
+    blur itself; amounts below -1 are taken as -1). Rounded and clipped back to uint8."""
+    import tensorflow as tf
+
+    image = tf.cast(gray, tf.float32)
+    amount = tf.random.stateless_uniform([tf.shape(gray)[0], 1, 1], seed, -max_amount, max_amount)
+    amount = tf.maximum(amount, -1.0)
+    sharpened = image + amount * (image - _gaussian_blur(image, SHARPNESS_SIGMA))
+    return tf.cast(tf.clip_by_value(tf.round(sharpened), 0.0, 255.0), tf.uint8)
 
 
 def apply_transforms(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
@@ -231,6 +266,8 @@ def make_dataset(
         seed = tf.stack([tf.cast(shuffle_seed or 0, tf.int64), batch_number])
         if augmentation is not None and augmentation.noise > 0:
             gray = add_noise(gray, augmentation.noise, tf.random.experimental.stateless_fold_in(seed, 1))
+        if augmentation is not None and augmentation.sharpness > 0:
+            gray = adjust_sharpness(gray, augmentation.sharpness, tf.random.experimental.stateless_fold_in(seed, 3))
         x = _model_input_batch(gray)
         if augmentation is not None:
             x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)

@@ -106,3 +106,33 @@ def test_make_dataset_with_class_weights_yields_weights_and_mixup_blends_them():
     assert np.any((y > 0.01) & (y < 0.99))  # blended labels
     np.testing.assert_allclose(w, 2.0 - 1.5 * y, rtol=1e-5)
     assert len(next(iter(make_dataset(gray, labels, 8)))) == 2  # no weights asked for: plain (x, y) batches
+
+
+def test_adjust_sharpness_blurs_or_enhances_edges_by_the_drawn_amount():
+    from pneumo.augment import adjust_sharpness
+
+    edge = np.zeros((64, 40, 40), dtype=np.uint8)
+    edge[:, :, 20:] = 200
+    edge[:, :, :20] = 50
+    out = adjust_sharpness(tf.constant(edge), 1.0, tf.constant([5, 6], dtype=tf.int64)).numpy().astype(float)
+    assert out.dtype == np.float64 and out.min() >= 0 and out.max() <= 255
+    step = out[:, 20, 20] - out[:, 20, 19]  # the jump across the edge
+    overshoot = out[:, 20, 20:].max(axis=1) - 200  # unsharp masking rings past the bright side
+    # one amount per image in [-1, 1]: some images blurred (a smaller jump), some sharpened (overshoot)
+    assert step.min() < 150 - 20 and overshoot.max() > 20
+    np.testing.assert_array_equal(out[:, :, :5].mean(axis=(1, 2)), 50)  # flat regions untouched
+    again = adjust_sharpness(tf.constant(edge), 1.0, tf.constant([5, 6], dtype=tf.int64)).numpy()
+    np.testing.assert_array_equal(again, out)  # a function of the seed
+
+
+def test_sharpness_goes_in_before_preprocessing_and_is_described():
+    gray, labels = _gray_batch(), np.array([0, 1, 0, 1])
+    no_geometry = dict(rotation_deg=0.0, shift=0.0, shear=0.0, zoom=0.0, brightness=(1.0, 1.0), degrade_prob=0.0)
+    plain = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(**no_geometry))))[0].numpy()
+    jittered = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(sharpness=1.0, **no_geometry))))[0].numpy()
+    assert not np.allclose(jittered, plain)
+    assert jittered.min() >= 0.0 and jittered.max() <= 1.0
+    np.testing.assert_array_equal(jittered[..., 0], jittered[..., 1])
+    assert "sharpness" in Augmentation(sharpness=0.5).describe() and "sharpness" not in Augmentation().describe()
+    with pytest.raises(ValueError, match="sharpness must be >= 0"):
+        Augmentation(sharpness=-0.1)
