@@ -83,7 +83,7 @@ class Augmentation:
         if self.noise:
             parts.append(f"Gaussian noise σ ≤ {self.noise:g} gray levels before preprocessing")
         if self.sharpness:
-            parts.append(f"sharpness ×{-self.sharpness:+g}–{self.sharpness:+g} (blur to unsharp mask, σ {SHARPNESS_SIGMA:g} px) before preprocessing")
+            parts.append(f"sharpness: unsharp-mask amount −{self.sharpness:g} to +{self.sharpness:g} (−1 = Gaussian blur σ {SHARPNESS_SIGMA:g} px) before preprocessing")
         if self.mixup:
             parts.append(f"mixup α {self.mixup:g} (images and labels of random pairs blended)")
         return ", ".join(parts)
