@@ -11,7 +11,9 @@ would put it (histogram equalisation amplifies noise in flat regions, so adding 
 be a different, milder change); an optional lower bound on the size of the trip makes it a range.
 Optional sharpness jitter (off by default) blurs or unsharp-masks the uint8 image before the
 preprocessing function, by a random amount per image: scanners and their software differ in the
-edge enhancement they apply, and histogram equalisation keeps such differences.
+edge enhancement they apply, and histogram equalisation keeps such differences. Optional local-contrast
+jitter (off by default) does the same one scale coarser, to the band between that blur and a ~6 px one:
+radiograph processing boosts or flattens this band (multi-frequency processing) by different amounts.
 Optional mixup (off by default) blends each augmented image with another of the batch, and their
 labels and class weights alike, which keeps the scores of ambiguous images away from 0 and 1.
 """
@@ -46,12 +48,13 @@ class Augmentation:
     gamma: float = 0.0  # gamma in [1/(1 + g), 1 + g], log-uniform (0: off): exposure differences
     noise: float = 0.0  # Gaussian noise, sigma uniform in [0, noise] gray levels per image (0: off)
     sharpness: float = 0.0  # unsharp-mask amount uniform in [-sharpness, sharpness] per image, -1 at most (0: off)
+    local_contrast: float = 0.0  # gain of the 1.5-6 px band uniform in [-l, l] per image, -1 at most (0: off)
     mixup: float = 0.0  # mixup alpha: pairs of images and their labels blended, weight ~ Beta(a, a) (0: off)
 
     def __post_init__(self) -> None:
         if not 1 <= self.degrade_min_size <= self.degrade_size:
             raise ValueError(f"degrade_min_size must be in [1, {self.degrade_size}], got {self.degrade_min_size}")
-        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise", "sharpness", "mixup"):
+        for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise", "sharpness", "local_contrast", "mixup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("zoom", "contrast"):  # factors 1 +- x must stay positive
@@ -84,6 +87,8 @@ class Augmentation:
             parts.append(f"Gaussian noise σ ≤ {self.noise:g} gray levels before preprocessing")
         if self.sharpness:
             parts.append(f"sharpness: unsharp-mask amount −{self.sharpness:g} to +{self.sharpness:g} (−1 = Gaussian blur σ {SHARPNESS_SIGMA:g} px) before preprocessing")
+        if self.local_contrast:
+            parts.append(f"local contrast: gain of the {SHARPNESS_SIGMA:g}–{COARSE_SIGMA:g} px band −{self.local_contrast:g} to +{self.local_contrast:g} (−1 removes it) before preprocessing")
         if self.mixup:
             parts.append(f"mixup α {self.mixup:g} (images and labels of random pairs blended)")
         return ", ".join(parts)
@@ -132,17 +137,39 @@ def _gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
     return tf.transpose(x[0], [2, 0, 1])
 
 
-def adjust_sharpness(gray: tf.Tensor, max_amount: float, seed: tf.Tensor) -> tf.Tensor:
-    """uint8 images (N, H, W) unsharp-masked by amount a ~ U(-max_amount, max_amount) each:
-    image + a * (image - blurred), so a > 0 enhances edges and a < 0 blurs (a = -1: the Gaussian
-    blur itself; amounts below -1 are taken as -1). Rounded and clipped back to uint8."""
+COARSE_FACTOR = 4  # the coarse blur: area-downsample by this, Gaussian SHARPNESS_SIGMA, bilinear back
+COARSE_SIGMA = 6.0  # px at 299 px: about the width of that coarse blur (measured, tests/test_augment.py)
+
+
+def _coarse_blur(images: tf.Tensor) -> tf.Tensor:
+    """float images (N, H, W) blurred at about COARSE_SIGMA px, computed at a quarter of the size:
+    a 37-tap Gaussian at full size would cost four times the fine blur."""
     import tensorflow as tf
 
+    size = tf.shape(images)[1:3]
+    small = tf.image.resize(images[..., None], size // COARSE_FACTOR, method="area")[..., 0]
+    small = _gaussian_blur(small, SHARPNESS_SIGMA)
+    return tf.image.resize(small[..., None], size, method="bilinear")[..., 0]
+
+
+def adjust_sharpness(gray: tf.Tensor, max_amount: float, seed: tf.Tensor, max_band_gain: float = 0.0) -> tf.Tensor:
+    """uint8 images (N, H, W) unsharp-masked by amount a ~ U(-max_amount, max_amount) each:
+    image + a * (image - blurred), so a > 0 enhances edges and a < 0 blurs (a = -1: the Gaussian
+    blur itself; amounts below -1 are taken as -1). With max_band_gain, the coarser band between
+    that blur and the ~6 px one (_coarse_blur) is scaled too, by 1 + b, b ~ U(-max_band_gain,
+    max_band_gain) (at least -1): local contrast boosted or flattened. Rounded, clipped to uint8."""
+    import tensorflow as tf
+
+    s_fine, s_band = tf.unstack(tf.random.experimental.stateless_split(seed, 2)) if max_band_gain > 0 else (seed, None)
+    n = tf.shape(gray)[0]
     image = tf.cast(gray, tf.float32)
-    amount = tf.random.stateless_uniform([tf.shape(gray)[0], 1, 1], seed, -max_amount, max_amount)
-    amount = tf.maximum(amount, -1.0)
-    sharpened = image + amount * (image - _gaussian_blur(image, SHARPNESS_SIGMA))
-    return tf.cast(tf.clip_by_value(tf.round(sharpened), 0.0, 255.0), tf.uint8)
+    fine = _gaussian_blur(image, SHARPNESS_SIGMA)
+    amount = tf.maximum(tf.random.stateless_uniform([n, 1, 1], s_fine, -max_amount, max_amount), -1.0)
+    adjusted = image + amount * (image - fine)
+    if max_band_gain > 0:
+        gain = tf.maximum(tf.random.stateless_uniform([n, 1, 1], s_band, -max_band_gain, max_band_gain), -1.0)
+        adjusted += gain * (fine - _coarse_blur(image))
+    return tf.cast(tf.clip_by_value(tf.round(adjusted), 0.0, 255.0), tf.uint8)
 
 
 def apply_transforms(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
@@ -273,8 +300,10 @@ def make_dataset(
         seed = tf.stack([tf.cast(shuffle_seed or 0, tf.int64), batch_number])
         if augmentation is not None and augmentation.noise > 0:
             gray = add_noise(gray, augmentation.noise, tf.random.experimental.stateless_fold_in(seed, 1))
-        if augmentation is not None and augmentation.sharpness > 0:
-            gray = adjust_sharpness(gray, augmentation.sharpness, tf.random.experimental.stateless_fold_in(seed, 3))
+        if augmentation is not None and (augmentation.sharpness > 0 or augmentation.local_contrast > 0):
+            gray = adjust_sharpness(
+                gray, augmentation.sharpness, tf.random.experimental.stateless_fold_in(seed, 3), augmentation.local_contrast
+            )
         x = _model_input_batch(gray)
         if augmentation is not None:
             x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)

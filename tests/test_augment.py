@@ -1,4 +1,4 @@
-"""The training augmentation: the optional sensor noise, sharpness jitter, the range of the low-resolution trip, mixup."""
+"""The training augmentation: the optional sensor noise, sharpness and local-contrast jitter, the range of the low-resolution trip, mixup."""
 
 import numpy as np
 import pytest
@@ -137,3 +137,43 @@ def test_sharpness_goes_in_before_preprocessing_and_is_described():
     assert "sharpness" in Augmentation(sharpness=0.5).describe() and "sharpness" not in Augmentation().describe()
     with pytest.raises(ValueError, match="sharpness must be >= 0"):
         Augmentation(sharpness=-0.1)
+
+
+def test_local_contrast_scales_the_coarse_band_by_the_drawn_gain():
+    from pneumo.augment import adjust_sharpness
+
+    # stripes 24 px apart: structure in the band between the ~1.5 px and ~6 px blurs
+    stripes = 128 + 40 * np.sin(2 * np.pi * np.arange(96) / 24)
+    gray = np.tile(stripes, (64, 96, 1)).astype(np.uint8)
+    seed = tf.constant([7, 8], dtype=tf.int64)
+    out = adjust_sharpness(tf.constant(gray), 0.0, seed, 0.7).numpy()
+    assert out.dtype == np.uint8 and out.shape == gray.shape
+    middle = out[:, 48, 24:72].astype(float)  # away from the reflected borders
+    ratio = (middle.max(axis=1) - middle.min(axis=1)) / (gray[0, 48, 24:72].max() - gray[0, 48, 24:72].min())
+    # one gain per image in [-0.7, 0.7]: stripes flattened in some images, boosted in others, never gone
+    assert ratio.min() < 0.85 and ratio.max() > 1.15 and ratio.min() > 0.2
+    flat = np.full((4, 96, 96), 90, dtype=np.uint8)
+    np.testing.assert_array_equal(adjust_sharpness(tf.constant(flat), 0.0, seed, 0.7).numpy(), flat)
+    np.testing.assert_array_equal(adjust_sharpness(tf.constant(gray), 0.0, seed, 0.7).numpy(), out)  # a function of the seed
+
+
+def test_coarse_blur_has_the_stated_width():
+    from pneumo.augment import COARSE_SIGMA, _coarse_blur
+
+    step = np.zeros((1, 299, 299), dtype=np.float32)
+    step[:, :, 150:] = 1.0
+    slope = np.diff(_coarse_blur(tf.constant(step)).numpy()[0, 150])  # the blurred edge's profile
+    centre = (slope * np.arange(slope.size)).sum() / slope.sum()
+    width = np.sqrt((slope * (np.arange(slope.size) - centre) ** 2).sum() / slope.sum())
+    assert abs(width - COARSE_SIGMA) < 0.5
+
+
+def test_local_contrast_goes_in_before_preprocessing_and_is_described():
+    gray, labels = _gray_batch(), np.array([0, 1, 0, 1])
+    no_geometry = dict(rotation_deg=0.0, shift=0.0, shear=0.0, zoom=0.0, brightness=(1.0, 1.0), degrade_prob=0.0)
+    plain = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(**no_geometry))))[0].numpy()
+    jittered = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(local_contrast=0.7, **no_geometry))))[0].numpy()
+    assert not np.allclose(jittered, plain)
+    assert "local contrast" in Augmentation(local_contrast=0.7).describe() and "local contrast" not in Augmentation().describe()
+    with pytest.raises(ValueError, match="local_contrast must be >= 0"):
+        Augmentation(local_contrast=-0.1)
