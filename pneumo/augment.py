@@ -143,7 +143,7 @@ COARSE_SIGMA = 6.0  # px at 299 px: about the width of that coarse blur (measure
 
 def _coarse_blur(images: tf.Tensor) -> tf.Tensor:
     """float images (N, H, W) blurred at about COARSE_SIGMA px, computed at a quarter of the size:
-    a 37-tap Gaussian at full size would cost four times the fine blur."""
+    a 37-tap Gaussian at full size would cost about three times the 11-tap fine blur."""
     import tensorflow as tf
 
     size = tf.shape(images)[1:3]
