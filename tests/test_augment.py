@@ -126,17 +126,18 @@ def test_adjust_sharpness_blurs_or_enhances_edges_by_the_drawn_amount():
     np.testing.assert_array_equal(again, raw)  # a function of the seed
 
 
-def test_sharpness_goes_in_before_preprocessing_and_is_described():
+@pytest.mark.parametrize("name, value, words", [("sharpness", 1.0, "sharpness"), ("local_contrast", 0.7, "local contrast")])
+def test_pre_processing_jitter_goes_in_before_preprocessing_and_is_described(name, value, words):
     gray, labels = _gray_batch(), np.array([0, 1, 0, 1])
     no_geometry = dict(rotation_deg=0.0, shift=0.0, shear=0.0, zoom=0.0, brightness=(1.0, 1.0), degrade_prob=0.0)
     plain = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(**no_geometry))))[0].numpy()
-    jittered = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(sharpness=1.0, **no_geometry))))[0].numpy()
+    jittered = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(**{name: value}, **no_geometry))))[0].numpy()
     assert not np.allclose(jittered, plain)
     assert jittered.min() >= 0.0 and jittered.max() <= 1.0
     np.testing.assert_array_equal(jittered[..., 0], jittered[..., 1])
-    assert "sharpness" in Augmentation(sharpness=0.5).describe() and "sharpness" not in Augmentation().describe()
-    with pytest.raises(ValueError, match="sharpness must be >= 0"):
-        Augmentation(sharpness=-0.1)
+    assert words in Augmentation(**{name: value}).describe() and words not in Augmentation().describe()
+    with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+        Augmentation(**{name: -0.1})
 
 
 def test_local_contrast_scales_the_coarse_band_by_the_drawn_gain():
@@ -167,13 +168,3 @@ def test_coarse_blur_has_the_stated_width():
     width = np.sqrt((slope * (np.arange(slope.size) - centre) ** 2).sum() / slope.sum())
     assert abs(width - COARSE_SIGMA) < 0.5
 
-
-def test_local_contrast_goes_in_before_preprocessing_and_is_described():
-    gray, labels = _gray_batch(), np.array([0, 1, 0, 1])
-    no_geometry = dict(rotation_deg=0.0, shift=0.0, shear=0.0, zoom=0.0, brightness=(1.0, 1.0), degrade_prob=0.0)
-    plain = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(**no_geometry))))[0].numpy()
-    jittered = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(local_contrast=0.7, **no_geometry))))[0].numpy()
-    assert not np.allclose(jittered, plain)
-    assert "local contrast" in Augmentation(local_contrast=0.7).describe() and "local contrast" not in Augmentation().describe()
-    with pytest.raises(ValueError, match="local_contrast must be >= 0"):
-        Augmentation(local_contrast=-0.1)
