@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noise", type=float, default=0.0, help="sensor noise: sigma ~ U(0, N) gray levels added before preprocessing, 0 = off (default: %(default)s)")
     p.add_argument("--sharpness", type=float, default=0.0, help="sharpness jitter: unsharp-mask amount ~ U(-S, S) per image before preprocessing (negative blurs), 0 = off (default: %(default)s)")
     p.add_argument("--local-contrast", type=float, default=0.0, help="local-contrast jitter: the 1.5-6 px band scaled by 1 + b, b ~ U(-L, L) per image before preprocessing, 0 = off (default: %(default)s)")
+    p.add_argument("--jpeg-quality", type=int, default=0, help="JPEG recompression: each image re-encoded at a quality ~ U(Q, 100) before preprocessing, 0 = off (default: %(default)s)")
     p.add_argument("--contrast", type=float, default=0.0, help="contrast jitter x[1-c, 1+c], 0 = off (default: %(default)s)")
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha: blend random pairs of images and labels, 0 = off (default: %(default)s)")

@@ -14,6 +14,9 @@ preprocessing function, by a random amount per image: scanners and their softwar
 edge enhancement they apply, and histogram equalisation keeps such differences. Optional local-contrast
 jitter (off by default) does the same one scale coarser, to the band between that blur and a ~6 px one:
 radiograph processing boosts or flattens this band (multi-frequency processing) by different amounts.
+Optional JPEG recompression (off by default) re-encodes each uint8 image at a random quality, last
+before the preprocessing function: uploads and exports are JPEGs of unknown quality, and the 8x8
+block artefacts of a low quality survive histogram equalisation.
 Optional mixup (off by default) blends each augmented image with another of the batch, and their
 labels and class weights alike, which keeps the scores of ambiguous images away from 0 and 1.
 """
@@ -49,6 +52,7 @@ class Augmentation:
     noise: float = 0.0  # Gaussian noise, sigma uniform in [0, noise] gray levels per image (0: off)
     sharpness: float = 0.0  # unsharp-mask amount uniform in [-sharpness, sharpness] per image, -1 at most (0: off)
     local_contrast: float = 0.0  # gain of the 1.5-6 px band uniform in [-l, l] per image, -1 at most (0: off)
+    jpeg_quality: int = 0  # each image re-encoded as JPEG at a quality uniform in [jpeg_quality, 100] (0: off)
     mixup: float = 0.0  # mixup alpha: pairs of images and their labels blended, weight ~ Beta(a, a) (0: off)
 
     def __post_init__(self) -> None:
@@ -57,6 +61,8 @@ class Augmentation:
         for name in ("rotation_deg", "shift", "shear", "zoom", "contrast", "gamma", "noise", "sharpness", "local_contrast", "mixup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be 0 (off) or a JPEG quality 1-100, got {self.jpeg_quality}")
         for name in ("zoom", "contrast"):  # factors 1 +- x must stay positive
             if getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be below 1, got {getattr(self, name)}")
@@ -89,6 +95,8 @@ class Augmentation:
             parts.append(f"sharpness: unsharp-mask amount −{self.sharpness:g} to +{self.sharpness:g} (−1 = Gaussian blur σ {SHARPNESS_SIGMA:g} px) before preprocessing")
         if self.local_contrast:
             parts.append(f"local contrast: gain of the {SHARPNESS_SIGMA:g}–{COARSE_SIGMA:g} px band −{self.local_contrast:g} to +{self.local_contrast:g} (−1 removes it) before preprocessing")
+        if self.jpeg_quality:
+            parts.append(f"JPEG recompression at quality {self.jpeg_quality}–100 before preprocessing")
         if self.mixup:
             parts.append(f"mixup α {self.mixup:g} (images and labels of random pairs blended)")
         return ", ".join(parts)
@@ -170,6 +178,32 @@ def adjust_sharpness(gray: tf.Tensor, max_amount: float, seed: tf.Tensor, max_ba
         gain = tf.maximum(tf.random.stateless_uniform([n, 1, 1], s_band, -max_band_gain, max_band_gain), -1.0)
         adjusted += gain * (fine - _coarse_blur(image))
     return tf.cast(tf.clip_by_value(tf.round(adjusted), 0.0, 255.0), tf.uint8)
+
+
+def _recompress_jpeg_numpy(gray: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    out = np.empty_like(gray)
+    for i, (image, q) in enumerate(zip(gray, quality)):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=int(q))
+        out[i] = np.asarray(Image.open(buffer))
+    return out
+
+
+def recompress_jpeg(gray: tf.Tensor, min_quality: int, seed: tf.Tensor) -> tf.Tensor:
+    """uint8 images (N, H, W), each encoded as a JPEG at a quality drawn uniformly from
+    [min_quality, 100] and decoded again (block artefacts and lost fine detail, as in an export).
+    Pillow does the coding, as it decodes uploads (TensorFlow's variable-quality encoder darkens
+    by half a gray level and is not lossless at quality 100)."""
+    import tensorflow as tf
+
+    quality = tf.random.stateless_uniform([tf.shape(gray)[0]], seed, min_quality, 101, dtype=tf.int32)
+    out = tf.numpy_function(_recompress_jpeg_numpy, [gray, quality], tf.uint8, stateful=False)
+    out.set_shape(gray.shape)
+    return out
 
 
 def apply_transforms(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
@@ -304,6 +338,8 @@ def make_dataset(
             gray = adjust_sharpness(
                 gray, augmentation.sharpness, tf.random.experimental.stateless_fold_in(seed, 3), augmentation.local_contrast
             )
+        if augmentation is not None and augmentation.jpeg_quality > 0:  # last: the export of a processed image
+            gray = recompress_jpeg(gray, augmentation.jpeg_quality, tf.random.experimental.stateless_fold_in(seed, 4))
         x = _model_input_batch(gray)
         if augmentation is not None:
             x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)

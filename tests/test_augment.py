@@ -1,4 +1,4 @@
-"""The training augmentation: the optional sensor noise, sharpness and local-contrast jitter, the range of the low-resolution trip, mixup."""
+"""The training augmentation: the optional sensor noise, sharpness and local-contrast jitter, JPEG recompression, the range of the low-resolution trip, mixup."""
 
 import numpy as np
 import pytest
@@ -126,8 +126,15 @@ def test_adjust_sharpness_blurs_or_enhances_edges_by_the_drawn_amount():
     np.testing.assert_array_equal(again, raw)  # a function of the seed
 
 
-@pytest.mark.parametrize("name, value, words", [("sharpness", 1.0, "sharpness"), ("local_contrast", 0.7, "local contrast")])
-def test_pre_processing_jitter_goes_in_before_preprocessing_and_is_described(name, value, words):
+@pytest.mark.parametrize(
+    "name, value, words, bad, refusal",
+    [
+        ("sharpness", 1.0, "sharpness", -0.1, "sharpness must be >= 0"),
+        ("local_contrast", 0.7, "local contrast", -0.1, "local_contrast must be >= 0"),
+        ("jpeg_quality", 20, "JPEG", 101, "jpeg_quality must be 0"),
+    ],
+)
+def test_pre_processing_jitter_goes_in_before_preprocessing_and_is_described(name, value, words, bad, refusal):
     gray, labels = _gray_batch(), np.array([0, 1, 0, 1])
     no_geometry = dict(rotation_deg=0.0, shift=0.0, shear=0.0, zoom=0.0, brightness=(1.0, 1.0), degrade_prob=0.0)
     plain = next(iter(make_dataset(gray, labels, 4, augmentation=Augmentation(**no_geometry))))[0].numpy()
@@ -136,8 +143,8 @@ def test_pre_processing_jitter_goes_in_before_preprocessing_and_is_described(nam
     assert jittered.min() >= 0.0 and jittered.max() <= 1.0
     np.testing.assert_array_equal(jittered[..., 0], jittered[..., 1])
     assert words in Augmentation(**{name: value}).describe() and words not in Augmentation().describe()
-    with pytest.raises(ValueError, match=f"{name} must be >= 0"):
-        Augmentation(**{name: -0.1})
+    with pytest.raises(ValueError, match=refusal):
+        Augmentation(**{name: bad})
 
 
 def test_local_contrast_scales_the_coarse_band_by_the_drawn_gain():
@@ -168,3 +175,22 @@ def test_coarse_blur_has_the_stated_width():
     width = np.sqrt((slope * (np.arange(slope.size) - centre) ** 2).sum() / slope.sum())
     assert abs(width - COARSE_SIGMA) < 0.5
 
+
+
+def test_recompress_jpeg_loses_detail_by_the_drawn_quality():
+    from pneumo.augment import recompress_jpeg
+
+    x = np.arange(96)  # a fine checker-like texture: what a low JPEG quality quantises away
+    texture = 128 + 40 * np.sin(2 * np.pi * x / 7)[None, :] * np.cos(2 * np.pi * x / 11)[:, None]
+    gray = np.tile(texture, (32, 1, 1)).astype(np.uint8)
+    seed = tf.constant([9, 10], dtype=tf.int64)
+    out = recompress_jpeg(tf.constant(gray), 10, seed).numpy()
+    assert out.dtype == np.uint8 and out.shape == gray.shape
+    error = np.abs(out.astype(float) - gray).mean(axis=(1, 2))
+    # one quality per image in [10, 100]: some images changed several times more than others,
+    # none shifted in brightness
+    assert error.max() > 3.0 and error.max() > 3 * error.min()
+    assert np.all(np.abs(out.astype(float).mean(axis=(1, 2)) - gray.mean(axis=(1, 2))) < 0.5)
+    np.testing.assert_array_equal(recompress_jpeg(tf.constant(gray), 10, seed).numpy(), out)  # a function of the seed
+    best = recompress_jpeg(tf.constant(gray[:4]), 100, seed).numpy()  # quality 100: almost lossless
+    assert np.abs(best.astype(float) - gray[:4]).mean() < 0.2
