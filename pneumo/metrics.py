@@ -32,32 +32,43 @@ def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> di
     }
 
 
-def shift_threshold(y_true: np.ndarray, probs: Sequence[np.ndarray]) -> float:
-    """The threshold maximising the mean balanced accuracy ((sensitivity + specificity) / 2) over
-    several predictions of the same labelled images, for use on validation data: pneumo.shift's
-    fixed acquisition changes, so the operating point is the one that holds up under them.
+def fewest_detected(n_positive: int, min_sensitivity: float = 0.95, confidence: float = 0.95) -> int:
+    """The fewest of n_positive positives a threshold must catch for the lower end of the Wilson
+    interval of its sensitivity to reach min_sensitivity (all of them if even that does not)."""
+    from scipy.stats import binomtest
 
-    With a single prediction this is Youden's J. Candidates sit midway between neighbouring scores
-    (so no exact probability matters); ties go to the middle one of the tied candidates, not to an
-    end of a flat stretch.
+    for k in range(n_positive + 1):
+        if k and binomtest(k, n_positive).proportion_ci(confidence, method="wilson").low >= min_sensitivity:
+            return k
+    return n_positive
+
+
+def floor_threshold(
+    y_true: np.ndarray, probs: Sequence[np.ndarray], min_sensitivity: float = 0.95, confidence: float = 0.95
+) -> float:
+    """The highest threshold at which the sensitivity floor holds under every one of several
+    predictions of the same labelled images (pneumo.shift's fixed acquisition changes of the
+    validation split): the lower end of the `confidence` Wilson interval of sensitivity stays at or
+    above min_sensitivity in each. A screening threshold: sensitivity first, then as much specificity
+    as is left, and the floor must survive another acquisition, not just hold on average.
+
+    The threshold sits midway between the last score that must stay positive and the next lower score
+    of any image (so no exact probability matters). With too few positives to certify the floor, it
+    keeps every positive.
     """
     y_true = np.asarray(y_true).astype(int).ravel()
     probs = [np.asarray(p, dtype=np.float64).ravel() for p in probs]
     if not probs or any(len(p) != len(y_true) for p in probs):
-        raise ValueError("shift_threshold needs one or more predictions, each with one score per label")
-    n_pos, n_neg = int((y_true == 1).sum()), int((y_true == 0).sum())
-    if not n_pos or not n_neg:
-        raise ValueError("shift_threshold needs both classes among the labels")
-    scores = np.unique(np.concatenate(probs))
-    candidates = np.concatenate([[0.0], (scores[:-1] + scores[1:]) / 2.0, [max(1.0, scores[-1] + 1e-9)]])
-    balanced = np.zeros(len(candidates))
-    for p in probs:
-        pos, neg = np.sort(p[y_true == 1]), np.sort(p[y_true == 0])
-        sensitivity = 1.0 - np.searchsorted(pos, candidates, side="left") / n_pos  # share of positives >= t
-        specificity = np.searchsorted(neg, candidates, side="left") / n_neg  # share of negatives < t
-        balanced += (sensitivity + specificity) / 2.0
-    best = np.flatnonzero(np.isclose(balanced, balanced.max(), rtol=0.0, atol=1e-12))
-    return float(candidates[best[len(best) // 2]])
+        raise ValueError("floor_threshold needs one or more predictions, each with one score per label")
+    n_pos = int((y_true == 1).sum())
+    if not n_pos or n_pos == len(y_true):
+        raise ValueError("floor_threshold needs both classes among the labels")
+    k = fewest_detected(n_pos, min_sensitivity, confidence)
+    # under each change, the k-th highest positive score is the highest threshold that still catches k
+    last_kept = min(float(np.sort(p[y_true == 1])[::-1][k - 1]) for p in probs)
+    scores = np.concatenate(probs)
+    below = scores[scores < last_kept]
+    return (last_kept + float(below.max())) / 2.0 if below.size else last_kept / 2.0
 
 
 def bootstrap_intervals(

@@ -24,7 +24,7 @@ from sklearn.metrics import brier_score_loss, roc_curve
 from pneumo import paths
 from pneumo.augment import Augmentation
 from pneumo.metrics import binary_metrics, bootstrap_intervals
-from pneumo.shift import THRESHOLD_RULE
+from pneumo.shift import SHIFT_SCORE, THRESHOLD_RULE
 
 ROC_PNG, RELIABILITY_PNG, CARD = "roc.png", "reliability.png", "MODEL_CARD.md"
 
@@ -209,13 +209,14 @@ def model_card(metrics: dict, history: dict | None) -> str:
             "",
             "## Validation under acquisition changes (`pneumo.shift`)",
             "",
-            "The same validation images, changed before preprocessing, at the threshold above.",
+            f"The same validation images, changed before preprocessing, at the threshold above. Runs are compared by "
+            f"the mean {SHIFT_SCORE.replace('_', ' ')} over the changes (the shift score, `docs/TRAINING.md`).",
             "",
             "| change | AUC | sensitivity | specificity | balanced accuracy |",
             "|---|---|---|---|---|",
         ]
         for name, m in shift.items():
-            label = "**mean (shift score)**" if name == "mean" else name
+            label = "**mean**" if name == "mean" else name
             lines.append(f"| {label} | {m['auc']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} | {m['balanced_accuracy']:.3f} |")
     lines += [
         "",

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from pneumo.metrics import binary_metrics, bootstrap_intervals, shift_threshold
+import math
+
+from pneumo.metrics import binary_metrics, bootstrap_intervals, fewest_detected, floor_threshold
 
 # Hand-computed example: 3 NORMAL, 4 PNEUMONIA.
 Y = np.array([0, 0, 0, 1, 1, 1, 1])
@@ -27,30 +29,59 @@ def test_threshold_is_inclusive():
     assert m["confusion_matrix"]["tp"] == 1
 
 
-def test_shift_threshold_of_one_prediction_is_youdens_by_hand():
-    # J is 0.75 above 0.6 (TPR 3/4, FPR 0): the cut sits midway between 0.7 and 0.6.
-    assert shift_threshold(Y, [P]) == pytest.approx(0.65)
+def _wilson_low(k: int, n: int, z: float = 1.959964) -> float:  # by hand, independent of scipy
+    p = k / n
+    return (p + z * z / (2 * n) - z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
 
 
-def test_shift_threshold_holds_up_under_the_changed_predictions():
+@pytest.mark.parametrize("n", [73, 100, 389, 1000])
+def test_fewest_detected_is_the_smallest_count_whose_wilson_floor_reaches_095(n):
+    k = fewest_detected(n)
+    assert _wilson_low(k, n) >= 0.95 > _wilson_low(k - 1, n)
+    assert fewest_detected(389) == 378  # the validation split's 389 pneumonias: at most 11 missed
+
+
+def test_fewest_detected_with_too_few_positives_asks_for_all():
+    assert fewest_detected(20) == 20  # 20 of 20 gives a Wilson floor of 0.84: the floor cannot be certified
+
+
+def _scores(n_pos: int = 400, n_neg: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.array([1] * n_pos + [0] * n_neg)
+    return y, np.concatenate([rng.uniform(0.3, 1.0, n_pos), rng.uniform(0.0, 0.7, n_neg)])
+
+
+def test_floor_threshold_is_the_highest_that_keeps_the_floor():
+    y, p = _scores()
+    k = fewest_detected(400)
+    t = floor_threshold(y, [p])
+    assert binary_metrics(y, p, t)["confusion_matrix"]["tp"] == k  # exactly the fewest allowed
+    higher = np.sort(p[p > t])[0]  # the next score up: one more positive would be missed
+    assert binary_metrics(y, p, higher + 1e-9)["confusion_matrix"]["tp"] == k - 1
+    assert not np.any(p == t)  # midway between two scores
+
+
+def test_floor_threshold_holds_under_every_changed_prediction():
+    y, plain = _scores()
+    lowered = plain.copy()
+    lowered[:400] -= 0.1  # a change that lowers the positive scores: the floor must hold there too
+    t_plain, t_both = floor_threshold(y, [plain]), floor_threshold(y, [plain, lowered])
+    assert t_both < t_plain
+    k = fewest_detected(400)
+    tp = [binary_metrics(y, p, t_both)["confusion_matrix"]["tp"] for p in (plain, lowered)]
+    assert min(tp) == k and max(tp) > k  # the worst change sets it; the other keeps more than the floor
+
+
+def test_floor_threshold_with_few_positives_keeps_them_all():
     y = np.array([0, 0, 1, 1])
-    plain = np.array([0.1, 0.2, 0.8, 0.9])  # separable: Youden's cut is midway, 0.5
-    brighter = np.array([0.1, 0.5, 0.8, 0.9])  # a change lifts one NORMAL image to exactly that cut
-    assert shift_threshold(y, [plain]) == pytest.approx(0.5)
-    # 0.5 would call that image PNEUMONIA; midway between 0.5 and 0.8 separates both predictions
-    assert shift_threshold(y, [plain, brighter]) == pytest.approx(0.65)
-
-
-def test_shift_threshold_ties_go_to_the_middle_candidate():
-    # balanced accuracy 2/3 at 0.15, 0.35 and 0.55 (0.5 between them): the middle one
-    y = np.array([0, 1, 0, 1, 0, 1])
-    assert shift_threshold(y, [np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])]) == pytest.approx(0.35)
+    assert floor_threshold(y, [np.array([0.1, 0.2, 0.8, 0.9])]) == pytest.approx(0.5)  # midway below the lowest positive
+    assert floor_threshold(y, [np.array([0.1, 0.2, 0.8, 0.9]), np.array([0.1, 0.2, 0.6, 0.9])]) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("probs", [[], [np.array([0.1, 0.9])], [P, P[:3]]])
-def test_shift_threshold_refuses_what_it_cannot_use(probs):
+def test_floor_threshold_refuses_what_it_cannot_use(probs):
     with pytest.raises(ValueError):
-        shift_threshold(Y if len(probs) != 1 else np.array([1, 1]), probs)
+        floor_threshold(Y if len(probs) != 1 else np.array([1, 1]), probs)
 
 
 def test_bootstrap_interval_brackets_the_estimate():
