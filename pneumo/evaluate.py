@@ -17,7 +17,7 @@ import numpy as np
 
 from pneumo import paths
 from pneumo.data import labels_of, list_split, load_images, train_val_split
-from pneumo.metrics import binary_metrics, bootstrap_intervals
+from pneumo.metrics import metrics_with_intervals
 
 
 def _shipped_metrics(weights: str | Path) -> dict:
@@ -48,10 +48,7 @@ def evaluate_gray(
     from pneumo.inference import predict_gray
 
     prob = predict_gray(model, gray, tta=tta)
-    metrics = binary_metrics(labels, prob, threshold)
-    if bootstrap:
-        metrics["ci95"] = bootstrap_intervals(labels, prob, threshold, n_resamples=bootstrap)
-    return metrics, prob
+    return metrics_with_intervals(labels, prob, threshold, bootstrap), prob
 
 
 def _split_samples(data_dir: str, split: str, weights: str):

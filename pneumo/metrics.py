@@ -89,3 +89,11 @@ def bootstrap_intervals(
             draws[name].append(m[name])
     alpha = (1.0 - level) / 2.0
     return {name: [float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1.0 - alpha))] for name, v in draws.items()}
+
+
+def metrics_with_intervals(y_true: np.ndarray, prob: np.ndarray, threshold: float, n_resamples: int = 2000) -> dict:
+    """binary_metrics plus "ci95", their 95 % bootstrap intervals (none when n_resamples is 0)."""
+    metrics = binary_metrics(y_true, prob, threshold)
+    if n_resamples:
+        metrics["ci95"] = bootstrap_intervals(y_true, prob, threshold, n_resamples=n_resamples)
+    return metrics

@@ -23,7 +23,7 @@ from sklearn.metrics import brier_score_loss, roc_curve
 
 from pneumo import paths
 from pneumo.augment import Augmentation
-from pneumo.metrics import binary_metrics, bootstrap_intervals
+from pneumo.metrics import binary_metrics, metrics_with_intervals
 from pneumo.shift import SHIFT_SCORE, THRESHOLD_RULE
 
 ROC_PNG, RELIABILITY_PNG, CARD = "roc.png", "reliability.png", "MODEL_CARD.md"
@@ -51,9 +51,7 @@ def evaluation(
         "test": None,
     }
     if y_test is not None and len(y_test):
-        test = binary_metrics(y_test, p_test, threshold)
-        test["ci95"] = bootstrap_intervals(y_test, p_test, threshold, n_resamples=bootstrap)
-        out["test"] = test
+        out["test"] = metrics_with_intervals(y_test, p_test, threshold, bootstrap)
         out["calibration"]["test_brier"] = float(brier_score_loss(y_test, p_test))
         fpr, tpr, thresholds = roc_curve(y_test, p_test)
         keep = np.isfinite(thresholds)

@@ -3,7 +3,7 @@ import pytest
 
 import math
 
-from pneumo.metrics import binary_metrics, bootstrap_intervals, fewest_detected, floor_threshold
+from pneumo.metrics import binary_metrics, bootstrap_intervals, fewest_detected, floor_threshold, metrics_with_intervals
 
 # Hand-computed example: 3 NORMAL, 4 PNEUMONIA.
 Y = np.array([0, 0, 0, 1, 1, 1, 1])
@@ -94,3 +94,6 @@ def test_bootstrap_interval_brackets_the_estimate():
         low, high = ci[name]
         assert low <= m[name] <= high
         assert high - low < 0.25
+    both = metrics_with_intervals(y, p, 0.5, n_resamples=300)  # what evaluate and report write
+    assert both["ci95"] == ci and {k: v for k, v in both.items() if k != "ci95"} == m
+    assert "ci95" not in metrics_with_intervals(y, p, 0.5, n_resamples=0)
