@@ -37,8 +37,8 @@ def fewest_detected(n_positive: int, min_sensitivity: float = 0.95, confidence: 
     interval of its sensitivity to reach min_sensitivity (all of them if even that does not)."""
     from scipy.stats import binomtest
 
-    for k in range(n_positive + 1):
-        if k and binomtest(k, n_positive).proportion_ci(confidence, method="wilson").low >= min_sensitivity:
+    for k in range(1, n_positive + 1):
+        if binomtest(k, n_positive).proportion_ci(confidence, method="wilson").low >= min_sensitivity:
             return k
     return n_positive
 
