@@ -42,6 +42,7 @@ from pneumo.data import (  # noqa: E402
     labels_of,
     list_split,
     load_images,
+    split_seed_of,
     train_val_split,
 )
 
@@ -73,7 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tta", action="store_true", help="final threshold and metrics with test-time augmentation "
                    "(mean over zoomed views, pneumo.inference); the app and CLI then predict that way too")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=42, help="random seed for the split, shuffling, augmentation, init (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="random seed for shuffling, augmentation, init, and the split unless --split-seed is given (default: %(default)s)")
+    p.add_argument("--split-seed", type=int, default=None, help="seed of the patient-grouped validation split, to retrain with "
+                   "another --seed on the same split (default: --seed)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
     p.add_argument("--out", default=str(paths.REPO_ROOT / "weights"), help="output folder (default: %(default)s)")
     p.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
     try:
-        train_samples, val_samples = train_val_split(cfg["data_dir"], cfg["val_fraction"], cfg["seed"])
+        train_samples, val_samples = train_val_split(cfg["data_dir"], cfg["val_fraction"], split_seed_of(cfg))
         test_samples = list_split(cfg["data_dir"], "test") if (Path(cfg["data_dir"]) / "test").is_dir() else []
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

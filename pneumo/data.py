@@ -108,6 +108,12 @@ def train_val_split(data_dir: str | Path, val_fraction: float, seed: int) -> tup
     return split_by_patient(train, val_fraction, seed)
 
 
+def split_seed_of(cfg: dict) -> int:
+    """The seed of a run's validation split: --split-seed if the run set one, else its --seed
+    (runs before --split-seed existed drew the split from --seed)."""
+    return cfg["seed"] if cfg.get("split_seed") is None else cfg["split_seed"]
+
+
 def is_sharp(sizes: np.ndarray) -> np.ndarray:
     """Originals (short side >= SHARP_MIN_SIDE) as opposed to the blurrier 224 px copies."""
     return np.asarray(sizes).min(axis=1) >= SHARP_MIN_SIDE

@@ -23,6 +23,7 @@ from sklearn.metrics import brier_score_loss, roc_curve
 
 from pneumo import paths
 from pneumo.augment import Augmentation
+from pneumo.data import split_seed_of
 from pneumo.metrics import binary_metrics, metrics_with_intervals
 from pneumo.shift import SHIFT_SCORE, THRESHOLD_RULE
 
@@ -125,7 +126,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
         f"- Training: {metrics['data']['train']} images ({metrics['data']['train_pneumonia']} PNEUMONIA / "
         f"{metrics['data']['train_normal']} NORMAL); validation: {metrics['data']['val']} images, a "
         f"{cfg.get('val_fraction', 0.1):.0%} split of the training folder **grouped by patient** and stratified by class "
-        f"(seed {metrics.get('seed')}).",
+        f"(split seed {split_seed_of(cfg)}; training seed {metrics.get('seed')}).",
         f"- Test: the data set's own test folder, {metrics['data']['test']} images, for reporting only: "
         "no epoch, threshold or recipe was chosen on it"
         + (
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo.inference import load_model, predict_gray
     from pneumo.shift import shift_predictions, shift_scores
 
-    _, val = train_val_split(data_dir, cfg["val_fraction"], cfg["seed"])
+    _, val = train_val_split(data_dir, cfg["val_fraction"], split_seed_of(cfg))
     test = list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
     x_val, size_val = load_images(val, args.cache_dir or None)
     model = load_model(weights)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import FULL_DATA, TINY_DATA, needs_full_data
-from pneumo.data import balanced_class_weights, labels_of, list_split, load_images, patient_id, split_by_patient
+from pneumo.data import balanced_class_weights, labels_of, list_split, load_images, patient_id, split_by_patient, split_seed_of
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,15 @@ def test_patient_split_on_the_real_train_folder():
         assert 0.09 < share < 0.12
     other = split_by_patient(samples, 0.1, seed=7)[1]
     assert {s.path for s in other} != {s.path for s in val}
+
+
+def test_split_seed_of_a_run_config():
+    # Runs before --split-seed drew their split from --seed; a run with --split-seed keeps that split
+    # while its own --seed changes the rest.
+    assert split_seed_of({"seed": 42}) == 42
+    assert split_seed_of({"seed": 42, "split_seed": None}) == 42
+    assert split_seed_of({"seed": 1, "split_seed": 42}) == 42
+    assert split_seed_of({"seed": 1, "split_seed": 0}) == 0
 
 
 def test_balanced_class_weights():

@@ -59,7 +59,7 @@ def _check_outputs(out, epochs):
 
 
 def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
-    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--weight-decay", "0.05", "--tta", out=tmp_path / "run", cache=tmp_path / "cache")
+    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--weight-decay", "0.05", "--tta", "--split-seed", "3", out=tmp_path / "run", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "output bias initialised to log(" in result.stdout
     assert "shift score" in result.stdout and "sensitivity" not in result.stdout  # test numbers stay in the files
@@ -70,6 +70,17 @@ def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
     assert "test-time augmentation" in card
     assert "sensitivity stays at or above 0.95 under every one of the seven fixed acquisition changes" in card
     assert "not an unbiased estimate" in card
+    assert "(split seed 3; training seed 1)" in card
+    # Evaluation and reports rebuild the validation split from --split-seed, not from --seed.
+    from pneumo.data import list_split, split_by_patient
+    from pneumo.evaluate import _split_samples
+
+    def names(samples):
+        return {s.path.name for s in samples}
+
+    rebuilt = names(_split_samples(str(TINY_DATA), "val", str(tmp_path / "run" / "pneumonia.keras")))
+    train_folder = list_split(TINY_DATA, "train")
+    assert rebuilt == names(split_by_patient(train_folder, 0.25, 3)[1]) != names(split_by_patient(train_folder, 0.25, 1)[1])
     assert "| **mean** |" in card and "mean specificity over the changes (the shift score" in card
     # pneumo.report switches it off again: the threshold is chosen again on validation, the card follows.
     report = subprocess.run([sys.executable, "-m", "pneumo.report", "--weights", str(tmp_path / "run" / "pneumonia.keras"),
