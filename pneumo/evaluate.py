@@ -1,6 +1,7 @@
 """Evaluate a saved model on one split of the data set, from scratch, with scikit-learn.
 
     python -m pneumo.evaluate --data-dir ../shared/data/chest_xray --split test --weights weights/pneumonia.keras [--json out.json]
+    python -m pneumo.evaluate --split val --csv val.csv      # also one row per image, to see which ones it gets wrong
 
 The decision threshold is read from the metrics.json next to the weights (it was chosen on the
 validation split), or given with --threshold.
@@ -9,6 +10,7 @@ validation split), or given with --threshold.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import paths
-from pneumo.data import labels_of, list_split, load_images, split_seed_of, train_val_split
+from pneumo.data import CLASS_NAMES, labels_of, list_split, load_images, split_seed_of, train_val_split
 from pneumo.metrics import metrics_with_intervals
 
 
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for 95%% intervals (0: none)")
     parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the metrics to this JSON file")
+    parser.add_argument("--csv", dest="csv_out", default=None, help="also write one row per image (file, label, probability, "
+                        "predicted, stored size) to this CSV file, lowest-scoring first")
     args = parser.parse_args(argv)
 
     threshold = shipped_threshold(args.weights, args.threshold)
@@ -100,15 +104,28 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    gray, _ = load_images(samples, args.cache_dir or None)
+    gray, sizes = load_images(samples, args.cache_dir or None)
     tta = shipped_tta(args.weights, args.tta)
-    metrics, _ = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap, tta=tta)
+    metrics, prob = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap, tta=tta)
     result = {"split": args.split, "weights": str(args.weights), "tta": tta, **metrics}
     print(f"{args.split} split, {args.weights}" + (" (test-time augmentation)" if tta else ""))
     print(format_metrics(result))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.csv_out:
+        write_per_image_csv(args.csv_out, samples, sizes, prob, threshold)
     return 0
+
+
+def write_per_image_csv(path: str | Path, samples: list, sizes: np.ndarray, prob: np.ndarray, threshold: float) -> None:
+    """One row per image, sorted by probability: the missed pneumonias come first, the NORMALs called
+    pneumonia last. `stored_size` is the file's own width x height (224x224: the published copies)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label", "probability", "predicted", "correct", "stored_size"])
+        for i in np.argsort(prob, kind="stable"):
+            label, predicted = CLASS_NAMES[samples[i].label], CLASS_NAMES[int(prob[i] >= threshold)]
+            writer.writerow([samples[i].path.name, label, f"{prob[i]:.6f}", predicted, label == predicted, f"{sizes[i][0]}x{sizes[i][1]}"])
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def test_predict_missing_weights_is_a_clear_error(tmp_path):
 def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file, tta):
     out_json = tmp_path / "eval.json"
     result = _run("pneumo.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
-                  "--threshold", "0.5", "--bootstrap", "100", "--cache-dir", "", "--json", out_json, "--tta" if tta else "--no-tta")
+                  "--threshold", "0.5", "--bootstrap", "100", "--cache-dir", "", "--json", out_json, "--csv", tmp_path / "per-image.csv",
+                  "--tta" if tta else "--no-tta")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(out_json.read_text())
     assert metrics["counts"] == {"total": 4, "normal": 2, "pneumonia": 2}
@@ -73,3 +74,18 @@ def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file, t
     assert metrics["tta"] is tta and metrics["auc"] == pytest.approx(expected["auc"])
     assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
     assert metrics["confusion_matrix"] == expected["confusion_matrix"]
+    # One row per image, lowest probability first, each with its label and the call at the threshold.
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "per-image.csv").open()))
+    from PIL import Image
+
+    by_file = {s.path.name: (s.label, p) for s, p in zip(samples, prob)}
+    stored = {s.path.name: "{}x{}".format(*Image.open(s.path).size) for s in samples}
+    assert sorted(r["file"] for r in rows) == sorted(by_file)
+    assert [float(r["probability"]) for r in rows] == sorted(float(r["probability"]) for r in rows)
+    for r in rows:
+        label, p = by_file[r["file"]]
+        assert r["label"] == ("NORMAL", "PNEUMONIA")[label] and float(r["probability"]) == pytest.approx(p, abs=1e-6)
+        assert r["predicted"] == ("PNEUMONIA" if p >= 0.5 else "NORMAL") and r["correct"] == str(r["label"] == r["predicted"])
+        assert r["stored_size"] == stored[r["file"]]
