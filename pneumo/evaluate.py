@@ -110,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     result = {"split": args.split, "weights": str(args.weights), "tta": tta, **metrics}
     print(f"{args.split} split, {args.weights}" + (" (test-time augmentation)" if tta else ""))
     print(format_metrics(result))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
-    if args.csv_out:
-        write_per_image_csv(args.csv_out, samples, sizes, prob, threshold)
+    try:
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        if args.csv_out:
+            write_per_image_csv(args.csv_out, samples, sizes, prob, threshold)
+    except OSError as error:  # the metrics are printed above, so nothing computed is lost
+        print(f"error: could not write {error.filename or 'the output file'}: {error.strerror or error}", file=sys.stderr)
+        return 2
     return 0
 
 

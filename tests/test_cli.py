@@ -45,6 +45,13 @@ def test_predict_csv_and_exit_status_zero(tmp_path, untrained_model_file):
     assert len(rows) == 12 and all(r["error"] == "" for r in rows)
 
 
+def test_evaluate_unwritable_output_is_a_clear_error(tmp_path, untrained_model_file):
+    result = _run("pneumo.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
+                  "--bootstrap", "0", "--cache-dir", "", "--csv", tmp_path / "no such folder" / "rows.csv")
+    assert result.returncode == 2 and "could not write" in result.stderr and "Traceback" not in result.stderr
+    assert "accuracy" in result.stdout  # the metrics were printed before the write failed
+
+
 def test_predict_missing_weights_is_a_clear_error(tmp_path):
     result = _run("pneumo.predict", TINY_DATA / "test", "--weights", tmp_path / "none.keras")
     assert result.returncode == 2 and "no model file" in result.stderr and "Traceback" not in result.stderr
