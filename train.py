@@ -42,8 +42,7 @@ from pneumo.data import (  # noqa: E402
     labels_of,
     list_split,
     load_images,
-    split_seed_of,
-    train_val_split,
+    run_split,
 )
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -173,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
     try:
-        train_samples, val_samples = train_val_split(cfg["data_dir"], cfg["val_fraction"], split_seed_of(cfg))
+        train_samples, val_samples = run_split(cfg["data_dir"], cfg)
         test_samples = list_split(cfg["data_dir"], "test") if (Path(cfg["data_dir"]) / "test").is_dir() else []
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -114,6 +114,12 @@ def split_seed_of(cfg: dict) -> int:
     return cfg["seed"] if cfg.get("split_seed") is None else cfg["split_seed"]
 
 
+def run_split(data_dir: str | Path, cfg: dict) -> tuple[list[Sample], list[Sample]]:
+    """The (train, validation) samples of the run with config `cfg` (train.py's arguments, as
+    metrics.json keeps them): what it trained on and what chose its epoch and threshold."""
+    return train_val_split(data_dir, cfg["val_fraction"], split_seed_of(cfg))
+
+
 def is_sharp(sizes: np.ndarray) -> np.ndarray:
     """Originals (short side >= SHARP_MIN_SIDE) as opposed to the blurrier 224 px copies."""
     return np.asarray(sizes).min(axis=1) >= SHARP_MIN_SIDE

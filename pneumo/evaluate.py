@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import paths
-from pneumo.data import CLASS_NAMES, labels_of, list_split, load_images, split_seed_of, train_val_split
+from pneumo.data import CLASS_NAMES, labels_of, list_split, load_images, run_split
 from pneumo.metrics import metrics_with_intervals
 
 
@@ -61,7 +61,7 @@ def _split_samples(data_dir: str, split: str, weights: str):
         if not metrics_file.is_file():
             raise FileNotFoundError(f"no val/ folder in {data_dir} and no {metrics_file} to rebuild the validation split from")
         cfg = json.loads(metrics_file.read_text())["config"]
-        return train_val_split(data_dir, cfg["val_fraction"], split_seed_of(cfg))[1]
+        return run_split(data_dir, cfg)[1]
     return list_split(data_dir, split)
 
 
