@@ -40,8 +40,8 @@ from pneumo.data import (  # noqa: E402
     balanced_class_weights,
     is_sharp,
     labels_of,
-    list_split,
     load_images,
+    optional_test_split,
     run_split,
 )
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
     try:
         train_samples, val_samples = run_split(cfg["data_dir"], cfg)
-        test_samples = list_split(cfg["data_dir"], "test") if (Path(cfg["data_dir"]) / "test").is_dir() else []
+        test_samples = optional_test_split(cfg["data_dir"])
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

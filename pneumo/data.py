@@ -108,6 +108,12 @@ def train_val_split(data_dir: str | Path, val_fraction: float, seed: int) -> tup
     return split_by_patient(train, val_fraction, seed)
 
 
+def optional_test_split(data_dir: str | Path) -> list[Sample]:
+    """DATA_DIR/test's samples, or none when the data set has no test folder (it is optional:
+    only reports use it)."""
+    return list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
+
+
 def split_seed_of(cfg: dict) -> int:
     """The seed of a run's validation split: --split-seed if the run set one, else its --seed
     (runs before --split-seed existed drew the split from --seed)."""

@@ -23,7 +23,7 @@ from sklearn.metrics import brier_score_loss, roc_curve
 
 from pneumo import paths
 from pneumo.augment import Augmentation
-from pneumo.data import is_sharp, labels_of, list_split, load_images, run_split, split_seed_of
+from pneumo.data import is_sharp, labels_of, load_images, optional_test_split, run_split, split_seed_of
 from pneumo.metrics import binary_metrics, metrics_with_intervals
 from pneumo.shift import SHIFT_SCORE, THRESHOLD_RULE
 
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo.shift import shift_predictions, shift_scores
 
     _, val = run_split(data_dir, cfg)
-    test = list_split(data_dir, "test") if (Path(data_dir) / "test").is_dir() else []
+    test = optional_test_split(data_dir)
     x_val, size_val = load_images(val, args.cache_dir or None)
     model = load_model(weights)
     run_tta = bool(metrics.get("tta", False))

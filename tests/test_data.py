@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import FULL_DATA, TINY_DATA, needs_full_data
-from pneumo.data import balanced_class_weights, labels_of, list_split, load_images, patient_id, split_by_patient, split_seed_of
+from pneumo.data import balanced_class_weights, labels_of, list_split, load_images, optional_test_split, patient_id, split_by_patient, split_seed_of
 
 
 @pytest.mark.parametrize(
@@ -79,3 +79,10 @@ def test_image_cache_round_trip(tmp_path):
 def test_missing_split_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no 'train' folder"):
         list_split(tmp_path, "train")
+
+
+def test_test_split_is_optional(tmp_path):
+    # Reports evaluate the test split when the data set has one; a data set without it is not an error.
+    assert optional_test_split(tmp_path) == []
+    assert optional_test_split(TINY_DATA) == list_split(TINY_DATA, "test")
+    assert optional_test_split(TINY_DATA)
