@@ -164,14 +164,15 @@ def load_guard(path: str | Path = SHIPPED_GUARD) -> XrayGuard | None:
 
 
 def _measure(guard: XrayGuard, data_dir: Path, cache_dir: str | None) -> dict:
-    from pneumo.data import list_split, load_images
+    from pneumo.data import load_images, optional_test_split
     from pneumo.imageio import read_file
     from pneumo.preprocess import to_gray299
     from pneumo.synthetic import non_xray_images
 
     report: dict = {"limits": guard.limits}
-    if (data_dir / "test").is_dir():
-        gray, _ = load_images(list_split(data_dir, "test"), cache_dir)
+    test = optional_test_split(data_dir)
+    if test:
+        gray, _ = load_images(test, cache_dir)
         flagged = [not guard.check(g).plausible for g in gray]
         report["test_xrays"] = {"images": len(gray), "false_alarms": int(sum(flagged))}
         report["test_xrays_inverted"] = {"images": len(gray), "flagged": int(sum(not guard.check(255 - g).plausible for g in gray))}
