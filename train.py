@@ -68,6 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha: blend random pairs of images and labels, 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--teacher", action="append", default=[], metavar="KERAS_FILE",
+                   help="a finished run's pneumonia.keras to distil from (repeat for several; their mean probability is used)")
+    p.add_argument("--distill", type=float, default=0.0, help="train on (1-D) * label + D * the teachers' mean probability, "
+                   "0 = off (default: %(default)s)")
     p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
     p.add_argument("--tta", action="store_true", help="final threshold and metrics with test-time augmentation "
@@ -85,6 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--weight-decay must be >= 0 (0 = plain Adam); got {args.weight_decay}")
     if not 0.0 <= args.ema < 1.0:
         p.error(f"--ema must be a decay in [0, 1), e.g. 0.998 (0 = off); got {args.ema}")
+    if not 0.0 <= args.distill <= 1.0:
+        p.error(f"--distill must be a weight in [0, 1] (0 = off); got {args.distill}")
+    if bool(args.distill) != bool(args.teacher):
+        p.error("--distill and --teacher go together: give both (or neither)")
     if not args.no_augment:
         from pneumo.augment import Augmentation
 
@@ -191,6 +199,32 @@ def main(argv: list[str] | None = None) -> int:
     x_val, size_val = load_images(val_samples, cache_dir)
     print(f"images ready in {time.time() - t_cache:.1f} s")
     sharp_train, sharp_val = is_sharp(size_train), is_sharp(size_val)
+    targets_train = None
+    if cfg.get("distill"):
+        from pneumo.distill import check_teachers, soft_targets, teacher_probabilities
+
+        # Predicted once, kept with the checkpoint: a resumed run trains on the same targets.
+        teacher_file = ckpt_dir / "teacher_probabilities.npy"
+        if state["epoch"] > 0 and teacher_file.is_file():
+            teacher_prob = np.load(teacher_file)
+        else:
+            try:
+                check_teachers(cfg["teacher"], cfg["data_dir"], val_samples)
+            except ValueError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            t_teach = time.time()
+            try:
+                teacher_prob = teacher_probabilities(cfg["teacher"], x_train)
+            except (OSError, ValueError) as error:  # a file that is not a saved Keras model
+                print(f"error: a teacher could not be loaded: {error}", file=sys.stderr)
+                return 2
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            np.save(teacher_file, teacher_prob)
+            print(f"{len(cfg['teacher'])} teachers predicted the training images in {time.time() - t_teach:.0f} s")
+        targets_train = soft_targets(y_train, teacher_prob, cfg["distill"])
+        print(f"distillation: targets {1 - cfg['distill']:g} x label + {cfg['distill']:g} x the teachers' mean; "
+              f"mean |target - label| {np.abs(targets_train - y_train).mean():.3f}")
 
     import keras  # after the data is decoded: the decoder forks worker processes
 
@@ -231,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             augmentation=augmentation,
             shuffle_seed=cfg["seed"] * 1000 + epoch,
             class_weight=class_weight,  # as per-example weights, so that mixup can blend them
+            targets=targets_train,
         )
         t0 = time.time()
         fit = model.fit(

@@ -91,9 +91,12 @@ def train_command(cfg: dict) -> str:
     parts = ["python train.py"]
     for key, value in cfg.items():
         flag = "--" + key.replace("_", "-")
-        if key == "data_dir" or value is False:
+        if key == "data_dir" or value is False or value is None or value == []:
             continue
-        parts.append(flag if value is True else f"{flag} {value}")
+        if isinstance(value, list):  # a repeatable flag
+            parts.extend(f"{flag} {item}" for item in value)
+        else:
+            parts.append(flag if value is True else f"{flag} {value}")
     return " ".join(parts)
 
 
@@ -147,6 +150,12 @@ def model_card(metrics: dict, history: dict | None) -> str:
         + ", "
         f"label smoothing {cfg.get('label_smoothing')}"
         + (f", validated and shipped: the exponential moving average of the weights, decay {cfg['ema']} per step" if cfg.get("ema") else "")
+        + (
+            f", distilled: targets {1 - cfg['distill']:g} × label + {cfg['distill']:g} × the mean probability of "
+            f"{len(cfg['teacher'])} earlier run{'s' if len(cfg['teacher']) != 1 else ''} on each training image"
+            if cfg.get("distill")
+            else ""
+        )
         + "). Best epoch by validation AUC: "
         f"**{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; {metrics.get('training_seconds', 0) / 60:.0f} min "
         "on 2 CPU cores (oneDNN on). Details and other runs: `docs/TRAINING.md`.",

@@ -1,0 +1,73 @@
+"""Distillation targets: train on a blend of each image's label and the mean probability that
+finished runs ("teachers") give it.
+
+    python train.py --teacher runs/r12/pneumonia.keras --teacher runs/r13/pneumonia.keras --distill 0.5
+
+The mean of several runs ranks the validation images better than any one of them, and the shipped
+model must stay one network of the published size, so a student of that size learns from their
+mean. The teachers predict each training image once, unaugmented, through the one preprocessing
+function; the blended targets then go with the image through augmentation.
+
+A teacher must not have trained on this run's validation images (its scores there would be
+memorised, not learned), so each teacher's own split is rebuilt from the metrics.json beside it
+and checked against this run's validation split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pneumo import paths
+from pneumo.data import Sample, run_split
+
+
+def check_teachers(teacher_files: Sequence[str | Path], data_dir: str | Path, val_samples: Sequence[Sample]) -> None:
+    """Raise ValueError, naming the teacher, if a teacher file is missing, has no metrics.json beside
+    it (its training split cannot be known), or trained on any of these validation images."""
+    val_names = {s.path.name for s in val_samples}
+    for teacher in teacher_files:
+        teacher = Path(teacher)
+        if not teacher.is_file():
+            raise ValueError(f"teacher {teacher} does not exist")
+        metrics_file = teacher.with_name(paths.METRICS_FILE)
+        if not metrics_file.is_file():
+            raise ValueError(f"teacher {teacher} has no {paths.METRICS_FILE} beside it, so its training split is unknown")
+        config = json.loads(metrics_file.read_text()).get("config")
+        if not config:
+            raise ValueError(f"teacher {teacher}: its {paths.METRICS_FILE} records no training config")
+        teacher_train, _ = run_split(data_dir, config)
+        seen = val_names & {s.path.name for s in teacher_train}
+        if seen:
+            raise ValueError(
+                f"teacher {teacher} trained on {len(seen)} of this run's {len(val_names)} validation images "
+                "(another split seed or validation fraction): give it the same --split-seed and --val-fraction"
+            )
+
+
+def teacher_probabilities(teacher_files: Sequence[str | Path], gray: np.ndarray) -> np.ndarray:
+    """The mean probability of pneumonia over the teachers, for uint8 grayscale images (N, 299, 299)."""
+    import keras
+
+    from pneumo.inference import predict_gray
+
+    probs = []
+    for teacher in teacher_files:
+        model = keras.saving.load_model(teacher, compile=False)
+        probs.append(predict_gray(model, gray))
+        del model
+    return np.mean(probs, axis=0).astype(np.float32)
+
+
+def soft_targets(labels: np.ndarray, teacher_prob: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - weight) * label + weight * teacher probability: weight 0 is the labels, 1 the teachers alone."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the distillation weight must be in [0, 1]; got {weight}")
+    labels = np.asarray(labels, dtype=np.float32)
+    teacher_prob = np.asarray(teacher_prob, dtype=np.float32)
+    if labels.shape != teacher_prob.shape:
+        raise ValueError(f"{len(teacher_prob)} teacher probabilities for {len(labels)} labels")
+    return (1.0 - weight) * labels + weight * teacher_prob
