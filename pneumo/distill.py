@@ -36,10 +36,11 @@ def check_teachers(teacher_files: Sequence[str | Path], data_dir: str | Path, va
         metrics_file = teacher.with_name(paths.METRICS_FILE)
         if not metrics_file.is_file():
             raise ValueError(f"teacher {teacher} has no {paths.METRICS_FILE} beside it, so its training split is unknown")
-        config = json.loads(metrics_file.read_text()).get("config")
-        if not config:
-            raise ValueError(f"teacher {teacher}: its {paths.METRICS_FILE} records no training config")
-        teacher_train, _ = run_split(data_dir, config)
+        try:
+            config = json.loads(metrics_file.read_text())["config"]
+            teacher_train, _ = run_split(data_dir, config)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"teacher {teacher}: its {paths.METRICS_FILE} does not record the split it was trained on") from None
         seen = val_names & {s.path.name for s in teacher_train}
         if seen:
             raise ValueError(

@@ -55,6 +55,9 @@ def test_a_teacher_that_trained_on_the_validation_images_is_refused(tmp_path):
     (tmp_path / "bare" / "pneumonia.keras").write_bytes(b"")
     with pytest.raises(ValueError, match="training split is unknown"):
         check_teachers([tmp_path / "bare" / "pneumonia.keras"], TINY_DATA, val)
+    for config in ({"seed": 1}, None):  # no validation fraction; no config at all
+        with pytest.raises(ValueError, match="does not record the split"):
+            check_teachers([_fake_teacher(tmp_path / f"old{config is None}", config)], TINY_DATA, val)
 
 
 def test_train_distils_from_teachers_and_refuses_bad_ones(tmp_path):
