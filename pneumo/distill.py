@@ -3,9 +3,9 @@ finished runs ("teachers") give it.
 
     python train.py --teacher runs/r12/pneumonia.keras --teacher runs/r13/pneumonia.keras --distill 0.5
 
-The mean of several runs ranks the validation images better than any one of them, and the shipped
-model must stay one network of the published size, so a student of that size learns from their
-mean. The teachers predict each training image once, unaugmented, through the one preprocessing
+The mean of several runs can rank images better than each of them (r12, r13 and r16 do on the
+validation split: docs/TRAINING.md), and the shipped model must stay one network of the published
+size, so a student of that size learns from their mean. The teachers predict each training image once, unaugmented, through the one preprocessing
 function; the blended targets then go with the image through augmentation.
 
 A teacher must not have trained on this run's validation images (its scores there would be
