@@ -51,13 +51,11 @@ def check_teachers(teacher_files: Sequence[str | Path], data_dir: str | Path, va
 
 def teacher_probabilities(teacher_files: Sequence[str | Path], gray: np.ndarray) -> np.ndarray:
     """The mean probability of pneumonia over the teachers, for uint8 grayscale images (N, 299, 299)."""
-    import keras
-
-    from pneumo.inference import predict_gray
+    from pneumo.inference import load_model, predict_gray
 
     probs = []
     for teacher in teacher_files:
-        model = keras.saving.load_model(teacher, compile=False)
+        model = load_model(teacher)
         probs.append(predict_gray(model, gray))
         del model
     return np.mean(probs, axis=0).astype(np.float32)

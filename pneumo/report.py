@@ -91,7 +91,7 @@ def train_command(cfg: dict) -> str:
     parts = ["python train.py"]
     for key, value in cfg.items():
         flag = "--" + key.replace("_", "-")
-        if key == "data_dir" or value is False or value is None or value == []:
+        if key == "data_dir" or value is False or value is None:
             continue
         if isinstance(value, list):  # a repeatable flag
             parts.extend(f"{flag} {item}" for item in value)
