@@ -118,6 +118,7 @@ def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
     import keras
 
     from pneumo.model import build_model, output_bias_for
+    from pneumo.objectives import TargetCrossentropy, training_metrics
 
     model = build_model(output_bias=output_bias_for(n_pneumonia, n_normal))
     # Decoupled weight decay (AdamW) on every variable: Keras does not save an exclusion list with the
@@ -130,13 +131,8 @@ def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
     )
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg["label_smoothing"]),
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
-            keras.metrics.AUC(name="auc", num_thresholds=1000),
-        ],
+        loss=TargetCrossentropy(label_smoothing=cfg["label_smoothing"]),
+        metrics=training_metrics(),  # counted against the labels, whatever the targets (pneumo.objectives)
     )
     return model
 
@@ -232,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo.ema import WeightEMA
     from pneumo.inference import predict_gray
     from pneumo.model import build_model, calibrate_batchnorm, output_bias_for
+    from pneumo.objectives import TargetCrossentropy  # noqa: F401 (registers the loss and metrics a checkpoint names)
     from pneumo.preprocess import to_model_input
 
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])

@@ -312,11 +312,12 @@ def make_dataset(
     class_weight: dict[int, float] | None = None,
     targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (model input, target), or (model input, target, sample weight) when class_weight is
-    given (then pass none to fit()). The target is the label, or `targets` when given (soft ones, e.g.
-    pneumo.distill's); the class weight always follows the label. Shuffled when shuffle_seed is given,
-    augmented when augmentation is given; the randomness is a pure function of shuffle_seed and the
-    batch index."""
+    """Batches of (model input, y), or (model input, y, sample weight) when class_weight is given (then
+    pass none to fit()). y is the label (N,), or with `targets` (soft ones, e.g. pneumo.distill's)
+    the target and the label side by side (N, 2), as pneumo.objectives reads them: the loss fits the
+    target, the metrics count the label. The class weight always follows the label. Shuffled when
+    shuffle_seed is given, augmented when augmentation is given; the randomness is a pure function of
+    shuffle_seed and the batch index."""
     import tensorflow as tf
 
     mixup = augmentation.mixup if augmentation is not None else 0.0
@@ -331,7 +332,7 @@ def make_dataset(
     images_t, labels_t, sharp_t = tf.constant(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
     if targets is not None and len(targets) != len(labels):
         raise ValueError(f"{len(targets)} targets for {len(labels)} labels")
-    targets_t = labels_t if targets is None else tf.constant(np.asarray(targets, dtype=np.float32))
+    y_t = labels_t if targets is None else tf.stack([tf.constant(np.asarray(targets, dtype=np.float32)), labels_t], axis=-1)
     if class_weight is not None:
         weights_t = tf.constant([class_weight.get(0, 1.0), class_weight.get(1, 1.0)], dtype=tf.float32)
 
@@ -349,7 +350,7 @@ def make_dataset(
         x = _model_input_batch(gray)
         if augmentation is not None:
             x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)
-        y = tf.gather(targets_t, idx)
+        y = tf.gather(y_t, idx)
         if class_weight is None:
             return x, y
         weight = tf.gather(weights_t, tf.cast(tf.gather(labels_t, idx), tf.int32))

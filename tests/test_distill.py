@@ -29,7 +29,7 @@ def test_soft_targets_are_trained_on_while_class_weights_follow_the_label():
     gray = np.zeros((4, 299, 299), dtype=np.uint8)
     labels, targets = np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.9, 0.4], dtype=np.float32)
     _, y, w = next(iter(make_dataset(gray, labels, 4, class_weight={0: 2.0, 1: 0.5}, targets=targets)))
-    np.testing.assert_allclose(y.numpy(), targets)
+    np.testing.assert_allclose(y.numpy(), np.stack([targets, labels], axis=-1))  # the loss's target, the metrics' label
     np.testing.assert_allclose(w.numpy(), [2.0, 0.5, 0.5, 2.0])
     with pytest.raises(ValueError, match="3 targets for 4 labels"):
         make_dataset(gray, labels, 4, targets=targets[:3])
