@@ -228,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo.ema import WeightEMA
     from pneumo.inference import predict_gray
     from pneumo.model import build_model, calibrate_batchnorm, output_bias_for
-    from pneumo.objectives import TargetCrossentropy  # noqa: F401 (registers the loss and metrics a checkpoint names)
     from pneumo.preprocess import to_model_input
 
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
@@ -238,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last_model_file, best_weights_file = ckpt_dir / "last.keras", ckpt_dir / "best.weights.h5"
     if state["epoch"] > 0:
+        from pneumo import objectives  # noqa: F401 (registers the loss and metrics the checkpoint names)
+
         model = keras.saving.load_model(last_model_file)  # weights and optimizer state
     else:
         model = new_model(cfg, n_pos, n_neg)

@@ -5,8 +5,9 @@ finished runs ("teachers") give it.
 
 The mean of several runs can rank images better than each of them (r12, r13 and r16 do on the
 validation split: docs/TRAINING.md), and the shipped model must stay one network of the published
-size, so a student of that size learns from their mean. The teachers predict each training image once, unaugmented, through the one preprocessing
-function; the blended targets then go with the image through augmentation.
+size, so a student of that size learns from their mean. The teachers predict each training image
+once, unaugmented, through the one preprocessing function; the blended targets then go with the
+image through augmentation.
 
 A teacher must not have trained on this run's validation images (its scores there would be
 memorised, not learned), so each teacher's own split is rebuilt from the metrics.json beside it

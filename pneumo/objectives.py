@@ -15,20 +15,20 @@ import keras
 from keras import ops
 
 
+def _as_columns(y_true):
+    """y as a float (N, k) tensor: a plain (N,) label becomes one column."""
+    y_true = ops.convert_to_tensor(y_true, dtype="float32")
+    return ops.expand_dims(y_true, -1) if len(y_true.shape) == 1 else y_true
+
+
 def target_column(y_true):
     """The target the loss fits: the first column of y (N, 1)."""
-    y_true = ops.convert_to_tensor(y_true, dtype="float32")
-    if len(y_true.shape) == 1:
-        y_true = ops.expand_dims(y_true, -1)
-    return y_true[:, :1]
+    return _as_columns(y_true)[:, :1]
 
 
 def label_column(y_true):
     """The label the metrics count: the last column of y, rounded to 0 or 1 (N, 1)."""
-    y_true = ops.convert_to_tensor(y_true, dtype="float32")
-    if len(y_true.shape) == 1:
-        y_true = ops.expand_dims(y_true, -1)
-    return ops.round(y_true[:, -1:])
+    return ops.round(_as_columns(y_true)[:, -1:])
 
 
 @keras.saving.register_keras_serializable(package="pneumo")
