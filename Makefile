@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test train evaluate clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-train.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -21,7 +21,7 @@ train: $(VENV)/.installed
 	$(PY) train.py
 
 evaluate: $(VENV)/.installed
-	$(PY) -m pneumo.evaluate --split test
+	$(PY) -m pneumo.training.evaluate --split test
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -34,9 +34,11 @@ configure_tensorflow_env()  # before TensorFlow is imported anywhere
 
 import numpy as np  # noqa: E402
 
-from pneumo import paths  # noqa: E402
-from pneumo.report import evaluation, write_json, write_report  # noqa: E402
-from pneumo.data import (  # noqa: E402
+from pneumo.bundle import HISTORY_FILE, METRICS_FILE, MODEL_FILE, REPO_ROOT  # noqa: E402
+from pneumo.training.report import evaluation, write_json, write_report  # noqa: E402
+from pneumo.training.data import (  # noqa: E402
+    DEFAULT_CACHE_DIR,
+    DEFAULT_DATA_DIR,
     balanced_class_weights,
     is_sharp,
     labels_of,
@@ -47,7 +49,7 @@ from pneumo.data import (  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="folder with train/ (val/, test/) (default: %(default)s)")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="folder with train/ (val/, test/) (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=30, help="maximum number of epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step (default: %(default)s)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of Adam (default: %(default)s)")
@@ -74,15 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "0 = off (default: %(default)s)")
     p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
-    p.add_argument("--tta", action="store_true", help="final threshold and metrics with test-time augmentation "
-                   "(mean over zoomed views, pneumo.inference); the app and CLI then predict that way too")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="random seed for shuffling, augmentation, init, and the split unless --split-seed is given (default: %(default)s)")
     p.add_argument("--split-seed", type=int, default=None, help="seed of the patient-grouped validation split, to retrain with "
                    "another --seed on the same split (default: --seed)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
-    p.add_argument("--out", default=str(paths.REPO_ROOT / "weights"), help="output folder (default: %(default)s)")
-    p.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
+    p.add_argument("--out", default=str(REPO_ROOT / "weights"), help="output folder (default: %(default)s)")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUT/checkpoint/")
     args = p.parse_args(argv)
     if args.weight_decay < 0:
@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bool(args.distill) != bool(args.teacher):
         p.error("--distill and --teacher go together: give both (or neither)")
     if not args.no_augment:
-        from pneumo.augment import Augmentation
+        from pneumo.training.augment import Augmentation
 
         try:
             Augmentation.from_config(vars(args))
@@ -118,7 +118,7 @@ def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
     import keras
 
     from pneumo.model import build_model, output_bias_for
-    from pneumo.objectives import TargetCrossentropy, training_metrics
+    from pneumo.training.objectives import TargetCrossentropy, training_metrics
 
     model = build_model(output_bias=output_bias_for(n_pneumonia, n_normal))
     # Decoupled weight decay (AdamW) on every variable: Keras does not save an exclusion list with the
@@ -132,15 +132,15 @@ def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
     model.compile(
         optimizer=optimizer,
         loss=TargetCrossentropy(label_smoothing=cfg["label_smoothing"]),
-        metrics=training_metrics(),  # counted against the labels, whatever the targets (pneumo.objectives)
+        metrics=training_metrics(),  # counted against the labels, whatever the targets (pneumo.training.objectives)
     )
     return model
 
 
 def git_commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=paths.REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     sharp_train, sharp_val = is_sharp(size_train), is_sharp(size_val)
     targets_train = None
     if cfg.get("distill"):
-        from pneumo.distill import check_teachers, soft_targets, teacher_probabilities
+        from pneumo.training.distill import check_teachers, soft_targets, teacher_probabilities
 
         # Predicted once, kept with the checkpoint: a resumed run trains on the same targets.
         teacher_file = ckpt_dir / "teacher_probabilities.npy"
@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras  # after the data is decoded: the decoder forks worker processes
 
-    from pneumo.augment import Augmentation, make_dataset
-    from pneumo.ema import WeightEMA
+    from pneumo.training.augment import Augmentation, make_dataset
+    from pneumo.training.ema import WeightEMA
     from pneumo.inference import predict_gray
     from pneumo.model import build_model, calibrate_batchnorm, output_bias_for
     from pneumo.preprocess import to_model_input
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last_model_file, best_weights_file = ckpt_dir / "last.keras", ckpt_dir / "best.weights.h5"
     if state["epoch"] > 0:
-        from pneumo import objectives  # noqa: F401 (registers the loss and metrics the checkpoint names)
+        from pneumo.training import objectives  # noqa: F401 (registers the loss and metrics the checkpoint names)
 
         model = keras.saving.load_model(last_model_file)  # weights and optimizer state
     else:
@@ -307,23 +307,22 @@ def main(argv: list[str] | None = None) -> int:
     model.load_weights(best_weights_file)
     best = build_model()
     best.set_weights(model.get_weights())
-    best.save(out / paths.MODEL_FILE)
-    write_json(out / paths.HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
+    best.save(out / MODEL_FILE)
+    write_json(out / HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
 
     # Threshold chosen on validation; the test split is predicted once, here, for reporting only.
-    from pneumo.shift import SHIFT_SCORE, THRESHOLD_RULE, shift_predictions, shift_scores
+    from pneumo.training.shift import SHIFT_SCORE, THRESHOLD_RULE, shift_predictions, shift_scores
 
-    tta = cfg.get("tta", False)
-    probs_val = shift_predictions(best, x_val, tta=tta)
+    probs_val = shift_predictions(best, x_val)
     shift, threshold = shift_scores(probs_val, y_val, None)  # chosen on validation, under the fixed changes
     p_val = probs_val["identity"]
     y_test = p_test = None
     if test_samples:
         x_test, _ = load_images(test_samples, cache_dir)
-        y_test, p_test = labels_of(test_samples), predict_gray(best, x_test, tta=tta)
+        y_test, p_test = labels_of(test_samples), predict_gray(best, x_test)
     import tensorflow as tf
 
-    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test, threshold, THRESHOLD_RULE, validation_shift=shift, tta=tta)
+    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test, threshold, THRESHOLD_RULE, validation_shift=shift)
     metrics.update({
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
@@ -345,12 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     write_json(state_file, state)
     print(
         f"best epoch {state['best_epoch']} (val AUC {state['best_val_auc']:.4f}); threshold {threshold:.4f} chosen on validation; "
-        f"shift score {shift['mean'][SHIFT_SCORE]:.4f} (validation under pneumo.shift's changes)"
+        f"shift score {shift['mean'][SHIFT_SCORE]:.4f} (validation under pneumo.training.shift's changes)"
     )
     # Not printed: a log that shows every run's test numbers invites comparing runs on them.
     if metrics["test"]:
         print("test metrics are in metrics.json and the model card: read them for the run you ship, compare runs on validation")
-    print(f"wrote {out / paths.MODEL_FILE}, {out / paths.HISTORY_FILE}, {out / paths.METRICS_FILE}, {out / 'MODEL_CARD.md'}")
+    print(f"wrote {out / MODEL_FILE}, {out / HISTORY_FILE}, {out / METRICS_FILE}, {out / 'MODEL_CARD.md'}")
     return 0
 
 

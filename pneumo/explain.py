@@ -13,7 +13,7 @@ Speed: tf-keras-vis runs the model eagerly, layer by layer, on every call (~0.13
 dispatch for a 0.8 GFLOP network). The visualisers here get the same network with the same weights
 cut into two compiled stages, input -> `block5_sepconv2` features -> logit, each one tf.function;
 tf-keras-vis still does all the Grad-CAM work on it (tape, gradients, weights, upsampling,
-normalisation), at about a tenth of the cost. `python -m pneumo.bench` compares it with the naive
+normalisation), at about a tenth of the cost. `python -m pneumo.training.bench` compares it with the naive
 path (model.predict, then a fresh Gradcam) for probability and heatmap.
 """
 

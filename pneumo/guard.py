@@ -18,35 +18,26 @@ the decoded picture, in this order:
    as an inverted (negative) X-ray, which is also what a MONOCHROME1 DICOM whose pixels were
    really MONOCHROME2 looks like.
 
-The principal components and the limit are fitted by `python -m pneumo.guard --fit` on the
-training split only and shipped in weights/xray_guard.npz (~70 KB). `--measure` prints the false
-alarm rate on the test X-rays and the detection rate on generated non-X-ray pictures.
+The principal components and the limits are fitted by `python -m pneumo.training.guard --fit` on
+the training split only and shipped in weights/xray_guard.npz (~100 KB); `--measure` prints the
+false alarm rate on the test X-rays and the detection rate on generated non-X-ray pictures. This
+module only checks.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pneumo import paths
+from pneumo.bundle import GUARD_FILE
 
-GUARD_FILE = "xray_guard.npz"
 THUMB = 32
-COMPONENTS = 24
 COLOUR_LIMIT = 12.0  # colourfulness on 0..255; gray JPEG copies of X-rays measure < 3
 BLANK_STD = 0.03
-# Each limit is an extreme quantile of the training X-rays' values, widened by a margin for other
-# hospitals and scanners (a real adult CR radiograph sits well inside all of them).
-LIMIT_QUANTILE = 0.999
-RESIDUAL_MARGIN = 1.1
-MAHALANOBIS_MARGIN = 1.15
-DETAIL_MARGIN = 0.7
 
 
 @dataclass
@@ -127,92 +118,14 @@ class XrayGuard:
             )
         return Verdict(False, "This does not look like a frontal chest X-ray: its layout is unlike any in the training data.", residual, colour)
 
-    def save(self, path: str | Path, **info) -> None:
-        np.savez(
-            path, mean=self.mean.astype(np.float32), components=self.components.astype(np.float32),
-            scales=self.scales.astype(np.float32), limits=json.dumps(self.limits), info=json.dumps(info),
-        )
-
     @classmethod
     def load(cls, path: str | Path) -> "XrayGuard":
         with np.load(path) as f:
             return cls(*(f[k].astype(np.float64) for k in ("mean", "components", "scales")), json.loads(str(f["limits"])))
 
-    @classmethod
-    def fit(cls, gray299: np.ndarray, n_components: int = COMPONENTS) -> "XrayGuard":
-        thumbs = thumbnails(gray299)
-        mean = thumbs.mean(axis=0)
-        _, singular, vt = np.linalg.svd(thumbs - mean, full_matrices=False)
-        scales = singular[:n_components] / np.sqrt(len(thumbs))  # std of each coordinate
-        guard = cls(mean, vt[:n_components], scales, {})
-        residual, mahalanobis = guard.distances(gray299)
-        guard.limits = {
-            "residual": float(np.quantile(residual, LIMIT_QUANTILE) * RESIDUAL_MARGIN),
-            "mahalanobis": float(np.quantile(mahalanobis, LIMIT_QUANTILE) * MAHALANOBIS_MARGIN),
-            "detail": float(np.quantile(detail(gray299), 1 - LIMIT_QUANTILE) * DETAIL_MARGIN),
-        }
-        return guard
 
-
-SHIPPED_GUARD = paths.REPO_ROOT / "weights" / GUARD_FILE
-
-
-def load_guard(path: str | Path = SHIPPED_GUARD) -> XrayGuard | None:
+def load_guard(path: str | Path = GUARD_FILE) -> XrayGuard | None:
     """The shipped guard (it does not depend on which model weights are in use); None if absent."""
     path = Path(path)
     return XrayGuard.load(path) if path.is_file() else None
 
-
-def _measure(guard: XrayGuard, data_dir: Path, cache_dir: str | None) -> dict:
-    from pneumo.data import load_images, optional_test_split
-    from pneumo.imageio import read_file
-    from pneumo.preprocess import to_gray299
-    from pneumo.synthetic import non_xray_images
-
-    report: dict = {"limits": guard.limits}
-    test = optional_test_split(data_dir)
-    if test:
-        gray, _ = load_images(test, cache_dir)
-        flagged = [not guard.check(g).plausible for g in gray]
-        report["test_xrays"] = {"images": len(gray), "false_alarms": int(sum(flagged))}
-        report["test_xrays_inverted"] = {"images": len(gray), "flagged": int(sum(not guard.check(255 - g).plausible for g in gray))}
-    dicom_dir = data_dir.parent / "dicom"
-    for dcm in sorted(dicom_dir.glob("*.dcm")):
-        decoded = read_file(dcm)
-        verdict = guard.check(to_gray299(decoded.image), decoded.image)
-        report[dcm.name] = {"plausible": verdict.plausible, "reason": verdict.reason, "residual": round(verdict.residual, 4)}
-    samples = non_xray_images()
-    missed = []
-    for name, image in samples:
-        if guard.check(to_gray299(image), image).plausible:
-            missed.append(name)
-    report["non_xrays"] = {"images": len(samples), "detected": len(samples) - len(missed), "missed": missed}
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.guard", description="Fit or measure the not-a-chest-X-ray guard.")
-    parser.add_argument("--fit", action="store_true", help="fit on DATA_DIR/train and write weights/xray_guard.npz")
-    parser.add_argument("--measure", action="store_true", help="false alarms on DATA_DIR/test and DICOMs, detection on generated non-X-rays")
-    parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
-    parser.add_argument("--out", default=str(SHIPPED_GUARD))
-    parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR))
-    args = parser.parse_args(argv)
-    if args.fit:
-        from pneumo.data import list_split, load_images
-
-        gray, _ = load_images(list_split(args.data_dir, "train"), args.cache_dir or None)
-        guard = XrayGuard.fit(gray)
-        guard.save(args.out, fitted_on=f"{len(gray)} images of {args.data_dir}/train", components=COMPONENTS, thumb=THUMB)
-        print(f"fitted on {len(gray)} training X-rays; limits {guard.limits}; wrote {args.out}")
-    if args.measure:
-        guard = XrayGuard.load(args.out)
-        print(json.dumps(_measure(guard, Path(args.data_dir), args.cache_dir or None), indent=2))
-    if not (args.fit or args.measure):
-        parser.print_help()
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

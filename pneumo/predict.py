@@ -21,13 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo import paths
 from pneumo.analysis import model_view
-from pneumo.evaluate import shipped_threshold, shipped_tta
+from pneumo.bundle import DEFAULT_MODEL, label_name, load_bundle
 from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
-
-CLASS_LABELS = ("NORMAL", "PNEUMONIA")
 
 
 @dataclass
@@ -63,8 +60,7 @@ def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, str | None] 
 
 
 def predict_files(
-    model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None,
-    tta: bool = False,
+    model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None
 ) -> list[FileResult]:
     """Read, check, preprocess and predict in batches."""
     from pneumo.inference import predict_gray
@@ -80,13 +76,13 @@ def predict_files(
             chunk = files[start : start + batch_size]
             loaded = list(pool.map(_load, chunk, [guard] * len(chunk)))
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
-            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size, tta=tta) if good else []
+            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size) if good else []
             batch_results = [
                 FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), warning=item[1]) for p, item in zip(chunk, loaded)
             ]
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
-                batch_results[i].label = CLASS_LABELS[int(prob >= threshold)]
+                batch_results[i].label = label_name(prob, threshold)
             results += batch_results
             if bar is not None:
                 bar.update(len(chunk))
@@ -98,9 +94,8 @@ def predict_files(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model (default: the shipped one)")
+    parser.add_argument("--weights", default=str(DEFAULT_MODEL), help="saved .keras model (default: the shipped one)")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="average zoomed views (default: as the shipped metrics.json says)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     parser.add_argument("--csv", default=None, help="write file,probability,label,error,warning rows to this CSV")
@@ -110,18 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no files found in " + ", ".join(args.inputs), file=sys.stderr)
         return 2
-    threshold = shipped_threshold(args.weights, args.threshold)
     try:
+        threshold = load_bundle(args.weights).threshold_or(args.threshold)
         from pneumo.inference import load_model
 
         model = load_model(args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = predict_files(
-        model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard(),
-        tta=shipped_tta(args.weights, args.tta),
-    )
+    results = predict_files(model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard())
 
     if args.csv:
         with open(args.csv, "w", newline="") as handle:

@@ -9,7 +9,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO_ROOT
-from pneumo import paths
+from pneumo import bundle
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 NORMAL_EXAMPLE = REPO_ROOT / "examples" / "NORMAL" / "IM-0156-0001.jpeg"
@@ -61,7 +61,7 @@ def test_page_frames_itself_honestly_and_has_three_tabs():
     assert "not a medical device" in text and "pediatric" in text and "single hospital" in text
     assert [t.label for t in at.tabs] == ["Analyze", "Training curves", "Model"]
     assert len(at.button) == 6  # the example X-rays
-    assert at.slider[0].value == pytest.approx(__import__("json").loads((paths.WEIGHTS_DIR / "metrics.json").read_text())["threshold"])
+    assert at.slider[0].value == pytest.approx(__import__("json").loads((bundle.DEFAULT_MODEL.parent / "metrics.json").read_text())["threshold"])
 
 
 def test_example_gives_the_same_probability_as_the_cli_path():
@@ -73,7 +73,7 @@ def test_example_gives_the_same_probability_as_the_cli_path():
     at.button(key="example-Pneumonia 1").click()
     at.run()
     assert not at.exception
-    expected = float(predict_gray(load_model(paths.DEFAULT_MODEL), to_gray299(read_image_file(PNEUMONIA_EXAMPLE))[None])[0])
+    expected = float(predict_gray(load_model(bundle.DEFAULT_MODEL), to_gray299(read_image_file(PNEUMONIA_EXAMPLE))[None])[0])
     assert _probability(at) == pytest.approx(expected, abs=6e-4)  # shown rounded to 0.1 %
     assert at.session_state["results"]  # kept per session, keyed by content hash
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pneumo.augment import Augmentation, add_noise, augment_batch, make_dataset, mixup_batch
+from pneumo.training.augment import Augmentation, add_noise, augment_batch, make_dataset, mixup_batch
 from pneumo.preprocess import to_model_input
 
 
@@ -109,7 +109,7 @@ def test_make_dataset_with_class_weights_yields_weights_and_mixup_blends_them():
 
 
 def test_adjust_sharpness_blurs_or_enhances_edges_by_the_drawn_amount():
-    from pneumo.augment import adjust_sharpness
+    from pneumo.training.augment import adjust_sharpness
 
     edge = np.zeros((64, 40, 40), dtype=np.uint8)
     edge[:, :, 20:] = 200
@@ -148,7 +148,7 @@ def test_pre_processing_jitter_goes_in_before_preprocessing_and_is_described(nam
 
 
 def test_local_contrast_scales_the_coarse_band_by_the_drawn_gain():
-    from pneumo.augment import adjust_sharpness
+    from pneumo.training.augment import adjust_sharpness
 
     # stripes 24 px apart: structure in the band between the ~1.5 px and ~6 px blurs
     stripes = 128 + 40 * np.sin(2 * np.pi * np.arange(96) / 24)
@@ -166,7 +166,7 @@ def test_local_contrast_scales_the_coarse_band_by_the_drawn_gain():
 
 
 def test_coarse_blur_has_the_stated_width():
-    from pneumo.augment import COARSE_SIGMA, _coarse_blur
+    from pneumo.training.augment import COARSE_SIGMA, _coarse_blur
 
     step = np.zeros((1, 299, 299), dtype=np.float32)
     step[:, :, 150:] = 1.0
@@ -178,7 +178,7 @@ def test_coarse_blur_has_the_stated_width():
 
 
 def test_recompress_jpeg_loses_detail_by_the_drawn_quality():
-    from pneumo.augment import recompress_jpeg
+    from pneumo.training.augment import recompress_jpeg
 
     x = np.arange(96)  # a fine checker-like texture: what a low JPEG quality quantises away
     texture = 128 + 40 * np.sin(2 * np.pi * x / 7)[None, :] * np.cos(2 * np.pi * x / 11)[:, None]

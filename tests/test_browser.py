@@ -168,17 +168,17 @@ def test_a_bad_file_and_a_good_file_uploaded_together(browser, server, tmp_path)
 
 
 def test_eight_sessions_upload_at_once_and_each_gets_its_own_result(browser, server):
-    from pneumo.data import list_split
+    from pneumo.training.data import list_split
     from pneumo.imageio import read_image_file
     from pneumo.inference import load_model, predict_gray
     from pneumo.preprocess import to_gray299
-    from pneumo import paths
+    from pneumo import bundle
 
     from conftest import TINY_DATA
 
     files = sorted((REPO_ROOT / "examples").glob("*/*.jpeg")) + [s.path for s in list_split(TINY_DATA, "test")][:2]
     assert len(files) == 8
-    model = load_model(paths.DEFAULT_MODEL)
+    model = load_model(bundle.DEFAULT_MODEL)
     expected = predict_gray(model, __import__("numpy").stack([to_gray299(read_image_file(f)) for f in files]))
 
     server.wait_until_healthy()

@@ -1,4 +1,4 @@
-"""The command-line tools: pneumo.predict and pneumo.evaluate."""
+"""The command-line tools: pneumo.predict and pneumo.training.evaluate."""
 
 import csv
 import json
@@ -46,7 +46,7 @@ def test_predict_csv_and_exit_status_zero(tmp_path, untrained_model_file):
 
 
 def test_evaluate_unwritable_output_is_a_clear_error(tmp_path, untrained_model_file):
-    result = _run("pneumo.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
+    result = _run("pneumo.training.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
                   "--bootstrap", "0", "--cache-dir", "", "--csv", tmp_path / "no such folder" / "rows.csv")
     assert result.returncode == 2 and "could not write" in result.stderr and "Traceback" not in result.stderr
     assert "accuracy" in result.stdout  # the metrics were printed before the write failed
@@ -57,12 +57,10 @@ def test_predict_missing_weights_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "no model file" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("tta", [False, True])
-def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file, tta):
+def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file):
     out_json = tmp_path / "eval.json"
-    result = _run("pneumo.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
-                  "--threshold", "0.5", "--bootstrap", "100", "--cache-dir", "", "--json", out_json, "--csv", tmp_path / "per-image.csv",
-                  "--tta" if tta else "--no-tta")
+    result = _run("pneumo.training.evaluate", "--data-dir", TINY_DATA, "--split", "test", "--weights", untrained_model_file,
+                  "--threshold", "0.5", "--bootstrap", "100", "--cache-dir", "", "--json", out_json, "--csv", tmp_path / "per-image.csv")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads(out_json.read_text())
     assert metrics["counts"] == {"total": 4, "normal": 2, "pneumonia": 2}
@@ -70,15 +68,15 @@ def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file, t
 
     import keras
 
-    from pneumo.data import labels_of, list_split, load_images
+    from pneumo.training.data import labels_of, list_split, load_images
     from pneumo.inference import predict_gray
-    from pneumo.metrics import binary_metrics
+    from pneumo.training.metrics import binary_metrics
 
     samples = list_split(TINY_DATA, "test")
     gray, _ = load_images(samples, None, workers=1, progress=False)
-    prob = predict_gray(keras.saving.load_model(untrained_model_file), gray, tta=tta)
+    prob = predict_gray(keras.saving.load_model(untrained_model_file), gray)
     expected = binary_metrics(labels_of(samples), prob, 0.5)
-    assert metrics["tta"] is tta and metrics["auc"] == pytest.approx(expected["auc"])
+    assert metrics["auc"] == pytest.approx(expected["auc"])
     assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
     assert metrics["confusion_matrix"] == expected["confusion_matrix"]
     # One row per image, lowest probability first, each with its label and the call at the threshold.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import FULL_DATA, TINY_DATA, needs_full_data
-from pneumo.data import balanced_class_weights, labels_of, list_split, load_images, optional_test_split, patient_id, split_by_patient, split_seed_of
+from pneumo.training.data import balanced_class_weights, labels_of, list_split, load_images, optional_test_split, patient_id, split_by_patient, split_seed_of
 
 
 @pytest.mark.parametrize(

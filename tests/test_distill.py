@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import TINY_DATA
-from pneumo.augment import make_dataset
-from pneumo.data import list_split, split_by_patient
-from pneumo.distill import check_teachers, soft_targets
+from pneumo.training.augment import make_dataset
+from pneumo.training.data import list_split, split_by_patient
+from pneumo.training.distill import check_teachers, soft_targets
 from test_train import _check_outputs, _train
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
-from pneumo.ema import WeightEMA
+from pneumo.training.ema import WeightEMA
 
 
 class _Recorder(keras.callbacks.Callback):

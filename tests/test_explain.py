@@ -1,5 +1,7 @@
 """Grad-CAM: the project's fast path gives what plain tf-keras-vis gives, on the right layer."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import BinaryScore
 
 from conftest import TINY_DATA
-from pneumo.data import list_split, load_images
+from pneumo.training.data import list_split, load_images
 from pneumo.explain import Explainer
 from pneumo.model import GRADCAM_LAYER, build_model, calibrate_batchnorm
 from pneumo.preprocess import to_model_input
@@ -55,22 +57,22 @@ def test_predicted_target_follows_the_threshold(setup):
     assert explainer.explain(x[0], threshold=min(p + 0.01, 0.999))[2] == 0
 
 
-def test_engine_with_tta_reports_the_cli_probability_and_explains_its_class(setup):
+def test_engine_reports_the_cli_probability_and_explains_the_class_at_the_bundles_threshold(setup):
+    from pneumo.bundle import Bundle, predicted_label
     from pneumo.engine import Engine
     from pneumo.inference import predict_gray
 
     model, x = setup
     gray = np.round(x[:2, ..., 0] * 255).astype(np.uint8)
-    expected = predict_gray(model, gray, tta=True)
-    plain_engine = Engine(model, Explainer(model), metrics={"threshold": 0.5})
-    for image, p_tta in zip(gray, expected):
-        for threshold in (p_tta - 1e-3, p_tta + 1e-3):
-            engine = Engine(model, Explainer(model), metrics={"threshold": float(threshold), "tta": True})
+    expected = predict_gray(model, gray)
+    for image, p in zip(gray, expected):
+        for threshold in (p - 1e-3, p + 1e-3):
+            engine = Engine(model, Explainer(model), Bundle(Path("unused.keras"), {"threshold": float(threshold)}))
             result = engine.analyze(image)
-            assert result.probability == pytest.approx(float(p_tta), abs=1e-6)
-            assert result.explained_class == int(p_tta >= threshold)  # the TTA probability decides, not the single view
-            same_class = plain_engine.analyze(image, target="pneumonia" if result.explained_class else "normal")
-            np.testing.assert_allclose(result.heatmap, same_class.heatmap, atol=1e-5)  # the map explains the unzoomed image
+            assert result.probability == pytest.approx(float(p), abs=1e-6)
+            assert result.explained_class == predicted_label(p, threshold)
+            same_class = engine.analyze(image, target="pneumonia" if result.explained_class else "normal")
+            np.testing.assert_allclose(result.heatmap, same_class.heatmap, atol=1e-5)
 
 
 def test_heatmap_comes_from_block5_not_the_first_conv(setup):

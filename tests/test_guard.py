@@ -5,17 +5,17 @@ import pytest
 from PIL import Image
 
 from conftest import DICOM_DIR, FULL_DATA, REPO_ROOT, TINY_DATA, needs_full_data
-from pneumo.data import list_split, load_images
+from pneumo.training.data import list_split, load_images
 from pneumo.guard import load_guard
 from pneumo.imageio import read_file
 from pneumo.preprocess import to_gray299
-from pneumo.synthetic import non_xray_images
+from pneumo.training.synthetic import non_xray_images
 
 
 @pytest.fixture(scope="module")
 def guard():
     guard = load_guard()
-    assert guard is not None, "weights/xray_guard.npz is missing: python -m pneumo.guard --fit"
+    assert guard is not None, "weights/xray_guard.npz is missing: python -m pneumo.training.guard --fit"
     return guard
 
 

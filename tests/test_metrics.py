@@ -3,7 +3,7 @@ import pytest
 
 import math
 
-from pneumo.metrics import binary_metrics, bootstrap_intervals, fewest_detected, floor_threshold, metrics_with_intervals
+from pneumo.training.metrics import binary_metrics, bootstrap_intervals, fewest_detected, floor_threshold, metrics_with_intervals
 
 # Hand-computed example: 3 NORMAL, 4 PNEUMONIA.
 Y = np.array([0, 0, 0, 1, 1, 1, 1])

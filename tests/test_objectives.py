@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, log_loss, precision_score, recall_score, roc_auc_score
 
-from pneumo.objectives import TargetCrossentropy, training_metrics
+from pneumo.training.objectives import TargetCrossentropy, training_metrics
 
 
 def _fixed_model() -> keras.Model:

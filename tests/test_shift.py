@@ -1,4 +1,4 @@
-"""pneumo.shift: the fixed acquisition changes and the scores computed under them."""
+"""pneumo.training.shift: the fixed acquisition changes and the scores computed under them."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SUBPROCESS_ENV, TINY_DATA
 from pneumo.preprocess import to_model_input
-from pneumo.shift import PERTURBATIONS, SCORES, contrast, gamma, noise, shift_metrics, shift_predictions, through
+from pneumo.training.shift import PERTURBATIONS, SCORES, contrast, gamma, noise, shift_metrics, shift_predictions, through
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +74,19 @@ def test_no_threshold_chooses_the_highest_that_keeps_the_sensitivity_floor_under
     pneumonia[:50, :50] = 250
     images, labels = np.stack([normal] * 3 + [pneumonia] * 3), np.array([0] * 3 + [1] * 3)
     scores = CornerBrightness().predict_on_batch(to_model_input(images)).ravel()
-    results, chosen = shift_metrics(CornerBrightness(), images, labels, threshold=None, tta=True)
+    results, chosen = shift_metrics(CornerBrightness(), images, labels, threshold=None)
     assert scores[0] < chosen <= scores[-1]  # separates the unchanged images
     # three positives cannot certify a 0.95 floor, so every positive is kept under every change...
     assert all(results[name]["sensitivity"] == 1.0 for name in PERTURBATIONS)
     # ...and no higher threshold does that: no image scores between it and the lowest positive under any change
-    probs = shift_predictions(CornerBrightness(), images, tta=True)
+    probs = shift_predictions(CornerBrightness(), images)
     lowest_positive = min(p[labels == 1].min() for p in probs.values())
     assert chosen < lowest_positive
     assert not any(np.any((p > chosen) & (p < lowest_positive)) for p in probs.values())
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "pneumo.shift", *map(str, args)], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
+    return subprocess.run([sys.executable, "-m", "pneumo.training.shift", *map(str, args)], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
 
 
 def test_cli_refuses_the_test_split_and_reports_missing_weights(tmp_path):

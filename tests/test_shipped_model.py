@@ -1,5 +1,5 @@
 """The shipped weights: they load as the published architecture, their files are complete, and
-metrics.json reproduces from scratch on the test split through pneumo.evaluate."""
+metrics.json reproduces from scratch on the test split through pneumo.training.evaluate."""
 
 import json
 import subprocess
@@ -41,7 +41,7 @@ def test_shipped_files_are_complete(metrics):
 def test_metrics_reproduce_on_the_test_split(metrics, tmp_path):
     out = tmp_path / "eval.json"
     result = subprocess.run(
-        [sys.executable, "-m", "pneumo.evaluate", "--data-dir", str(FULL_DATA), "--split", "test",
+        [sys.executable, "-m", "pneumo.training.evaluate", "--data-dir", str(FULL_DATA), "--split", "test",
          "--weights", str(WEIGHTS / "pneumonia.keras"), "--bootstrap", "0", "--cache-dir", "", "--json", str(out)],
         capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600,
     )

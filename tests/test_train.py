@@ -44,13 +44,13 @@ def _check_outputs(out, epochs):
         assert (out / name).stat().st_size > 0
     assert "not a medical device" in (out / "MODEL_CARD.md").read_text()
     # The model in the file is the one the metrics describe.
-    from pneumo.data import labels_of, list_split, load_images
+    from pneumo.training.data import labels_of, list_split, load_images
     from pneumo.inference import predict_gray
 
     samples = list_split(TINY_DATA, "test")
     gray, _ = load_images(samples, None, workers=1, progress=False)
-    prob = predict_gray(model, gray, tta=metrics.get("tta", False))
-    from pneumo.metrics import binary_metrics
+    prob = predict_gray(model, gray)
+    from pneumo.training.metrics import binary_metrics
 
     again = binary_metrics(labels_of(samples), prob, metrics["threshold"])
     assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
@@ -59,21 +59,19 @@ def _check_outputs(out, epochs):
 
 
 def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
-    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--weight-decay", "0.05", "--tta", "--split-seed", "3", out=tmp_path / "run", cache=tmp_path / "cache")
+    result = _train("--epochs", "2", "--noise", "8", "--degrade-min-size", "150", "--mixup", "0.2", "--weight-decay", "0.05", "--split-seed", "3", out=tmp_path / "run", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "output bias initialised to log(" in result.stdout
     assert "shift score" in result.stdout and "sensitivity" not in result.stdout  # test numbers stay in the files
     _check_outputs(tmp_path / "run", epochs=2)
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert "--noise 8.0" in card and "150–224 px" in card and "noise σ ≤ 8 gray levels" in card and "mixup α 0.2" in card and "AdamW, weight decay 0.05" in card
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tta"] is True
-    assert "test-time augmentation" in card
     assert "sensitivity stays at or above 0.95 under every one of the seven fixed acquisition changes" in card
     assert "not an unbiased estimate" in card
     assert "(split seed 3; training seed 1)" in card
     # Evaluation and reports rebuild the validation split from --split-seed, not from --seed.
-    from pneumo.data import list_split, split_by_patient
-    from pneumo.evaluate import _split_samples
+    from pneumo.training.data import list_split, split_by_patient
+    from pneumo.training.evaluate import _split_samples
 
     def names(samples):
         return {s.path.name for s in samples}
@@ -82,13 +80,21 @@ def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
     train_folder = list_split(TINY_DATA, "train")
     assert rebuilt == names(split_by_patient(train_folder, 0.25, 3)[1]) != names(split_by_patient(train_folder, 0.25, 1)[1])
     assert "| **mean** |" in card and "mean specificity over the changes (the shift score" in card
-    # pneumo.report switches it off again: the threshold is chosen again on validation, the card follows.
-    report = subprocess.run([sys.executable, "-m", "pneumo.report", "--weights", str(tmp_path / "run" / "pneumonia.keras"),
-                             "--no-tta", "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=120)
+    # Weights whose threshold was chosen with test-time augmentation (an earlier experiment) are refused
+    # for prediction; pneumo.training.report chooses their threshold again on validation, the card follows.
+    from pneumo.bundle import load_bundle
+
+    metrics_file = tmp_path / "run" / "metrics.json"
+    stale = json.loads(metrics_file.read_text())
+    metrics_file.write_text(json.dumps({**stale, "tta": True, "threshold": 0.999, "config": {**stale["config"], "tta": True}}))
+    with pytest.raises(ValueError, match="test-time augmentation"):
+        load_bundle(tmp_path / "run" / "pneumonia.keras")
+    report = subprocess.run([sys.executable, "-m", "pneumo.training.report", "--weights", str(tmp_path / "run" / "pneumonia.keras"),
+                             "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=120)
     assert report.returncode == 0, report.stderr[-2000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["tta"] is False and "--tta" not in metrics["config"] and metrics["config"]["tta"] is False
-    assert "test-time augmentation" not in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    metrics = json.loads(metrics_file.read_text())
+    assert "tta" not in metrics and "tta" not in metrics["config"] and metrics["threshold"] == pytest.approx(stale["threshold"])
+    assert load_bundle(tmp_path / "run" / "pneumonia.keras").threshold == metrics["threshold"]
     _check_outputs(tmp_path / "run", epochs=2)  # the file's model gives the metrics it now states
     assert list((tmp_path / "cache").glob("images-*.npz"))  # decoded once, cached
 

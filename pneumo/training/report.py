@@ -3,11 +3,11 @@ calibration, per-resolution validation metrics) and the model card with its figu
 
 train.py writes it at the end of a run; for shipped weights it can be rebuilt from scratch:
 
-    python -m pneumo.report [--weights weights/pneumonia.keras] [--data-dir ...]
+    python -m pneumo.training.report [--weights weights/pneumonia.keras] [--data-dir ...]
 
 The decision threshold comes from metrics.json (chosen on the validation split when the run ended);
-with --choose-threshold, or another --tta setting, it is chosen again on validation by the current
-rule (pneumo.shift.THRESHOLD_RULE), never on test.
+with --choose-threshold it is chosen again on validation by the current
+rule (pneumo.training.shift.THRESHOLD_RULE), never on test.
 """
 
 from __future__ import annotations
@@ -21,24 +21,22 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import brier_score_loss, roc_curve
 
-from pneumo import paths
-from pneumo.augment import Augmentation
-from pneumo.data import is_sharp, labels_of, load_images, optional_test_split, run_split, split_seed_of
-from pneumo.metrics import binary_metrics, metrics_with_intervals
-from pneumo.shift import SHIFT_SCORE, THRESHOLD_RULE
+from pneumo.bundle import CARD_FILE, DEFAULT_MODEL, HISTORY_FILE, METRICS_FILE, ROC_FILE, read_bundle, read_json
+from pneumo.training.augment import Augmentation
+from pneumo.training.data import DEFAULT_CACHE_DIR, is_sharp, labels_of, load_images, optional_test_split, run_split, split_seed_of
+from pneumo.training.metrics import binary_metrics, metrics_with_intervals
+from pneumo.training.shift import SHIFT_SCORE, THRESHOLD_RULE
 
-ROC_PNG, RELIABILITY_PNG, CARD = "roc.png", "reliability.png", "MODEL_CARD.md"
+RELIABILITY_PNG = "reliability.png"
 
 
 def evaluation(
     y_val: np.ndarray, p_val: np.ndarray, sharp_val: np.ndarray, y_test: np.ndarray | None, p_test: np.ndarray | None,
-    threshold: float, threshold_rule: str, validation_shift: dict | None = None, bootstrap: int = 2000, tta: bool = False,
+    threshold: float, threshold_rule: str, validation_shift: dict | None = None, bootstrap: int = 2000,
 ) -> dict:
     """Everything metrics.json reports about the predictions, at a threshold chosen on validation
-    (threshold_rule says how; validation_shift: pneumo.shift's scores at it). tta records how the
-    probabilities were made (pneumo.inference), so every reader of metrics.json predicts the same way."""
+    (threshold_rule says how; validation_shift: pneumo.training.shift's scores at it)."""
     out = {
-        "tta": bool(tta),
         "threshold": float(threshold),
         "threshold_rule": threshold_rule,
         "validation_shift": validation_shift,
@@ -162,12 +160,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "",
         "## Decision threshold",
         f"**{metrics['threshold']:.4f}**, {metrics['threshold_rule']}."
-        + (
-            " Every probability here, in the app and in the CLI, is the mean over the image and two zoomed views "
-            "of it (×0.94 and ×1.06 about the centre: test-time augmentation, `pneumo/inference.py`)."
-            if metrics.get("tta")
-            else ""
-        ),
+,
         "",
     ]
     if test:
@@ -190,7 +183,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
             f"| NORMAL ({test['counts']['normal']}) | {cm.get('tn')} | {cm.get('fp')} |",
             f"| PNEUMONIA ({test['counts']['pneumonia']}) | {cm.get('fn')} | {cm.get('tp')} |",
             "",
-            f"![ROC curve on the test split]({ROC_PNG})",
+            f"![ROC curve on the test split]({ROC_FILE})",
             "",
             "## Calibration",
             f"Brier score: test **{metrics['calibration'].get('test_brier', float('nan')):.4f}**, validation "
@@ -215,7 +208,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
     if shift:
         lines += [
             "",
-            "## Validation under acquisition changes (`pneumo.shift`)",
+            "## Validation under acquisition changes (`pneumo.training.shift`)",
             "",
             f"The same validation images, changed before preprocessing, at the threshold above. Runs are compared by "
             f"the mean {SHIFT_SCORE.replace('_', ' ')} over the changes (the shift score, `docs/TRAINING.md`).",
@@ -257,61 +250,59 @@ def model_card(metrics: dict, history: dict | None) -> str:
 
 
 def write_figures(out_dir: Path, y_test: np.ndarray, p_test: np.ndarray, threshold: float) -> None:
-    from pneumo import plots
+    from pneumo.training import figures
 
-    plots.save(plots.roc_figure(y_test, p_test, threshold), out_dir / ROC_PNG)
-    plots.save(plots.reliability_figure(y_test, p_test), out_dir / RELIABILITY_PNG)
+    figures.save(figures.roc_figure(y_test, p_test, threshold), out_dir / ROC_FILE)
+    figures.save(figures.reliability_figure(y_test, p_test), out_dir / RELIABILITY_PNG)
 
 
 def write_report(out_dir: Path, metrics: dict, y_test: np.ndarray | None, p_test: np.ndarray | None) -> None:
     """metrics.json, the model card and its figures in out_dir."""
-    history_file = out_dir / paths.HISTORY_FILE
-    history = json.loads(history_file.read_text()) if history_file.is_file() else None
-    write_json(out_dir / paths.METRICS_FILE, metrics)
+    history = read_json(out_dir / HISTORY_FILE)
+    write_json(out_dir / METRICS_FILE, metrics)
     if y_test is not None and len(y_test):
         write_figures(out_dir, y_test, p_test, metrics["threshold"])
-    (out_dir / CARD).write_text(model_card(metrics, history))
+    (out_dir / CARD_FILE).write_text(model_card(metrics, history))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.report", description="Rebuild metrics.json's evaluation and the model card for saved weights.")
-    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL))
+    parser = argparse.ArgumentParser(prog="python -m pneumo.training.report", description="Rebuild metrics.json's evaluation and the model card for saved weights.")
+    parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--data-dir", default=None, help="default: the data set named in metrics.json's config")
-    parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR))
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                        help="switch test-time augmentation on/off for these weights; the threshold is then chosen again on validation")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     parser.add_argument("--choose-threshold", action="store_true",
                         help="choose the threshold again on validation by the current rule instead of keeping metrics.json's")
     args = parser.parse_args(argv)
-    weights = Path(args.weights)
-    metrics = json.loads(weights.with_name(paths.METRICS_FILE).read_text())
-    cfg = metrics["config"]
+    shipped = read_bundle(args.weights)
+    if shipped.config is None:
+        print(f"error: no {METRICS_FILE} with the run's config beside {args.weights}", file=sys.stderr)
+        return 2
+    metrics, cfg = dict(shipped.metrics), shipped.config
     data_dir = args.data_dir or cfg["data_dir"]
 
     from pneumo.inference import load_model, predict_gray
-    from pneumo.shift import shift_predictions, shift_scores
+    from pneumo.training.shift import shift_predictions, shift_scores
 
     _, val = run_split(data_dir, cfg)
     test = optional_test_split(data_dir)
     x_val, size_val = load_images(val, args.cache_dir or None)
-    model = load_model(weights)
-    run_tta = bool(metrics.get("tta", False))
-    tta = run_tta if args.tta is None else args.tta
-    # Another way of predicting needs its own threshold, chosen on validation as train.py chooses it.
-    rechoose = args.choose_threshold or tta != run_tta
+    model = load_model(shipped.model_file)
+    # A threshold chosen on test-time augmented probabilities (an earlier experiment) does not fit
+    # plain ones: it is chosen again, on validation, as train.py chooses it.
+    rechoose = args.choose_threshold or bool(metrics.pop("tta", False))
     y_val = labels_of(val)
-    probs_val = shift_predictions(model, x_val, tta=tta)
-    shift, threshold = shift_scores(probs_val, y_val, None if rechoose else metrics["threshold"])
+    probs_val = shift_predictions(model, x_val)
+    shift, threshold = shift_scores(probs_val, y_val, None if rechoose else shipped.threshold)
     rule = THRESHOLD_RULE if rechoose else metrics["threshold_rule"]
     p_val = probs_val["identity"]
     y_test = p_test = None
     if test:
         x_test, _ = load_images(test, args.cache_dir or None)
-        y_test, p_test = labels_of(test), predict_gray(model, x_test, tta=tta)
-    metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold, rule, validation_shift=shift, tta=tta))
-    metrics["config"] = {**cfg, "tta": tta}
-    write_report(weights.parent, metrics, y_test, p_test)
-    print(f"wrote {weights.parent / paths.METRICS_FILE}, {weights.parent / CARD}, {ROC_PNG}, {RELIABILITY_PNG}")
+        y_test, p_test = labels_of(test), predict_gray(model, x_test)
+    metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold, rule, validation_shift=shift))
+    metrics["config"] = {k: v for k, v in cfg.items() if k != "tta"}
+    write_report(shipped.folder, metrics, y_test, p_test)
+    print(f"wrote {shipped.file(METRICS_FILE)}, {shipped.file(CARD_FILE)}, {ROC_FILE}, {RELIABILITY_PNG}")
     return 0
 
 

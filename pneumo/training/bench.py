@@ -1,9 +1,9 @@
 """Benchmarks (scripts that print numbers, not tests).
 
-    python -m pneumo.bench inference   # one X-ray: naive path vs the project's path (JSON line)
-    python -m pneumo.bench batch       # pneumo.predict over a folder of 224 px JPEGs, images/s
-    python -m pneumo.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
-    python -m pneumo.bench all
+    python -m pneumo.training.bench inference   # one X-ray: naive path vs the project's path (JSON line)
+    python -m pneumo.training.bench batch       # pneumo.predict over a folder of 224 px JPEGs, images/s
+    python -m pneumo.training.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
+    python -m pneumo.training.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
 AMD EPYC development machine with nothing else running.
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo import paths
+from pneumo.bundle import DEFAULT_MODEL, REPO_ROOT, predicted_label
 from pneumo.runtime import configure_tensorflow_env
+from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
 
 configure_tensorflow_env()
 
-XRAY_DIRS = (paths.REPO_ROOT / "examples", paths.REPO_ROOT / "tests" / "data" / "chest_xray")
+XRAY_DIRS = (REPO_ROOT / "examples", REPO_ROOT / "tests" / "data" / "chest_xray")
 
 
 def _xray_files(n: int, data_dir: Path) -> list[Path]:
@@ -51,7 +52,6 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
 
     from pneumo.engine import load_engine
     from pneumo.imageio import read_image_file
-    from pneumo.inference import TTA_ZOOMS, zoomed
     from pneumo.model import GRADCAM_LAYER
     from pneumo.preprocess import to_gray299, to_model_input
 
@@ -59,14 +59,13 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
     model = engine.model
     files = _xray_files(n_images, data_dir)
     gray = [to_gray299(read_image_file(f)) for f in files]
-    threshold = engine.threshold
-    zooms = TTA_ZOOMS if engine.tta else (1.0,)
+    threshold = engine.bundle.threshold
 
     def naive(g: np.ndarray) -> tuple[float, np.ndarray]:
         x = to_model_input(g)[np.newaxis]
-        p = float(np.mean([model.predict(zoomed(x, zoom), verbose=0)[0, 0] for zoom in zooms]))
+        p = float(model.predict(x, verbose=0)[0, 0])
         cam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)(
-            BinaryScore(p >= threshold), x, penultimate_layer=GRADCAM_LAYER, seek_penultimate_conv_layer=False
+            BinaryScore(float(predicted_label(p, threshold))), x, penultimate_layer=GRADCAM_LAYER, seek_penultimate_conv_layer=False
         )
         return p, cam[0]
 
@@ -88,7 +87,7 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
         heat_diff = max(heat_diff, float(np.abs(outputs["naive"][1] - outputs["project"][1]).max()))
     naive_s, project_s = _spread(times["naive"]), _spread(times["project"])
     return {
-        "benchmark": "inference", "images": len(gray), "tta": engine.tta, "naive": naive_s, "project": project_s,
+        "benchmark": "inference", "images": len(gray), "naive": naive_s, "project": project_s,
         "speedup": round(naive_s["median_s"] / project_s["median_s"], 2),
         "max_probability_difference": prob_diff, "max_heatmap_difference": heat_diff,
     }
@@ -96,17 +95,16 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
 
 def bench_batch(data_dir: Path, weights: Path, limit: int) -> dict:
     """pneumo.predict's batched path over the 224 px test JPEGs, end to end from the files."""
-    from pneumo.evaluate import shipped_tta
     from pneumo.inference import load_model
     from pneumo.predict import expand_inputs, predict_files
 
     files = expand_inputs([str(data_dir / "test")])[:limit]
-    model, tta = load_model(weights), shipped_tta(weights)
-    predict_files(model, files[:32], 0.5, tta=tta)  # warm-up
+    model = load_model(weights)
+    predict_files(model, files[:32], 0.5)  # warm-up
     t0 = time.perf_counter()
-    results = predict_files(model, files, 0.5, batch_size=32, tta=tta)
+    results = predict_files(model, files, 0.5, batch_size=32)
     seconds = time.perf_counter() - t0
-    return {"benchmark": "batch_predict", "tta": tta, "images": len(results), "errors": sum(r.error is not None for r in results),
+    return {"benchmark": "batch_predict", "images": len(results), "errors": sum(r.error is not None for r in results),
             "seconds": round(seconds, 2), "images_per_second": round(len(results) / seconds, 1)}
 
 
@@ -139,7 +137,7 @@ _TRAIN_CHILD = r'''
 import json, os, sys, time
 import numpy as np
 mode, data_dir, n, batch, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-from pneumo.data import list_split, labels_of, load_images, balanced_class_weights, is_sharp
+from pneumo.training.data import list_split, labels_of, load_images, balanced_class_weights, is_sharp
 samples = list_split(data_dir, "train")
 rng = np.random.default_rng(0)
 samples = [samples[i] for i in sorted(rng.choice(len(samples), n, replace=False))]
@@ -161,7 +159,7 @@ if mode == "plain":
     ds = ds.map(lambda x, y: (tf.ensure_shape(x, (299, 299, 3)), y)).batch(batch).prefetch(2)
     make = lambda epoch: ds
 else:
-    from pneumo.augment import Augmentation, make_dataset
+    from pneumo.training.augment import Augmentation, make_dataset
     cache = os.environ.get("PNEUMO_BENCH_CACHE") or None
     gray, sizes = load_images(samples, cache, progress=False)
     make = lambda epoch: make_dataset(gray, labels, batch, sharp=is_sharp(sizes), augmentation=Augmentation(), shuffle_seed=epoch)
@@ -180,9 +178,9 @@ def bench_train(data_dir: Path, n: int, batch: int, epochs: int) -> dict:
     when TensorFlow loads); steady state = the median epoch after the first."""
     runs = {}
     for mode, onednn in (("plain", "0"), ("project", "1")):
-        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(paths.REPO_ROOT)}
+        env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO_ROOT)}
         if mode == "project":
-            env["PNEUMO_BENCH_CACHE"] = str(paths.DEFAULT_CACHE_DIR)
+            env["PNEUMO_BENCH_CACHE"] = str(DEFAULT_CACHE_DIR)
         out = subprocess.run([sys.executable, "-c", _TRAIN_CHILD, mode, str(data_dir), str(n), str(batch), str(epochs)],
                              capture_output=True, text=True, env=env, check=True).stdout
         runs[mode] = json.loads(out.strip().splitlines()[-1])
@@ -203,10 +201,10 @@ def bench_train(data_dir: Path, n: int, batch: int, epochs: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("which", choices=["inference", "batch", "train", "all"])
-    parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR))
-    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL))
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
     parser.add_argument("--batch-limit", type=int, default=624, help="files for the batch benchmark")
     parser.add_argument("--train-images", type=int, default=512, help="subset size for the training benchmark")

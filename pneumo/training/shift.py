@@ -7,11 +7,10 @@ hospital, brings. Each change here is fixed (no randomness from run to run) and 
 299 px uint8 image before the one preprocessing function, so every model is judged on the same
 inputs through its own preprocessing.
 
-    python -m pneumo.shift --weights weights/pneumonia.keras [--json shift.json]
+    python -m pneumo.training.shift --weights weights/pneumonia.keras [--json shift.json]
 
 The threshold is the one in the metrics.json beside the weights (chosen on validation), or --threshold.
-With --choose-threshold, or --tta / --no-tta other than the run's own setting, it is chosen again
-as train.py chooses it (THRESHOLD_RULE: the highest threshold whose sensitivity floor holds under
+With --choose-threshold it is chosen again as train.py chooses it (THRESHOLD_RULE: the highest threshold whose sensitivity floor holds under
 every change). The shift score, which docs/TRAINING.md's rule compares runs by, is the mean
 specificity over the changes at that threshold.
 """
@@ -27,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pneumo import paths
-from pneumo.data import labels_of, load_images
-from pneumo.metrics import binary_metrics, floor_threshold
+from pneumo.bundle import DEFAULT_MODEL
+from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, labels_of, load_images
+from pneumo.training.metrics import binary_metrics, floor_threshold
 
 Perturbation = Callable[[np.ndarray], np.ndarray]
 
@@ -92,17 +91,17 @@ SCORES = ("auc", "sensitivity", "specificity", "balanced_accuracy")
 SENSITIVITY_FLOOR, FLOOR_CONFIDENCE = 0.95, 0.95  # the issue's sensitivity target; the usual interval
 THRESHOLD_RULE = (
     f"the highest threshold at which the lower end of the {FLOOR_CONFIDENCE * 100:g} % Wilson interval of sensitivity stays "
-    f"at or above {SENSITIVITY_FLOOR:g} under every one of the seven fixed acquisition changes of `pneumo.shift` "
+    f"at or above {SENSITIVITY_FLOOR:g} under every one of the seven fixed acquisition changes of `pneumo.training.shift` "
     "on the validation split"
 )
 SHIFT_SCORE = "specificity"  # the shift score: this score's mean over the changes, at the THRESHOLD_RULE threshold
 
 
-def shift_predictions(model, gray: np.ndarray, tta: bool = False) -> dict[str, np.ndarray]:
+def shift_predictions(model, gray: np.ndarray) -> dict[str, np.ndarray]:
     """The model's probabilities for the images under each fixed change ("identity": unchanged)."""
     from pneumo.inference import predict_gray
 
-    return {name: predict_gray(model, change(gray), tta=tta) for name, change in PERTURBATIONS.items()}
+    return {name: predict_gray(model, change(gray)) for name, change in PERTURBATIONS.items()}
 
 
 def shift_scores(
@@ -132,25 +131,23 @@ def shift_scores(
 
 
 def shift_metrics(
-    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None, tta: bool = False
+    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None
 ) -> tuple[dict[str, dict[str, float]], float]:
     """shift_scores of the model's predictions of the images under the fixed changes."""
-    return shift_scores(shift_predictions(model, gray, tta=tta), labels, threshold)
+    return shift_scores(shift_predictions(model, gray), labels, threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pneumo.evaluate import shipped_threshold, shipped_tta, split_and_model
+    from pneumo.training.evaluate import split_and_model
 
-    parser = argparse.ArgumentParser(prog="python -m pneumo.shift", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
+    parser = argparse.ArgumentParser(prog="python -m pneumo.training.shift", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
     parser.add_argument("--split", default="val", help="val (default: the patient split held out for these weights) or train")
-    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
+    parser.add_argument("--weights", default=str(DEFAULT_MODEL), help="saved .keras model")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
     parser.add_argument("--choose-threshold", action="store_true",
                         help="choose the threshold again on --split val by the current rule (default: metrics.json's)")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                        help="average zoomed views (default: as metrics.json says; otherwise the threshold is chosen again)")
-    parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the scores to this JSON file")
     args = parser.parse_args(argv)
     if args.split == "test":
@@ -159,24 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.choose_threshold and args.threshold is not None:
         print("error: give --threshold or --choose-threshold, not both", file=sys.stderr)
         return 2
-    run_tta = shipped_tta(args.weights)
-    tta = run_tta if args.tta is None else args.tta
-    rechosen = args.choose_threshold or (args.threshold is None and tta != run_tta)
+    rechosen = args.choose_threshold
     if rechosen and args.split != "val":
         print("error: a threshold is chosen on --split val only; or pass --threshold", file=sys.stderr)
         return 2
     try:  # the flags are checked first: loading TensorFlow and the model takes seconds
-        samples, model = split_and_model(args.data_dir, args.split, args.weights)
+        samples, shipped, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
-    threshold = None if rechosen else shipped_threshold(args.weights, args.threshold)
-    results, threshold = shift_metrics(model, gray, labels_of(samples), threshold, tta=tta)
+    threshold = None if rechosen else shipped.threshold_or(args.threshold)
+    results, threshold = shift_metrics(model, gray, labels_of(samples), threshold)
     print(
         f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}"
         + (" (chosen again: the highest whose sensitivity floor holds under every change)" if rechosen else "")
-        + (", test-time augmentation" if tta else "")
     )
     print(f"  {'change':<16}" + "".join(f"{key:>19}" for key in SCORES))
     for name, scores in results.items():
@@ -184,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shift score (mean {SHIFT_SCORE} over the changes): {results['mean'][SHIFT_SCORE]:.4f}")
     if args.json_out:
         report = {"split": args.split, "weights": str(args.weights), "threshold": threshold, "threshold_chosen_here": rechosen,
-                  "tta": tta, "changes": results}
+                  "changes": results}
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

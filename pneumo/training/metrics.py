@@ -7,12 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
+from pneumo.bundle import predicted_label
+
 
 def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict:
     """AUC and the threshold-dependent metrics at `threshold` (predicted positive when prob >= threshold)."""
     y_true = np.asarray(y_true).astype(int).ravel()
     prob = np.asarray(prob, dtype=np.float64).ravel()
-    y_pred = (prob >= threshold).astype(int)
+    y_pred = predicted_label(prob, threshold)
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel())
 
     def ratio(a: int, b: int) -> float:
@@ -47,7 +49,7 @@ def floor_threshold(
     y_true: np.ndarray, probs: Sequence[np.ndarray], min_sensitivity: float = 0.95, confidence: float = 0.95
 ) -> float:
     """The highest threshold at which the sensitivity floor holds under every one of several
-    predictions of the same labelled images (pneumo.shift's fixed acquisition changes of the
+    predictions of the same labelled images (pneumo.training.shift's fixed acquisition changes of the
     validation split): the lower end of the `confidence` Wilson interval of sensitivity stays at or
     above min_sensitivity in each. A screening threshold: sensitivity first, then as much specificity
     as is left, and the floor must survive another acquisition, not just hold on average.

@@ -313,8 +313,8 @@ def make_dataset(
     targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of (model input, y), or (model input, y, sample weight) when class_weight is given (then
-    pass none to fit()). y is the label (N,), or with `targets` (soft ones, e.g. pneumo.distill's)
-    the target and the label side by side (N, 2), as pneumo.objectives reads them: the loss fits the
+    pass none to fit()). y is the label (N,), or with `targets` (soft ones, e.g. pneumo.training.distill's)
+    the target and the label side by side (N, 2), as pneumo.training.objectives reads them: the loss fits the
     target, the metrics count the label. The class weight always follows the label. Shuffled when
     shuffle_seed is given, augmented when augmentation is given; the randomness is a pure function of
     shuffle_seed and the batch index."""

@@ -16,14 +16,13 @@ and checked against this run's validation split.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pneumo import paths
-from pneumo.data import Sample, run_split
+from pneumo.bundle import METRICS_FILE, read_bundle
+from pneumo.training.data import Sample, run_split
 
 
 def check_teachers(teacher_files: Sequence[str | Path], data_dir: str | Path, val_samples: Sequence[Sample]) -> None:
@@ -34,14 +33,12 @@ def check_teachers(teacher_files: Sequence[str | Path], data_dir: str | Path, va
         teacher = Path(teacher)
         if not teacher.is_file():
             raise ValueError(f"teacher {teacher} does not exist")
-        metrics_file = teacher.with_name(paths.METRICS_FILE)
-        if not metrics_file.is_file():
-            raise ValueError(f"teacher {teacher} has no {paths.METRICS_FILE} beside it, so its training split is unknown")
+        if not teacher.with_name(METRICS_FILE).is_file():
+            raise ValueError(f"teacher {teacher} has no {METRICS_FILE} beside it, so its training split is unknown")
         try:
-            config = json.loads(metrics_file.read_text())["config"]
-            teacher_train, _ = run_split(data_dir, config)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ValueError(f"teacher {teacher}: its {paths.METRICS_FILE} does not record the split it was trained on") from None
+            teacher_train, _ = run_split(data_dir, read_bundle(teacher).config)
+        except (ValueError, KeyError, TypeError):  # unreadable JSON (a ValueError), no config, or not all of it
+            raise ValueError(f"teacher {teacher}: its {METRICS_FILE} does not record the split it was trained on") from None
         seen = val_names & {s.path.name for s in teacher_train}
         if seen:
             raise ValueError(

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumo.bundle import CLASS_NAMES, REPO_ROOT
 from pneumo.imageio import read_image_file
 from pneumo.preprocess import IMAGE_SIZE, to_gray299
 
-CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # index = label; positive class = PNEUMONIA = 1
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "chest_xray"
+DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 # The data set's originals are >= 320 px on the short side; its copies are 224 px.
 SHARP_MIN_SIDE = 256

@@ -1,10 +1,10 @@
 """Evaluate a saved model on one split of the data set, from scratch, with scikit-learn.
 
-    python -m pneumo.evaluate --data-dir ../shared/data/chest_xray --split test --weights weights/pneumonia.keras [--json out.json]
-    python -m pneumo.evaluate --split val --csv val.csv      # also one row per image, to see which ones it gets wrong
+    python -m pneumo.training.evaluate --data-dir ../shared/data/chest_xray --split test --weights weights/pneumonia.keras [--json out.json]
+    python -m pneumo.training.evaluate --split val --csv val.csv      # also one row per image, to see which ones it gets wrong
 
-The decision threshold is read from the metrics.json next to the weights (it was chosen on the
-validation split), or given with --threshold.
+The decision threshold is the bundle's (pneumo.bundle: the metrics.json next to the weights, chosen
+on the validation split), or given with --threshold.
 """
 
 from __future__ import annotations
@@ -17,39 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo import paths
-from pneumo.data import CLASS_NAMES, labels_of, list_split, load_images, run_split
-from pneumo.metrics import metrics_with_intervals
+from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, METRICS_FILE, Bundle, label_name, load_bundle
+from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, Sample, labels_of, list_split, load_images, run_split
+from pneumo.training.metrics import metrics_with_intervals
 
 
-def _shipped_metrics(weights: str | Path) -> dict:
-    """metrics.json beside the weights ({} if there is none)."""
-    metrics_file = Path(weights).with_name(paths.METRICS_FILE)
-    return json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-
-
-def shipped_threshold(weights: str | Path, override: float | None = None) -> float:
-    """The operating threshold: `override` if given (a --threshold flag), else the one stored in
-    metrics.json beside the weights (0.5 if there is none)."""
-    if override is not None:
-        return float(override)
-    metrics = _shipped_metrics(weights)
-    return float(metrics["threshold"]) if metrics else 0.5
-
-
-def shipped_tta(weights: str | Path, override: bool | None = None) -> bool:
-    """Whether to average test-time augmented views: `override` if given (--tta / --no-tta), else the
-    "tta" setting in metrics.json beside the weights (off if there is none)."""
-    return bool(override) if override is not None else bool(_shipped_metrics(weights).get("tta", False))
-
-
-def evaluate_gray(
-    model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000, tta: bool = False
-) -> tuple[dict, np.ndarray]:
+def evaluate_gray(model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000) -> tuple[dict, np.ndarray]:
     """Metrics (with 95% bootstrap intervals when bootstrap > 0) and the probabilities."""
     from pneumo.inference import predict_gray
 
-    prob = predict_gray(model, gray, tta=tta)
+    prob = predict_gray(model, gray)
     return metrics_with_intervals(labels, prob, threshold, bootstrap), prob
 
 
@@ -57,21 +34,21 @@ def _split_samples(data_dir: str, split: str, weights: str):
     """The named split; "val" without a val/ folder is the patient split train.py held out for
     these weights (seed and fraction from the metrics.json beside them)."""
     if split == "val" and not (Path(data_dir) / "val").is_dir():
-        metrics_file = Path(weights).with_name(paths.METRICS_FILE)
-        if not metrics_file.is_file():
-            raise FileNotFoundError(f"no val/ folder in {data_dir} and no {metrics_file} to rebuild the validation split from")
-        cfg = json.loads(metrics_file.read_text())["config"]
+        cfg = load_bundle(weights).config
+        if cfg is None:
+            raise FileNotFoundError(f"no val/ folder in {data_dir} and no {METRICS_FILE} beside {weights} to rebuild the validation split from")
         return run_split(data_dir, cfg)[1]
     return list_split(data_dir, split)
 
 
-def split_and_model(data_dir: str, split: str, weights: str):
-    """(samples of the split, loaded model). The split is listed first, so a wrong folder fails fast,
-    before TensorFlow loads. Raises FileNotFoundError or ValueError with a human message."""
+def split_and_model(data_dir: str, split: str, weights: str) -> tuple[list[Sample], Bundle, object]:
+    """(samples of the split, the bundle, the loaded model). The split is listed first, so a wrong
+    folder fails fast, before TensorFlow loads. Raises FileNotFoundError or ValueError with a human message."""
     samples = _split_samples(data_dir, split, weights)
+    shipped = load_bundle(weights)
     from pneumo.inference import load_model
 
-    return samples, load_model(weights)
+    return samples, shipped, load_model(weights)
 
 
 def format_metrics(m: dict) -> str:
@@ -85,30 +62,28 @@ def format_metrics(m: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=str(paths.DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
+    parser = argparse.ArgumentParser(prog="python -m pneumo.training.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="Kaggle-layout data set folder")
     parser.add_argument("--split", default="test", help="train, val or test (default: test); val without a val/ folder is the held-out patient split")
-    parser.add_argument("--weights", default=str(paths.DEFAULT_MODEL), help="saved .keras model")
+    parser.add_argument("--weights", default=str(DEFAULT_MODEL), help="saved .keras model")
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one in metrics.json)")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="average zoomed views (default: as metrics.json says)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for 95%% intervals (0: none)")
-    parser.add_argument("--cache-dir", default=str(paths.DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="decoded-image cache ('' for none)")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the metrics to this JSON file")
     parser.add_argument("--csv", dest="csv_out", default=None, help="also write one row per image (file, label, probability, "
                         "predicted, stored size) to this CSV file, lowest-scoring first")
     args = parser.parse_args(argv)
 
-    threshold = shipped_threshold(args.weights, args.threshold)
     try:
-        samples, model = split_and_model(args.data_dir, args.split, args.weights)
+        samples, shipped, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    threshold = shipped.threshold_or(args.threshold)
     gray, sizes = load_images(samples, args.cache_dir or None)
-    tta = shipped_tta(args.weights, args.tta)
-    metrics, prob = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap, tta=tta)
-    result = {"split": args.split, "weights": str(args.weights), "tta": tta, **metrics}
-    print(f"{args.split} split, {args.weights}" + (" (test-time augmentation)" if tta else ""))
+    metrics, prob = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap)
+    result = {"split": args.split, "weights": str(args.weights), **metrics}
+    print(f"{args.split} split, {args.weights}")
     print(format_metrics(result))
     try:
         if args.json_out:
@@ -128,7 +103,7 @@ def write_per_image_csv(path: str | Path, samples: list, sizes: np.ndarray, prob
         writer = csv.writer(handle)
         writer.writerow(["file", "label", "probability", "predicted", "correct", "stored_size"])
         for i in np.argsort(prob, kind="stable"):
-            label, predicted = CLASS_NAMES[samples[i].label], CLASS_NAMES[int(prob[i] >= threshold)]
+            label, predicted = CLASS_NAMES[samples[i].label], label_name(prob[i], threshold)
             writer.writerow([samples[i].path.name, label, f"{prob[i]:.6f}", predicted, label == predicted, f"{sizes[i][0]}x{sizes[i][1]}"])
 
 

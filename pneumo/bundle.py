@@ -1,0 +1,102 @@
+"""What ships beside the weights, read in one place: the model file, the operating threshold, the
+class names, the metrics and the training history, and the one rule that turns a probability into
+a label. The app, the CLI, the evaluation and the report all go through here.
+
+A bundle is a folder: pneumonia.keras, metrics.json (threshold, test and validation metrics, the
+run's config), history.json (per-epoch curves), MODEL_CARD.md and its figures. PNEUMO_WEIGHTS=
+/path/to/pneumonia.keras points the app and the CLIs at another bundle; the files beside that
+model go with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # index = label; the positive class is PNEUMONIA = 1
+MODEL_FILE = "pneumonia.keras"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"
+CARD_FILE = "MODEL_CARD.md"
+ROC_FILE = "roc.png"
+DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
+DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or REPO_ROOT / "weights" / MODEL_FILE)
+# The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
+GUARD_FILE = REPO_ROOT / "weights" / "xray_guard.npz"
+
+
+def predicted_label(probability: float | np.ndarray, threshold: float) -> int | np.ndarray:
+    """1 (PNEUMONIA) where the probability is at least the threshold, else 0 (NORMAL): the one
+    decision rule of the project. A scalar gives an int, an array an int array."""
+    decided = np.asarray(probability) >= threshold
+    return int(decided) if decided.ndim == 0 else decided.astype(np.int32)
+
+
+def label_name(probability: float, threshold: float) -> str:
+    """"PNEUMONIA" or "NORMAL" for one probability at `threshold`."""
+    return CLASS_NAMES[predicted_label(probability, threshold)]
+
+
+def read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The files beside one model. Missing JSON files read as empty: a freshly trained model without
+    a report still loads, at DEFAULT_THRESHOLD."""
+
+    model_file: Path
+    metrics: dict = field(default_factory=dict)
+    history: dict | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.model_file.parent
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metrics.get("threshold", DEFAULT_THRESHOLD))
+
+    @property
+    def test(self) -> dict:
+        """The test split's metrics at the shipped threshold ({} if none were reported)."""
+        return self.metrics.get("test") or {}
+
+    @property
+    def config(self) -> dict | None:
+        """train.py's settings for the run (None for weights that did not record them)."""
+        return self.metrics.get("config")
+
+    def threshold_or(self, override: float | None) -> float:
+        """`override` (a --threshold flag) when given, else the shipped threshold."""
+        return self.threshold if override is None else float(override)
+
+    def file(self, name: str) -> Path:
+        """Another file of the bundle (the model card, a figure)."""
+        return self.folder / name
+
+
+def read_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
+    """The files beside the model at `weights`, as they are (the model itself is loaded by
+    pneumo.inference)."""
+    model_file = Path(weights)
+    return Bundle(model_file, read_json(model_file.with_name(METRICS_FILE)) or {}, read_json(model_file.with_name(HISTORY_FILE)))
+
+
+def load_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
+    """read_bundle, for predicting with the model. Raises ValueError for weights whose metrics.json
+    says their threshold was chosen on test-time augmented probabilities (an experiment of earlier
+    runs that nothing here predicts with any more): that threshold would not fit these probabilities."""
+    bundle = read_bundle(weights)
+    if bundle.metrics.get("tta"):
+        raise ValueError(
+            f"{bundle.file(METRICS_FILE)} says these weights use test-time augmentation, which pneumo no longer "
+            "supports; choose their threshold again with `python -m pneumo.training.report --choose-threshold`"
+        )
+    return bundle

@@ -1,0 +1,105 @@
+"""Fitting and measuring the not-a-chest-X-ray guard (pneumo.guard checks; this module fits it).
+
+    python -m pneumo.training.guard --fit        # on DATA_DIR/train -> weights/xray_guard.npz
+    python -m pneumo.training.guard --measure    # false alarms on DATA_DIR/test and the DICOMs, detection on non-X-rays
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.bundle import GUARD_FILE
+from pneumo.guard import THUMB, XrayGuard, detail, thumbnails
+from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
+
+COMPONENTS = 24
+# Each limit is an extreme quantile of the training X-rays' values, widened by a margin for other
+# hospitals and scanners (a real adult CR radiograph sits well inside all of them).
+LIMIT_QUANTILE = 0.999
+RESIDUAL_MARGIN = 1.1
+MAHALANOBIS_MARGIN = 1.15
+DETAIL_MARGIN = 0.7
+
+
+def fit_guard(gray299: np.ndarray, n_components: int = COMPONENTS) -> XrayGuard:
+    """Principal components of the training X-rays' thumbnails and the limits they set."""
+    thumbs = thumbnails(gray299)
+    mean = thumbs.mean(axis=0)
+    _, singular, vt = np.linalg.svd(thumbs - mean, full_matrices=False)
+    scales = singular[:n_components] / np.sqrt(len(thumbs))  # std of each coordinate
+    guard = XrayGuard(mean, vt[:n_components], scales, {})
+    residual, mahalanobis = guard.distances(gray299)
+    guard.limits = {
+        "residual": float(np.quantile(residual, LIMIT_QUANTILE) * RESIDUAL_MARGIN),
+        "mahalanobis": float(np.quantile(mahalanobis, LIMIT_QUANTILE) * MAHALANOBIS_MARGIN),
+        "detail": float(np.quantile(detail(gray299), 1 - LIMIT_QUANTILE) * DETAIL_MARGIN),
+    }
+    return guard
+
+
+def save_guard(guard: XrayGuard, path: str | Path, **info) -> None:
+    """The file pneumo.guard.XrayGuard.load reads."""
+    np.savez(
+        path, mean=guard.mean.astype(np.float32), components=guard.components.astype(np.float32),
+        scales=guard.scales.astype(np.float32), limits=json.dumps(guard.limits), info=json.dumps(info),
+    )
+
+
+def measure(guard: XrayGuard, data_dir: Path, cache_dir: str | None) -> dict:
+    from pneumo.imageio import read_file
+    from pneumo.preprocess import to_gray299
+    from pneumo.training.data import load_images, optional_test_split
+    from pneumo.training.synthetic import non_xray_images
+
+    report: dict = {"limits": guard.limits}
+    test = optional_test_split(data_dir)
+    if test:
+        gray, _ = load_images(test, cache_dir)
+        flagged = [not guard.check(g).plausible for g in gray]
+        report["test_xrays"] = {"images": len(gray), "false_alarms": int(sum(flagged))}
+        report["test_xrays_inverted"] = {"images": len(gray), "flagged": int(sum(not guard.check(255 - g).plausible for g in gray))}
+    dicom_dir = data_dir.parent / "dicom"
+    for dcm in sorted(dicom_dir.glob("*.dcm")):
+        decoded = read_file(dcm)
+        verdict = guard.check(to_gray299(decoded.image), decoded.image)
+        report[dcm.name] = {"plausible": verdict.plausible, "reason": verdict.reason, "residual": round(verdict.residual, 4)}
+    samples = non_xray_images()
+    missed = []
+    for name, image in samples:
+        if guard.check(to_gray299(image), image).plausible:
+            missed.append(name)
+    report["non_xrays"] = {"images": len(samples), "detected": len(samples) - len(missed), "missed": missed}
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo.training.guard", description="Fit or measure the not-a-chest-X-ray guard.")
+    parser.add_argument("--fit", action="store_true", help="fit on DATA_DIR/train and write weights/xray_guard.npz")
+    parser.add_argument("--measure", action="store_true", help="false alarms on DATA_DIR/test and DICOMs, detection on generated non-X-rays")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
+    parser.add_argument("--out", default=str(GUARD_FILE))
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
+    args = parser.parse_args(argv)
+    if args.fit:
+        from pneumo.training.data import list_split, load_images
+
+        gray, _ = load_images(list_split(args.data_dir, "train"), args.cache_dir or None)
+        guard = fit_guard(gray)
+        save_guard(guard, args.out, fitted_on=f"{len(gray)} images of {args.data_dir}/train", components=COMPONENTS, thumb=THUMB)
+        print(f"fitted on {len(gray)} training X-rays; limits {guard.limits}; wrote {args.out}")
+    if args.measure:
+        guard = XrayGuard.load(args.out)
+        print(json.dumps(measure(guard, Path(args.data_dir), args.cache_dir or None), indent=2))
+    if not (args.fit or args.measure):
+        parser.print_help()
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""What the page loads once per server process: the model engine (on a background thread, so the
+page draws at once), the guard, the shipped bundle, the examples and the figures."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from pneumo.bundle import DEFAULT_MODEL, REPO_ROOT, Bundle, read_bundle
+
+EXAMPLES_DIR = REPO_ROOT / "examples"
+EXAMPLE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server start)…")
+def get_engine():
+    from pneumo.engine import load_engine  # imports TensorFlow: only here, behind the cache
+
+    return load_engine(DEFAULT_MODEL)
+
+
+@st.cache_resource(show_spinner=False)
+def start_loading_engine() -> threading.Thread:
+    """Once per process: import TensorFlow and warm the model up on a background thread while the
+    page renders, so a first upload waits for little or nothing (get_engine's cache lock makes the
+    page wait for this load instead of starting a second one)."""
+
+    def load() -> None:
+        try:
+            get_engine()
+        except Exception:  # noqa: BLE001 - the page calls get_engine again and shows the error
+            pass
+
+    thread = threading.Thread(target=load, name="pneumo-engine-loader", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_resource(show_spinner=False)
+def get_guard():
+    from pneumo.guard import load_guard
+
+    return load_guard()
+
+
+@st.cache_resource(show_spinner=False)
+def get_bundle() -> Bundle:
+    """The metrics and history shipped beside the model, for the sections that do not need the model."""
+    return read_bundle(DEFAULT_MODEL)
+
+
+@st.cache_data(show_spinner=False)
+def example_files() -> dict[str, Path]:
+    examples = {}
+    for folder in ("NORMAL", "PNEUMONIA"):
+        files = sorted(p for p in (EXAMPLES_DIR / folder).glob("*") if p.suffix.lower() in EXAMPLE_SUFFIXES)
+        examples |= {f"{folder.title()} {i}": p for i, p in enumerate(files, start=1)}
+    return examples
+
+
+@st.cache_data(show_spinner=False)
+def legend_png() -> bytes:
+    from pneumo.overlay import colorbar_png
+
+    return colorbar_png()
+
+
+@st.cache_data(show_spinner=False)
+def figure_png(kind: str, data_json: str) -> bytes:
+    """A matplotlib figure rendered once per content (every section is drawn on every rerun)."""
+    from pneumo import plots
+
+    data = json.loads(data_json)
+    fig = plots.training_curves(data) if kind == "curves" else plots.confusion_matrix_figure(data)
+    return plots.png_bytes(fig)
