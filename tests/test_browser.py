@@ -46,14 +46,21 @@ def _free_port() -> int:
 
 
 class StreamlitServer:
-    def __init__(self, env: dict | None = None):
+    """`streamlit run` on a free port: the project's command by default, or `command` (its port
+    filled in with {port}) in `cwd`, with `env` on top of the test environment, optionally as
+    another user (uid, gid)."""
+
+    def __init__(self, env: dict | None = None, command: list[str] | None = None, cwd: Path = REPO_ROOT,
+                 user: tuple[int, int] | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        command = command or [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"), "--server.port", "{port}",
+                              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        identity = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"), "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=REPO_ROOT, env={**SUBPROCESS_ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [part.replace("{port}", str(self.port)) for part in command],
+            cwd=cwd, env={**SUBPROCESS_ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **identity,
         )
 
     def wait_until_healthy(self, timeout: float = 60) -> None:
