@@ -35,6 +35,7 @@ configure_tensorflow_env()  # before TensorFlow is imported anywhere
 import numpy as np  # noqa: E402
 
 from pneumo.bundle import HISTORY_FILE, METRICS_FILE, MODEL_FILE, REPO_ROOT  # noqa: E402
+from pneumo.training.crossval import OOF_FILE, write_out_of_fold  # noqa: E402
 from pneumo.training.report import evaluation, write_json, write_report  # noqa: E402
 from pneumo.training.data import (  # noqa: E402
     DEFAULT_CACHE_DIR,
@@ -81,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split-seed", type=int, default=None, help="seed of the patient-grouped validation split, to retrain with "
                    "another --seed on the same split (default: --seed)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
+    p.add_argument("--folds", type=int, default=0, help="cross-validation: split DATA_DIR/train into this many patient-grouped, "
+                   "class-stratified folds (seed: --split-seed, else --seed) and hold out --fold; 0 = off (default: %(default)s)")
+    p.add_argument("--fold", type=int, default=None, help="the fold held out for validation, 0 .. --folds - 1 (with --folds)")
     p.add_argument("--out", default=str(REPO_ROOT / "weights"), help="output folder (default: %(default)s)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUT/checkpoint/")
@@ -91,6 +95,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--ema must be a decay in [0, 1), e.g. 0.998 (0 = off); got {args.ema}")
     if not 0.0 <= args.distill <= 1.0:
         p.error(f"--distill must be a weight in [0, 1] (0 = off); got {args.distill}")
+    if args.folds:
+        if args.folds < 2:
+            p.error(f"--folds must be at least 2 (0 = off); got {args.folds}")
+        if args.fold is None or not 0 <= args.fold < args.folds:
+            p.error(f"--folds {args.folds} needs --fold between 0 and {args.folds - 1}")
+    elif args.fold is not None:
+        p.error("--fold goes with --folds K")
     if bool(args.distill) != bool(args.teacher):
         p.error("--distill and --teacher go together: give both (or neither)")
     if not args.no_augment:
@@ -177,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
     try:
         train_samples, val_samples = run_split(cfg["data_dir"], cfg)
-        test_samples = optional_test_split(cfg["data_dir"])
+        # A fold model is judged on its fold; the test split is read once, for what ships (docs/TRAINING.md).
+        test_samples = [] if cfg.get("folds") else optional_test_split(cfg["data_dir"])
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -340,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": git_commit(),
     })
     write_report(out, metrics, y_test, p_test)
+    if cfg.get("folds"):
+        write_out_of_fold(out / OOF_FILE, val_samples, size_val, p_val, cfg["fold"])
     state["finished"] = True
     write_json(state_file, state)
     print(

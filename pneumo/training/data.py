@@ -110,6 +110,43 @@ def train_val_split(data_dir: str | Path, val_fraction: float, seed: int) -> tup
     return split_by_patient(train, val_fraction, seed)
 
 
+def patient_folds(samples: list[Sample], n_folds: int, seed: int) -> np.ndarray:
+    """The fold (0..n_folds-1) of each sample: patient-grouped (no patient in two folds) and
+    class-stratified K-fold, scikit-learn's StratifiedGroupKFold shuffled with `seed`.
+    Deterministic for a given file list and seed."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if n_folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {n_folds}")
+    labels = labels_of(samples)
+    folds = np.full(len(samples), -1, dtype=np.int32)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(samples)), labels, [s.patient for s in samples])):
+        folds[held_out] = fold
+    return folds
+
+
+def fold_split(samples: list[Sample], n_folds: int, fold: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(train, validation) for cross-validation fold `fold`: validation is that fold."""
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be between 0 and {n_folds - 1}, got {fold}")
+    folds = patient_folds(samples, n_folds, seed)
+    return [s for s, f in zip(samples, folds) if f != fold], [s for s, f in zip(samples, folds) if f == fold]
+
+
+def series_of(file_name: str) -> str:
+    """The data set's naming series: "NORMAL2" and "IM" (NORMAL), "bacteria" and "virus" (PNEUMONIA)."""
+    name = Path(file_name).name
+    if name.upper().startswith("NORMAL2-"):
+        return "NORMAL2"
+    if name.upper().startswith("IM-"):
+        return "IM"
+    for kind in ("bacteria", "virus"):
+        if f"_{kind}" in name.lower():
+            return kind
+    return "other"
+
+
 def optional_test_split(data_dir: str | Path) -> list[Sample]:
     """DATA_DIR/test's samples, or none when the data set has no test folder (it is optional:
     only reports use it)."""
@@ -124,7 +161,10 @@ def split_seed_of(cfg: dict) -> int:
 
 def run_split(data_dir: str | Path, cfg: dict) -> tuple[list[Sample], list[Sample]]:
     """The (train, validation) samples of the run with config `cfg` (train.py's arguments, as
-    metrics.json keeps them): what it trained on and what chose its epoch and threshold."""
+    metrics.json keeps them): what it trained on and what chose its epoch and threshold. A
+    cross-validation run (--folds K --fold k) holds out fold k of DATA_DIR/train."""
+    if cfg.get("folds"):
+        return fold_split(list_split(data_dir, "train"), cfg["folds"], cfg["fold"], split_seed_of(cfg))
     return train_val_split(data_dir, cfg["val_fraction"], split_seed_of(cfg))
 
 

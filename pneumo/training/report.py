@@ -125,8 +125,9 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "Center), anterior-posterior chest X-rays, labels NORMAL / PNEUMONIA (bacterial and viral together).",
         "",
         f"- Training: {metrics['data']['train']} images ({metrics['data']['train_pneumonia']} PNEUMONIA / "
-        f"{metrics['data']['train_normal']} NORMAL); validation: {metrics['data']['val']} images, a "
-        f"{cfg.get('val_fraction', 0.1):.0%} split of the training folder **grouped by patient** and stratified by class "
+        f"{metrics['data']['train_normal']} NORMAL); validation: {metrics['data']['val']} images, "
+        + (f"fold {cfg['fold']} of a {cfg['folds']}-fold cross-validation split" if cfg.get("folds") else f"a {cfg.get('val_fraction', 0.1):.0%} split")
+        + " of the training folder **grouped by patient** and stratified by class "
         f"(split seed {split_seed_of(cfg)}; training seed {metrics.get('seed')}).",
         f"- Test: the data set's own test folder, {metrics['data']['test']} images, for reporting only: "
         "no epoch, threshold or recipe was chosen on it"
