@@ -86,3 +86,41 @@ def test_test_split_is_optional(tmp_path):
     assert optional_test_split(tmp_path) == []
     assert optional_test_split(TINY_DATA) == list_split(TINY_DATA, "test")
     assert optional_test_split(TINY_DATA)
+
+
+@needs_full_data
+def test_cross_validation_folds_keep_patients_apart_and_classes_balanced():
+    from pneumo.training.data import fold_split, patient_folds
+
+    samples = list_split(FULL_DATA, "train")
+    folds = patient_folds(samples, 5, seed=42)
+    assert set(folds) == {0, 1, 2, 3, 4}
+    labels = labels_of(samples)
+    for k in range(5):  # stratified: 775 of the 3875 pneumonias and about a fifth of the NORMALs in each
+        assert (labels[folds == k] == 1).sum() == 775 and 265 <= (labels[folds == k] == 0).sum() <= 272
+    fold_of_patient: dict[str, set] = {}
+    for sample, fold in zip(samples, folds):
+        fold_of_patient.setdefault(sample.patient, set()).add(int(fold))
+    assert all(len(f) == 1 for f in fold_of_patient.values())  # no patient in two folds
+    np.testing.assert_array_equal(patient_folds(samples, 5, seed=42), folds)  # deterministic
+    assert (patient_folds(samples, 5, seed=7) != folds).any()
+    train, val = fold_split(samples, 5, 3, seed=42)
+    assert {s.path for s in val} == {s.path for s, f in zip(samples, folds) if f == 3} and len(train) + len(val) == 5216
+
+
+def test_folds_and_series_on_tiny_data():
+    from pneumo.training.data import fold_split, patient_folds, run_split, series_of
+
+    samples = list_split(TINY_DATA, "train")
+    folds = patient_folds(samples, 2, seed=0)
+    assert sorted(set(folds)) == [0, 1]
+    for k in (0, 1):
+        assert set(labels_of([s for s, f in zip(samples, folds) if f == k])) == {0, 1}
+    config = {"folds": 2, "fold": 1, "seed": 5, "split_seed": 0, "val_fraction": 0.1}
+    assert [s.path for s in run_split(TINY_DATA, config)[1]] == [s.path for s in fold_split(samples, 2, 1, 0)[1]]
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        patient_folds(samples, 1, seed=0)
+    with pytest.raises(ValueError, match="fold must be between 0 and 1"):
+        fold_split(samples, 2, 2, seed=0)
+    assert [series_of(n) for n in ("NORMAL2-IM-1345-0001.jpeg", "IM-0115-0001.jpeg", "person1_bacteria_1.jpeg", "person3_virus_9.jpeg")] == [
+        "NORMAL2", "IM", "bacteria", "virus"]

@@ -156,3 +156,34 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=60)
     assert result.returncode == 2
     assert "no 'train' folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cross_validation_folds_write_out_of_fold_scores_that_combine(tmp_path):
+    from pneumo.training.crossval import combine, main as crossval_main, read_out_of_fold
+
+    cache = tmp_path / "cache"
+    for k in (0, 1):
+        result = _train("--epochs", "1", "--folds", "2", "--fold", str(k), out=tmp_path / f"f{k}", cache=cache)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics = json.loads((tmp_path / f"f{k}" / "metrics.json").read_text())
+        assert metrics["test"] is None and metrics["data"]["test"] == 0  # a fold model never reads the test split
+        assert f"fold {k} of a 2-fold cross-validation split" in (tmp_path / f"f{k}" / "MODEL_CARD.md").read_text()
+        rows = read_out_of_fold(tmp_path / f"f{k}" / "oof.csv")
+        assert len(rows) == metrics["data"]["val"] and {r["fold"] for r in rows} == {k}
+        # the file's model gives the probabilities its oof.csv states
+        from pneumo.inference import predict_gray
+        from pneumo.training.data import load_images, run_split
+
+        val = run_split(TINY_DATA, metrics["config"])[1]
+        prob = predict_gray(keras.saving.load_model(tmp_path / f"f{k}" / "pneumonia.keras"), load_images(val, None, workers=1, progress=False)[0])
+        assert [r["file"] for r in rows] == [s.path.name for s in val]
+        np.testing.assert_allclose([r["probability"] for r in rows], prob, atol=1e-5)
+    rows = combine([tmp_path / "f0", tmp_path / "f1"])
+    assert sorted(r["file"] for r in rows) == sorted(p.name for p in (TINY_DATA / "train").rglob("*.jpeg"))
+    assert {"file", "label", "fold", "patient", "series", "stored_size", "probability"} <= set(rows[0])
+    assert crossval_main(["combine", str(tmp_path / "f0"), str(tmp_path / "f1"), "--out", str(tmp_path / "oof.csv")]) == 0
+    assert len(read_out_of_fold(tmp_path / "oof.csv")) == 12
+    with pytest.raises(ValueError, match="each of the 2 folds once"):
+        combine([tmp_path / "f0", tmp_path / "f0"])
+    bad = _train("--epochs", "1", "--folds", "2", out=tmp_path / "bad", cache=cache)
+    assert bad.returncode == 2 and "needs --fold" in bad.stderr
