@@ -1,5 +1,5 @@
 """pneumo: drop a chest X-ray, see whether the model reads it as PNEUMONIA or NORMAL, how sure it
-is, and a Grad-CAM heatmap of where it looked. Run with `streamlit run streamlit_app.py`.
+is, and a heatmap of where its evidence lies. Run with `streamlit run streamlit_app.py`.
 
 The page reads top to bottom: the frame, the sidebar's settings, then three sections (pneumo/ui/).
 The model loads on a background thread at the first visit; only the analysis waits for it.

@@ -9,16 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import DEFAULT_MODEL, Bundle, load_bundle
-from pneumo.explain import Explainer, Method, Target
+from pneumo.explain import Explainer, Explanation, Method, Target
+from pneumo.heatmaps import DEFAULT_METHOD
 from pneumo.inference import load_model
 from pneumo.preprocess import to_model_input
 
-
-@dataclass(frozen=True)
-class Result:
-    probability: float
-    heatmap: np.ndarray  # (299, 299) in [0, 1]
-    explained_class: int  # 1 PNEUMONIA, 0 NORMAL
+Result = Explanation  # probability, heatmap, explained class, empty
 
 
 @dataclass
@@ -30,13 +26,12 @@ class Engine:
     # visualisers are shared, and two CPU cores gain nothing from running two passes at once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = "gradcam") -> Result:
+    def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = DEFAULT_METHOD) -> Result:
         """Probability and heatmap from one pass; `target` "predicted" explains the class predicted at
         `threshold` (default: the shipped one)."""
         x = to_model_input(gray299)
         with self._lock:
-            probability, heatmap, explained = self.explainer.explain(x, target=target, threshold=self.bundle.threshold_or(threshold), method=method)
-        return Result(probability, heatmap, explained)
+            return self.explainer.explain(x, target=target, threshold=self.bundle.threshold_or(threshold), method=method)
 
 
 def load_engine(weights: str | Path = DEFAULT_MODEL, warm_up: bool = True) -> Engine:

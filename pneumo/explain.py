@@ -1,4 +1,18 @@
-"""Probability and Grad-CAM heatmap for one preprocessed X-ray, via tf-keras-vis.
+"""Probability and heatmap for one preprocessed X-ray, via tf-keras-vis.
+
+Methods (all of the `block5_sepconv2` features, upsampled bilinearly to the input):
+- Grad-CAM: channels weighted by their spatially averaged gradient, summed, ReLU;
+- Grad-CAM++: the same with second-order weights;
+- LayerCAM: each position's activation times its positive gradient, summed over channels, ReLU;
+- HiResCAM (Draelos & Carin 2020): activation times gradient, element-wise, summed over channels,
+  ReLU: what the logit gains from each position through a flattening head (tf-keras-vis's
+  LayerCAM without its gradient ReLU);
+- Faster Score-CAM: the 10 most varied channels used as masks on the input, each weighted by the
+  explained class's probability for its masked input (10 forward passes).
+docs/EXPLANATIONS.md measures them; the page's default is chosen there.
+
+A map with no spatial contrast (all zero after the ReLU, or constant) is reported as empty: no
+position raised the score for the explained class, and the page says so instead of an overlay.
 
 The visualisers are built once per model and reused. The score function is the one the app
 documents, BinaryScore(1.0) for PNEUMONIA or BinaryScore(0.0) for NORMAL, applied to the logit
@@ -19,6 +33,7 @@ path (model.predict, then a fresh Gradcam) for probability and heatmap.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,13 +46,59 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tf_keras_vis.gradcam import Gradcam  # noqa: E402
 from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus  # noqa: E402
+from tf_keras_vis.layercam import Layercam  # noqa: E402
+from tf_keras_vis.scorecam import Scorecam  # noqa: E402
+from tf_keras_vis.utils import normalize  # noqa: E402
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
 
+from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES  # noqa: E402
 from pneumo.model import GRADCAM_LAYER  # noqa: E402
 
-Method = Literal["gradcam", "gradcam++"]
+Method = Literal["gradcam", "gradcam++", "layercam", "hirescam", "scorecam"]
 Target = Literal["predicted", "pneumonia", "normal"]
-METHODS: dict[str, type] = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus}
+METHODS: tuple[str, ...] = tuple(METHOD_NAMES)
+SCORECAM_CHANNELS = 10  # Faster Score-CAM: the channels with the largest spatial variance
+FLAT = 1e-7  # a map whose spread is below this share of its largest magnitude is empty
+
+
+def _visualiser_for(method: str, model: keras.Model):
+    """(visualiser, extra call arguments) for a method on the two-stage model."""
+    if method == "gradcam":
+        return Gradcam(model), {}
+    if method == "gradcam++":
+        return GradcamPlusPlus(model), {}
+    if method == "layercam":
+        return Layercam(model), {}
+    if method == "hirescam":
+        return Layercam(model), {"gradient_modifier": None}
+    if method == "scorecam":
+        keras.config.disable_interactive_logging()  # Score-CAM calls model.predict, whose progress bar would fill the log
+        return Scorecam(two_class_logits(model)), {"max_N": SCORECAM_CHANNELS}
+    raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+
+
+def two_class_logits(model: keras.Model) -> keras.Model:
+    """The logit z as two class logits (0, z): their softmax is (1 - p, p). tf-keras-vis's Score-CAM
+    takes the softmax of the output before scoring it, which for one sigmoid unit is always 1."""
+    logit = model.output
+    return keras.Model(model.inputs, keras.layers.Concatenate(name="class_logits")([keras.ops.zeros_like(logit), logit]), name="two_class")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    probability: float  # of pneumonia
+    heatmap: np.ndarray  # (299, 299) in [0, 1]; zeros when empty
+    explained_class: int  # 1 PNEUMONIA, 0 NORMAL
+    empty: bool  # no position raised the explained class's score
+
+
+def normalized(cam: np.ndarray) -> tuple[np.ndarray, bool]:
+    """tf-keras-vis's min-max normalisation of a raw map, and whether the map is empty (no spread)."""
+    cam = np.nan_to_num(np.asarray(cam, dtype=np.float32))
+    spread = float(cam.max() - cam.min())
+    if spread <= FLAT * max(float(np.abs(cam).max()), 1e-30):
+        return np.zeros_like(cam), True
+    return np.clip(normalize(cam[np.newaxis])[0], 0.0, 1.0), False
 
 
 class CompiledStage(keras.layers.Layer):
@@ -87,50 +148,54 @@ def two_stage_model(model: keras.Model, layer: str = GRADCAM_LAYER) -> keras.Mod
 
 
 class Explainer:
-    """Grad-CAM / Grad-CAM++ of the `block5_sepconv2` features, with the probability from the same pass."""
+    """Maps of the `block5_sepconv2` features, with the probability from the same pass (Score-CAM:
+    from the unmasked pass before its masked ones)."""
 
     def __init__(self, model, layer: str = GRADCAM_LAYER):
         self.model = model
         self.layer = layer
-        self._visualisers: dict[str, object] = {}
+        self._visualisers: dict[str, tuple] = {}
         self._two_stage: keras.Model | None = None
 
+    @property
+    def two_stage(self) -> keras.Model:
+        if self._two_stage is None:
+            self._two_stage = two_stage_model(self.model, self.layer)
+        return self._two_stage
+
     def _visualiser(self, method: Method):
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
         if method not in self._visualisers:
-            if self._two_stage is None:
-                self._two_stage = two_stage_model(self.model, self.layer)
-            self._visualisers[method] = METHODS[method](self._two_stage)
+            self._visualisers[method] = _visualiser_for(method, self.two_stage)
         return self._visualisers[method]
 
-    def explain(
-        self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5, method: Method = "gradcam"
-    ) -> tuple[float, np.ndarray, int]:
-        """x: one model input (299, 299, 3). Returns (probability of pneumonia, heatmap (299, 299)
-        in [0, 1], explained class: 1 PNEUMONIA / 0 NORMAL).
-
-        target "predicted" explains the class the model predicts at `threshold`.
-        """
+    def explain(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5, method: Method = DEFAULT_METHOD) -> Explanation:
+        """x: one model input (299, 299, 3). target "predicted" explains the class the model
+        predicts at `threshold` (PNEUMONIA when the probability is at least it, as pneumo.bundle decides)."""
         if target not in ("predicted", "pneumonia", "normal"):
             raise ValueError(f"unknown target {target!r}")
-        captured: dict[str, tf.Tensor] = {}
+        visualiser, extra = self._visualiser(method)
+        batch = x[np.newaxis].astype(np.float32)
         logit_threshold = float(np.log(threshold / (1.0 - threshold))) if 0.0 < threshold < 1.0 else (-np.inf if threshold <= 0 else np.inf)
+        fixed = None if target == "predicted" else float(target == "pneumonia")
+        if method == "scorecam":  # its score sees masked inputs only: the class is read off a plain pass first
+            logit = float(np.asarray(self.two_stage(batch)).reshape(-1)[0])
+            explained = float(logit >= logit_threshold) if fixed is None else fixed
+            cam = visualiser(
+                lambda probabilities: probabilities[:, int(explained)],  # the explained class's probability
+                batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra,
+            )
+        else:
+            captured: dict[str, tf.Tensor] = {}
 
-        def score(output: tf.Tensor) -> tf.Tensor:
-            logit = tf.reshape(output, (-1,))
-            captured["logit"] = logit
-            if target == "predicted":
-                explained = tf.cast(logit >= logit_threshold, logit.dtype)
-            else:
-                explained = tf.fill(tf.shape(logit), 1.0 if target == "pneumonia" else 0.0)
-            captured["explained"] = explained
-            # == BinaryScore(explained): +logit for PNEUMONIA, -logit for NORMAL.
-            return (2.0 * tf.stop_gradient(explained) - 1.0) * logit
+            def score(output: tf.Tensor) -> tf.Tensor:
+                logit = tf.reshape(output, (-1,))
+                captured["logit"] = logit
+                explained_now = tf.cast(logit >= logit_threshold, logit.dtype) if fixed is None else tf.fill(tf.shape(logit), fixed)
+                captured["explained"] = explained_now
+                # == BinaryScore(explained): +logit for PNEUMONIA, -logit for NORMAL.
+                return (2.0 * tf.stop_gradient(explained_now) - 1.0) * logit
 
-        cam = self._visualiser(method)(
-            score, x[np.newaxis].astype(np.float32), penultimate_layer=self.layer, seek_penultimate_conv_layer=False
-        )
-        probability = float(tf.sigmoid(captured["logit"])[0])
-        heatmap = np.nan_to_num(np.asarray(cam, dtype=np.float32)[0])
-        return probability, np.clip(heatmap, 0.0, 1.0), int(captured["explained"][0])
+            cam = visualiser(score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
+            logit, explained = float(captured["logit"][0]), float(captured["explained"][0])
+        heatmap, empty = normalized(np.asarray(cam)[0])
+        return Explanation(float(tf.sigmoid(logit)), heatmap, int(explained), empty)

@@ -13,7 +13,7 @@ import keras
 from keras import layers
 
 IMAGE_SIZE = 299
-#: The last separable convolution: the Grad-CAM target layer.
+#: The last separable convolution: the layer every heatmap method explains.
 GRADCAM_LAYER = "block5_sepconv2"
 SEPARABLE_FILTERS = (32, 64, 128, 256, 128)
 #: Blocks (1-based) followed by Dropout(0.2), as published.

@@ -1,4 +1,4 @@
-"""Drawing a Grad-CAM heatmap over the original X-ray, at the original's own aspect ratio."""
+"""Drawing a heatmap over the original X-ray, at the original's own aspect ratio."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def colorbar_png(width: int = 480, height: int = 70) -> bytes:
     fig.subplots_adjust(left=0.04, right=0.96, bottom=0.55, top=0.95)
     bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(0, 1), cmap=_colormap()), cax=ax, orientation="horizontal")
     bar.set_ticks([0, 0.5, 1])
-    bar.set_ticklabels(["low", "Grad-CAM weight (relative to this image)", "high"])
+    bar.set_ticklabels(["low", "map weight (relative to this image)", "high"])
     bar.ax.tick_params(labelsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO_ROOT
 from pneumo import bundle
+from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 NORMAL_EXAMPLE = REPO_ROOT / "examples" / "NORMAL" / "IM-0156-0001.jpeg"
@@ -101,7 +102,7 @@ def test_result_is_computed_once_per_file(explain_calls):
     at.radio[1].set_value("Grad-CAM++")  # a new method: one heatmap more
     at.run()
     assert explain_calls[-1] == "gradcam++" and len(explain_calls) == 2
-    at.radio[1].set_value("Grad-CAM")
+    at.radio[1].set_value(METHOD_NAMES[DEFAULT_METHOD])  # back to the default: cached
     at.run()
     _upload(at, ("same-content-other-name.png", data))
     assert len(explain_calls) == 2
@@ -246,3 +247,45 @@ def test_uploads_are_processed_in_memory_and_never_logged(caplog, capfd, tmp_pat
     (tmp_path / "probe.txt").write_text("x")
     armed["on"] = False
     assert writes == [str(tmp_path / "probe.txt")]
+
+
+def test_an_empty_map_says_no_region_raised_the_score_instead_of_a_clean_overlay(monkeypatch):
+    import pneumo.explain
+
+    original = pneumo.explain.Explainer.explain
+
+    def empty_map(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        return pneumo.explain.Explanation(result.probability, np.zeros_like(result.heatmap), result.explained_class, True)
+
+    monkeypatch.setattr(pneumo.explain.Explainer, "explain", empty_map)
+    at = _app()
+    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    messages = " ".join(i.value for i in at.info)
+    assert "no region raised the score for PNEUMONIA" in messages and METHOD_NAMES[DEFAULT_METHOD] in messages
+    assert len(at.metric) == 1  # the reading is still shown
+    assert not any(b.label == "Download overlay (PNG)" for b in at.get("download_button"))
+
+
+def test_the_page_says_which_method_is_shown_what_it_measures_and_where_the_heat_lies():
+    at = _app()
+    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    assert at.radio[1].value == METHOD_NAMES[DEFAULT_METHOD]  # the default chosen in docs/EXPLANATIONS.md
+    text = _page_text(at)
+    assert f"{METHOD_NAMES[DEFAULT_METHOD]} measures" in text
+    assert "The map's weight" in text and ("patient's" in text or "both sides" in text)
+    assert "upper / middle / lower thirds" in text
+
+
+def test_where_the_heat_lies_in_words():
+    from pneumo.heatmaps import where
+
+    heat = np.zeros((299, 299))
+    heat[220:290, 10:120] = 1.0  # image left, bottom
+    text = where(heat)
+    assert "image's left, the patient's right" in text and "lower zone" in text and "100%" in text
+    heat = np.zeros((299, 299))
+    heat[5:60, 200:290] = 1.0
+    assert "image's right, the patient's left" in where(heat) and "upper zone" in where(heat)
+    assert "both sides" in where(np.ones((299, 299))) and "spread over the height" in where(np.ones((299, 299)))
+    assert where(np.zeros((299, 299))) == "The map is empty."

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV
+from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -120,7 +121,7 @@ def test_upload_shows_label_probability_overlay_and_curves(browser, server):
     label.first.wait_for()
     probability = page.locator("[data-testid='stMetricValue']").first.inner_text()
     assert probability.endswith("%") and 0.0 <= float(probability.rstrip("%")) <= 100.0
-    overlay = page.get_by_text("Grad-CAM for", exact=False).first
+    overlay = page.get_by_text(f"{METHOD_NAMES[DEFAULT_METHOD]} for", exact=False).first
     overlay.wait_for()
     images = main.locator("[data-testid='stImage'] img")
     images.nth(2).wait_for()  # original, overlay, legend
@@ -137,7 +138,7 @@ def test_upload_shows_label_probability_overlay_and_curves(browser, server):
     started = time.monotonic()
     warm_page.locator("input[type=file]").first.set_input_files(str(second))
     warm_page.locator("h4").filter(has_text=second.name).wait_for(timeout=60_000)
-    warm_page.get_by_text("Grad-CAM for", exact=False).first.wait_for()
+    warm_page.get_by_text(f"{METHOD_NAMES[DEFAULT_METHOD]} for", exact=False).first.wait_for()
     warm_page.locator("[data-testid='stMain'] [data-testid='stImage'] img").nth(2).wait_for()
     warm_s = time.monotonic() - started
     warm_page.close()

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
+from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, EXAMPLE, StreamlitServer, _browser_or_skip, _free_port
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -206,7 +207,7 @@ def test_upload_inside_a_cross_site_iframe_works_with_the_dockerfiles_environmen
         frame.locator("[data-testid='stMetricLabel']").filter(has_text="Probability of pneumonia").first.wait_for(timeout=90_000)
         cold_start_s = time.monotonic() - server.started
         frame.locator("h2").filter(has_text="PNEUMONIA").first.wait_for()
-        frame.get_by_text("Grad-CAM for", exact=False).first.wait_for()
+        frame.get_by_text(f"{METHOD_NAMES[DEFAULT_METHOD]} for", exact=False).first.wait_for()
         overlay = frame.locator("[data-testid='stImage'] img").nth(1)
         overlay.wait_for()
         app_frame = next(f for f in page.frames if f.url.startswith(server.url))

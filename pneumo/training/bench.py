@@ -3,6 +3,7 @@
     python -m pneumo.training.bench inference   # one X-ray: naive path vs the project's path (JSON line)
     python -m pneumo.training.bench batch       # pneumo.predict over a folder of 224 px JPEGs, images/s
     python -m pneumo.training.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
+    python -m pneumo.training.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time (minutes)
     python -m pneumo.training.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import DEFAULT_MODEL, REPO_ROOT, predicted_label
+from pneumo.heatmaps import DEFAULT_METHOD
 from pneumo.runtime import configure_tensorflow_env
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
 
@@ -44,9 +46,14 @@ def _spread(seconds: list[float]) -> dict:
             "min_s": round(min(seconds), 4), "max_s": round(max(seconds), 4), "n": len(seconds)}
 
 
-def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
-    """Per X-ray, from decoded image to probability + heatmap, after warm-up."""
+def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = DEFAULT_METHOD) -> dict:
+    """Per X-ray, from decoded image to probability + heatmap (the page's default method unless
+    told), after warm-up, against the naive path: model.predict, then a fresh tf-keras-vis
+    visualiser on the whole model."""
     from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.layercam import Layercam
+    from tf_keras_vis.utils import normalize
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     from tf_keras_vis.utils.scores import BinaryScore
 
@@ -55,6 +62,8 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
     from pneumo.model import GRADCAM_LAYER
     from pneumo.preprocess import to_gray299, to_model_input
 
+    naive_class, extra = {"gradcam": (Gradcam, {}), "gradcam++": (GradcamPlusPlus, {}), "layercam": (Layercam, {}),
+                          "hirescam": (Layercam, {"gradient_modifier": None})}[method]
     engine = load_engine(weights)  # the app's and the CLI's path; warmed up at load
     model = engine.model
     files = _xray_files(n_images, data_dir)
@@ -64,13 +73,14 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
     def naive(g: np.ndarray) -> tuple[float, np.ndarray]:
         x = to_model_input(g)[np.newaxis]
         p = float(model.predict(x, verbose=0)[0, 0])
-        cam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)(
-            BinaryScore(float(predicted_label(p, threshold))), x, penultimate_layer=GRADCAM_LAYER, seek_penultimate_conv_layer=False
+        cam = naive_class(model, model_modifier=ReplaceToLinear(), clone=True)(
+            BinaryScore(float(predicted_label(p, threshold))), x, penultimate_layer=GRADCAM_LAYER, seek_penultimate_conv_layer=False,
+            normalize_cam=False, **extra,
         )
-        return p, cam[0]
+        return p, np.nan_to_num(normalize(np.asarray(cam)))[0]
 
     def project(g: np.ndarray) -> tuple[float, np.ndarray]:
-        result = engine.analyze(g)
+        result = engine.analyze(g, method=method)
         return result.probability, result.heatmap
 
     for path in (naive, project):  # warm-up
@@ -87,7 +97,7 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path) -> dict:
         heat_diff = max(heat_diff, float(np.abs(outputs["naive"][1] - outputs["project"][1]).max()))
     naive_s, project_s = _spread(times["naive"]), _spread(times["project"])
     return {
-        "benchmark": "inference", "images": len(gray), "naive": naive_s, "project": project_s,
+        "benchmark": "inference", "method": method, "images": len(gray), "naive": naive_s, "project": project_s,
         "speedup": round(naive_s["median_s"] / project_s["median_s"], 2),
         "max_probability_difference": prob_diff, "max_heatmap_difference": heat_diff,
     }
@@ -200,24 +210,61 @@ def bench_train(data_dir: Path, n: int, batch: int, epochs: int) -> dict:
     }
 
 
+def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
+    """docs/EXPLANATIONS.md's measures of every method, on evenly spaced test X-rays of both classes
+    plus the shared DICOM radiograph, explaining the class the shipped model predicts."""
+    from pneumo.bundle import load_bundle
+    from pneumo.explain import METHODS
+    from pneumo.imageio import read_file
+    from pneumo.inference import load_model
+    from pneumo.preprocess import to_gray299, to_model_input
+    from pneumo.training.data import list_split, load_images
+    from pneumo.training.explanations import choose_default, measure_methods
+
+    test = list_split(data_dir, "test")
+    chosen = []
+    for label in (0, 1):
+        of_class = [s for s in test if s.label == label]
+        chosen += [of_class[i] for i in np.unique(np.linspace(0, len(of_class) - 1, per_class).round().astype(int))]
+    gray, _ = load_images(chosen, DEFAULT_CACHE_DIR, progress=False)
+    dicoms = sorted((data_dir.parent / "dicom").glob("*monochrome2.dcm"))
+    if dicoms:
+        gray = np.concatenate([gray, to_gray299(read_file(dicoms[0]).image)[np.newaxis]])
+    shipped = load_bundle(weights)
+    report = measure_methods(load_model(weights), to_model_input(gray), METHODS, shipped.threshold)
+    report.update({"benchmark": "explanations", "test_normal": per_class, "test_pneumonia": per_class, "dicom": len(dicoms[:1]),
+                   "default_by_rule": choose_default(report)})
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["inference", "batch", "train", "all"])
+    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "all"])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=["gradcam", "gradcam++", "layercam", "hirescam"],
+                        help="heatmap method for the inference benchmark (default: the page's)")
     parser.add_argument("--batch-limit", type=int, default=624, help="files for the batch benchmark")
     parser.add_argument("--train-images", type=int, default=512, help="subset size for the training benchmark")
     parser.add_argument("--train-batch", type=int, default=128, help="train.py's default batch size")
     parser.add_argument("--train-epochs", type=int, default=4)
+    parser.add_argument("--per-class", type=int, default=100, help="test X-rays of each class for the explanations benchmark")
     args = parser.parse_args(argv)
     data_dir, weights = Path(args.data_dir), Path(args.weights)
     if args.which in ("inference", "all"):
-        print(json.dumps(bench_inference(args.images, data_dir, weights)), flush=True)
+        print(json.dumps(bench_inference(args.images, data_dir, weights, args.method)), flush=True)
     if args.which in ("batch", "all"):
         print(json.dumps(bench_batch(data_dir, weights, args.batch_limit)), flush=True)
     if args.which in ("train", "all"):
         print(json.dumps(bench_train(data_dir, args.train_images, args.train_batch, args.train_epochs)), flush=True)
+    if args.which == "explanations":  # minutes: not part of "all"
+        from pneumo.training.explanations import format_table
+
+        report = bench_explanations(data_dir, weights, args.per_class)
+        print(format_table(report))
+        print(f"default by the rule of docs/EXPLANATIONS.md: {report['default_by_rule']}")
+        print(json.dumps(report), flush=True)
     return 0
 
 

@@ -108,15 +108,15 @@ def model_card(metrics: dict, history: dict | None) -> str:
         f"Weights `weights/pneumonia.keras`; repository at commit `{metrics.get('git_commit', 'unknown')}` when training ended; card written {date.today().isoformat()}.",
         "",
         "## Intended use",
-        "Education and research demonstration: how a small CNN reads pediatric chest X-rays and where it looks "
-        "(Grad-CAM). **It is not a medical device**, has not been clinically validated, and must not be used to "
+        "Education and research demonstration: how a small CNN reads pediatric chest X-rays and where its evidence lies "
+        "(HiResCAM heatmaps by default). **It is not a medical device**, has not been clinically validated, and must not be used to "
         "diagnose, triage or treat anyone.",
         "",
         "## Model",
         "The published CNN, unchanged: input 299×299×3 (grayscale, histogram-equalised, repeated), two Conv2D(16), five SeparableConv2D "
         "blocks (32, 64, 128, 256, 128 filters) with BatchNormalization and max-pooling, three dense blocks "
         "(512/128/64, dropout 0.7/0.5/0.3), sigmoid output. 1,321,953 parameters (2,624 non-trainable). "
-        "Output: probability of PNEUMONIA. Grad-CAM target layer: `block5_sepconv2`.",
+        "Output: probability of PNEUMONIA. Heatmap layer: `block5_sepconv2`.",
         "",
         "## Data",
         "Kermany, Zhang, Goldbaum et al., *Identifying Medical Diagnoses and Treatable Diseases by Image-Based Deep "
@@ -237,14 +237,15 @@ def model_card(metrics: dict, history: dict | None) -> str:
         )
     lines += [
         "- The data set's labels come from the original graders; a share of them is known to be debatable.",
-        "- Grad-CAM shows which regions of the last convolutional features raised the score; it is coarse (9×9), "
+        "- The heatmap (HiResCAM by default, `docs/EXPLANATIONS.md`) shows which regions of the last convolutional features "
+        "raised the score; it is coarse (9×9), "
         "can highlight text markers or borders, and is not a segmentation of disease.",
         "- A guard warns when an upload does not look like a frontal chest X-ray (colour, blank, inverted or "
         "unusual layout); it is a heuristic and can be fooled.",
         "",
         "## Credit",
         "Data: Kermany et al., Cell 2018, CC BY 4.0. Architecture: the published notebook model this project "
-        "reproduces. Grad-CAM via tf-keras-vis.",
+        "reproduces. Heatmaps via tf-keras-vis.",
         "",
     ]
     return "\n".join(lines)

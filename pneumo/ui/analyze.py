@@ -9,9 +9,10 @@ from pathlib import Path
 import streamlit as st
 
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
+from pneumo.heatmaps import WHAT_IT_MEASURES, where
 from pneumo.overlay import overlay, to_png_bytes
 from pneumo.ui import resources
-from pneumo.ui.session import Analysis, Failure, analyse, heatmap_for
+from pneumo.ui.session import Analysis, Failure, analyse, map_for
 from pneumo.ui.sidebar import Settings
 
 
@@ -102,13 +103,21 @@ def _detail(analysis: Analysis, engine, settings: Settings) -> None:
             st.image(prepared.picture, caption="Uploaded picture", width="stretch")
         return
     with st.spinner("Computing the heatmap…"):
-        explained, heatmap = heatmap_for(analysis, engine, settings)
-    blended = overlay(prepared.picture, heatmap, settings.opacity)
+        explained, heat = map_for(analysis, engine, settings)
     with right:
         a, b = st.columns(2)
         a.image(prepared.picture, caption="Original", width="stretch")
-        b.image(blended, caption=f"{settings.method_name} for {CLASS_NAMES[explained]}", width="stretch")
+        title = f"{settings.method_name} for {CLASS_NAMES[explained]}"
+        if heat.empty:  # a blank overlay would read as "nothing there": say what the map found
+            b.info(f"**{title}**: no region raised the score for {CLASS_NAMES[explained]}; the map is empty, so there is no overlay.",
+                   icon=":material/visibility_off:")
+            st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]}")
+            return
+        blended = overlay(prepared.picture, heat.heatmap, settings.opacity)
+        b.image(blended, caption=title, width="stretch")
         st.image(resources.legend_png(), width="stretch")
+        st.markdown(where(heat.heatmap))
+        st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]} Coarse (9×9 features), not a segmentation of disease.")
         st.download_button(
             "Download overlay (PNG)",
             data=to_png_bytes(blended),
@@ -124,7 +133,7 @@ def analyze_section(settings: Settings) -> None:
         return
     inputs = _inputs()
     if not inputs:
-        st.info("Upload an X-ray or pick an example to see the model's reading and its Grad-CAM heatmap.")
+        st.info("Upload an X-ray or pick an example to see the model's reading and a heatmap of its evidence.")
         return
     try:
         engine = resources.get_engine()

@@ -22,7 +22,7 @@ class Analysis:
     name: str  # as uploaded this time (the same bytes may come back under another name)
     prepared: PreparedImage
     probability: float
-    heatmaps: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)  # (explained class, method) -> map
+    maps: dict[tuple[int, str], Map] = field(default_factory=dict)  # (explained class, method) -> map
 
     @property
     def looks_like_xray(self) -> bool:
@@ -30,6 +30,12 @@ class Analysis:
 
     def label(self, threshold: float) -> str:
         return label_name(self.probability, threshold)
+
+
+@dataclass(frozen=True)
+class Map:
+    heatmap: np.ndarray  # (299, 299) in [0, 1]
+    empty: bool  # no region raised the explained class's score
 
 
 @dataclass(frozen=True)
@@ -57,20 +63,21 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
             return Failure(name, str(error))
         except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
             return Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
-        analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): result.heatmap})
+        analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): Map(result.heatmap, result.empty)})
         store[key] = analysis
         while len(store) > MAX_CACHED_FILES:
             store.pop(next(iter(store)))
-    return dataclasses.replace(analysis, name=name)  # shares the heatmaps dict with the stored one
+    return dataclasses.replace(analysis, name=name)  # shares the maps dict with the stored one
 
 
-def heatmap_for(analysis: Analysis, engine, settings: Settings) -> tuple[int, np.ndarray]:
-    """(explained class, heatmap) for the current settings; computed only when not cached yet."""
+def map_for(analysis: Analysis, engine, settings: Settings) -> tuple[int, Map]:
+    """(explained class, map) for the current settings; computed only when not cached yet."""
     if settings.target == "predicted":
         wanted = predicted_label(analysis.probability, settings.threshold)
     else:
         wanted = int(settings.target == "pneumonia")
-    if (wanted, settings.method) not in analysis.heatmaps:
+    key = (wanted, settings.method)
+    if key not in analysis.maps:
         result = engine.analyze(analysis.prepared.gray299, target=CLASS_NAMES[wanted].lower(), method=settings.method)
-        analysis.heatmaps[(wanted, settings.method)] = result.heatmap
-    return wanted, analysis.heatmaps[(wanted, settings.method)]
+        analysis.maps[key] = Map(result.heatmap, result.empty)
+    return wanted, analysis.maps[key]

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import streamlit as st
 
 from pneumo.bundle import Bundle
+from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
 
 # Names shown -> pneumo.explain's Method and Target (not imported: it loads TensorFlow).
-METHODS = {"Grad-CAM": "gradcam", "Grad-CAM++": "gradcam++"}
+METHODS = {name: method for method, name in METHOD_NAMES.items()}
 TARGETS = {"the predicted class": "predicted", "PNEUMONIA": "pneumonia", "NORMAL": "normal"}
 
 
@@ -22,7 +23,7 @@ class Settings:
 
     @property
     def method_name(self) -> str:
-        return next(name for name, method in METHODS.items() if method == self.method)
+        return METHOD_NAMES[self.method]
 
 
 def sidebar(bundle: Bundle) -> Settings:
@@ -37,8 +38,11 @@ def sidebar(bundle: Bundle) -> Settings:
             format="%.3f",
             help="PNEUMONIA when the probability is at least this. The default is the shipped operating point.",
         )
-        target = st.radio("Heatmap explains", list(TARGETS), help="Grad-CAM score: BinaryScore(1.0) for PNEUMONIA, BinaryScore(0.0) for NORMAL.")
-        method = st.radio("Method", list(METHODS), horizontal=True)
+        target = st.radio("Heatmap explains", list(TARGETS), help="The map explains the logit for PNEUMONIA (BinaryScore(1.0)) or its negative for NORMAL (BinaryScore(0.0)).")
+        method = st.radio(
+            "Heatmap method", list(METHODS), index=list(METHODS.values()).index(DEFAULT_METHOD),
+            help="The default was chosen by measuring every method's faithfulness and sanity (docs/EXPLANATIONS.md).",
+        )
         opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
         st.caption("Data: Kermany et al., Cell 2018 (CC BY 4.0).")
     return Settings(threshold, TARGETS[target], METHODS[method], opacity)
