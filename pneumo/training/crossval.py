@@ -8,6 +8,13 @@ its own fold's images with the probability the fold's model gives them, which it
 
 checks that the runs are the folds of one split (same K, split seed and data set; every fold
 once; every training image exactly once) and writes them as one CSV.
+
+    python -m pneumo.training.crossval report runs/cv5/oof.csv [--json runs/cv5/oof-report.json]
+
+chooses the threshold by the campaign's rule (docs/TRAINING.md: the highest at which the lower end
+of the 95 % Wilson interval of out-of-fold sensitivity stays >= 0.95 over all pneumonias and within
+each pneumonia series) and reports validation numbers only: AUC, sensitivity and specificity at it,
+overall, per series and per stored size, with intervals, and the worst files.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import CLASS_NAMES, read_bundle
-from pneumo.training.data import Sample, list_split, series_of, split_seed_of
+from pneumo.bundle import CLASS_NAMES, predicted_label, read_bundle
+from pneumo.training.data import SHARP_MIN_SIDE, Sample, list_split, series_of, split_seed_of
+from pneumo.training.metrics import floor_threshold, metrics_with_intervals
 
 OOF_FILE = "oof.csv"
 OOF_COLUMNS = ("file", "label", "fold", "patient", "series", "stored_size", "probability")
@@ -73,6 +81,74 @@ def combine(run_dirs: list[Path], data_dir: str | None = None) -> list[dict]:
     return sorted(rows, key=lambda row: row["file"])
 
 
+PNEUMONIA_SERIES = ("bacteria", "virus")
+MIN_SENSITIVITY, CONFIDENCE = 0.95, 0.95
+
+
+def _arrays(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([CLASS_NAMES.index(r["label"]) for r in rows]), np.array([r["probability"] for r in rows], dtype=np.float64)
+
+
+def oof_threshold(rows: list[dict], min_sensitivity: float = MIN_SENSITIVITY, confidence: float = CONFIDENCE) -> dict:
+    """The campaign's rule: the highest threshold whose sensitivity floor (lower end of the Wilson
+    interval >= min_sensitivity) holds over all pneumonias and within each pneumonia series; the
+    candidates of each part are returned too, the binding one is the lowest."""
+    y, p = _arrays(rows)
+    series = np.array([r["series"] for r in rows])
+    parts = {"all": np.ones(len(rows), bool)} | {name: (y == 0) | (series == name) for name in PNEUMONIA_SERIES}
+    candidates = {name: floor_threshold(y[mask], [p[mask]], min_sensitivity, confidence) for name, mask in parts.items() if (y[mask] == 1).any()}
+    return {"threshold": min(candidates.values()), "candidates": candidates, "binding": min(candidates, key=candidates.get)}
+
+
+def _wilson(k: int, n: int) -> list[float]:
+    from scipy.stats import binomtest
+
+    interval = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return [float(interval.low), float(interval.high)]
+
+
+def oof_report(rows: list[dict], threshold: float, worst: int = 5, bootstrap: int = 2000) -> dict:
+    """Validation numbers of the out-of-fold scores at `threshold` (never test)."""
+    y, p = _arrays(rows)
+    report = {"threshold": threshold, "overall": metrics_with_intervals(y, p, threshold, bootstrap), "series": {}, "stored_size": {},
+              "worst": {}}
+    called = predicted_label(p, threshold)
+    for name in sorted({r["series"] for r in rows}):
+        mask = np.array([r["series"] == name for r in rows])
+        label = int(y[mask][0])
+        hits = int((called[mask] == label).sum())
+        kind = "sensitivity" if label == 1 else "specificity"
+        report["series"][name] = {"images": int(mask.sum()), kind: hits / int(mask.sum()), f"{kind}_ci95": _wilson(hits, int(mask.sum()))}
+        order = np.argsort(p[mask])  # lowest first
+        picks = order[:worst] if label == 1 else order[::-1][:worst]
+        names = np.array([r["file"] for r in rows])[mask]
+        report["worst"][name] = [{"file": str(names[i]), "probability": float(p[mask][i])} for i in picks]
+    sides = np.array([min(int(v) for v in r["stored_size"].split("x")) for r in rows])
+    for name, mask in (("224px_copies", sides < SHARP_MIN_SIDE), ("originals", sides >= SHARP_MIN_SIDE)):
+        if mask.any() and len(set(y[mask])) == 2:
+            m = metrics_with_intervals(y[mask], p[mask], threshold, bootstrap)
+            report["stored_size"][name] = {key: m[key] for key in ("auc", "sensitivity", "specificity", "counts", "ci95")}
+    return report
+
+
+def format_report(report: dict, rule: dict | None = None) -> str:
+    o = report["overall"]
+    lines = [f"out-of-fold, {o['counts']['total']} images ({o['counts']['pneumonia']} PNEUMONIA / {o['counts']['normal']} NORMAL), "
+             f"threshold {report['threshold']:.4f}" + (f" (binding: {rule['binding']}; candidates " + ", ".join(
+                 f"{k} {v:.4f}" for k, v in rule["candidates"].items()) + ")" if rule else "")]
+    for key in ("auc", "sensitivity", "specificity", "accuracy"):
+        lines.append(f"  {key:<12}{o[key]:.4f}  95% CI [{o['ci95'][key][0]:.4f}, {o['ci95'][key][1]:.4f}]")
+    for name, m in report["series"].items():
+        kind = "sensitivity" if "sensitivity" in m else "specificity"
+        lines.append(f"  series {name:<9} {m['images']:>5} images  {kind} {m[kind]:.4f} [{m[kind + '_ci95'][0]:.4f}, {m[kind + '_ci95'][1]:.4f}]")
+    for name, m in report["stored_size"].items():
+        lines.append(f"  {name:<16} {m['counts']['total']:>5} images  AUC {m['auc']:.4f}  sensitivity {m['sensitivity']:.4f}  specificity {m['specificity']:.4f}")
+    lines.append("  worst files (lowest-scoring pneumonias, highest-scoring NORMALs):")
+    for name, files in report["worst"].items():
+        lines.append(f"    {name:<9} " + ", ".join(f"{f['file']} {f['probability']:.3f}" for f in files))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.crossval", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,7 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     joined.add_argument("runs", nargs="+", type=Path, help="the fold runs' output folders")
     joined.add_argument("--data-dir", default=None, help="default: the data set in the runs' metrics.json")
     joined.add_argument("--out", required=True, type=Path)
+    reported = sub.add_parser("report", help="the rule's threshold and validation numbers of a combined out-of-fold CSV")
+    reported.add_argument("csv", type=Path)
+    reported.add_argument("--json", dest="json_out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.command == "report":
+        import json
+
+        rows = read_out_of_fold(args.csv)
+        rule = oof_threshold(rows)
+        report = oof_report(rows, rule["threshold"])
+        print(format_report(report, rule))
+        if args.json_out:
+            args.json_out.write_text(json.dumps({"rule": rule, **report}, indent=2) + "\n")
+        return 0
     try:
         rows = combine(args.runs, args.data_dir)
     except (ValueError, FileNotFoundError) as error:
