@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import DEFAULT_MODEL, Bundle, load_bundle
-from pneumo.explain import Explainer, Explanation, Method, Target
+from pneumo.explain import Explainer, EnsembleExplainer, Explanation, Method, Target, explainer_for
 from pneumo.heatmaps import DEFAULT_METHOD
 from pneumo.inference import load_model
 from pneumo.preprocess import to_model_input
@@ -20,7 +20,7 @@ Result = Explanation  # probability, heatmap, explained class, empty
 @dataclass
 class Engine:
     model: object
-    explainer: Explainer
+    explainer: Explainer | EnsembleExplainer
     bundle: Bundle
     # Streamlit serves each browser session on its own thread; the model and the tf-keras-vis
     # visualisers are shared, and two CPU cores gain nothing from running two passes at once.
@@ -38,7 +38,7 @@ def load_engine(weights: str | Path = DEFAULT_MODEL, warm_up: bool = True) -> En
     """Load the model and its bundle; run one prediction so the first real one is fast."""
     bundle = load_bundle(weights)
     model = load_model(bundle.model_file)
-    engine = Engine(model=model, explainer=Explainer(model), bundle=bundle)
+    engine = Engine(model=model, explainer=explainer_for(model), bundle=bundle)
     if warm_up:
         engine.analyze(np.full((299, 299), 128, dtype=np.uint8))
     return engine

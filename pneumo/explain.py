@@ -52,7 +52,7 @@ from tf_keras_vis.utils import normalize  # noqa: E402
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
 
 from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES  # noqa: E402
-from pneumo.model import GRADCAM_LAYER  # noqa: E402
+from pneumo.model import GRADCAM_LAYER, ensemble_members  # noqa: E402
 
 Method = Literal["gradcam", "gradcam++", "layercam", "hirescam", "scorecam"]
 Target = Literal["predicted", "pneumonia", "normal"]
@@ -168,34 +168,79 @@ class Explainer:
             self._visualisers[method] = _visualiser_for(method, self.two_stage)
         return self._visualisers[method]
 
-    def explain(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5, method: Method = DEFAULT_METHOD) -> Explanation:
-        """x: one model input (299, 299, 3). target "predicted" explains the class the model
-        predicts at `threshold` (PNEUMONIA when the probability is at least it, as pneumo.bundle decides)."""
-        if target not in ("predicted", "pneumonia", "normal"):
-            raise ValueError(f"unknown target {target!r}")
+    def logit(self, batch: np.ndarray) -> float:
+        """The logit of one model input (1, 299, 299, 3), from a plain forward pass."""
+        return float(np.asarray(self.two_stage(batch)).reshape(-1)[0])
+
+    def raw_map(self, batch: np.ndarray, method: Method, fixed: float | None, logit_threshold: float, rectify: bool = True):
+        """(map before normalisation, logit, explained class) for one model input (1, 299, 299, 3):
+        the class is `fixed` (1.0 PNEUMONIA, 0.0 NORMAL) or, when None, the one predicted at
+        `logit_threshold`, decided inside the same pass. rectify=False leaves out the method's final
+        ReLU (an ensemble averages its members' maps first)."""
         visualiser, extra = self._visualiser(method)
-        batch = x[np.newaxis].astype(np.float32)
-        logit_threshold = float(np.log(threshold / (1.0 - threshold))) if 0.0 < threshold < 1.0 else (-np.inf if threshold <= 0 else np.inf)
-        fixed = None if target == "predicted" else float(target == "pneumonia")
+        if not rectify:
+            extra = {**extra, "activation_modifier": None}
         if method == "scorecam":  # its score sees masked inputs only: the class is read off a plain pass first
-            logit = float(np.asarray(self.two_stage(batch)).reshape(-1)[0])
+            logit = self.logit(batch)
             explained = float(logit >= logit_threshold) if fixed is None else fixed
             cam = visualiser(
                 lambda probabilities: probabilities[:, int(explained)],  # the explained class's probability
                 batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra,
             )
-        else:
-            captured: dict[str, tf.Tensor] = {}
+            return np.asarray(cam)[0], logit, explained
+        captured: dict[str, tf.Tensor] = {}
 
-            def score(output: tf.Tensor) -> tf.Tensor:
-                logit = tf.reshape(output, (-1,))
-                captured["logit"] = logit
-                explained_now = tf.cast(logit >= logit_threshold, logit.dtype) if fixed is None else tf.fill(tf.shape(logit), fixed)
-                captured["explained"] = explained_now
-                # == BinaryScore(explained): +logit for PNEUMONIA, -logit for NORMAL.
-                return (2.0 * tf.stop_gradient(explained_now) - 1.0) * logit
+        def score(output: tf.Tensor) -> tf.Tensor:
+            logit = tf.reshape(output, (-1,))
+            captured["logit"] = logit
+            explained_now = tf.cast(logit >= logit_threshold, logit.dtype) if fixed is None else tf.fill(tf.shape(logit), fixed)
+            captured["explained"] = explained_now
+            # == BinaryScore(explained): +logit for PNEUMONIA, -logit for NORMAL.
+            return (2.0 * tf.stop_gradient(explained_now) - 1.0) * logit
 
-            cam = visualiser(score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
-            logit, explained = float(captured["logit"][0]), float(captured["explained"][0])
-        heatmap, empty = normalized(np.asarray(cam)[0])
+        cam = visualiser(score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
+        return np.asarray(cam)[0], float(captured["logit"][0]), float(captured["explained"][0])
+
+    def explain(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5, method: Method = DEFAULT_METHOD) -> Explanation:
+        """x: one model input (299, 299, 3). target "predicted" explains the class the model
+        predicts at `threshold` (PNEUMONIA when the probability is at least it, as pneumo.bundle decides)."""
+        fixed = _fixed_class(target)
+        cam, logit, explained = self.raw_map(x[np.newaxis].astype(np.float32), method, fixed, _logit_of(threshold))
+        heatmap, empty = normalized(cam)
         return Explanation(float(tf.sigmoid(logit)), heatmap, int(explained), empty)
+
+
+class EnsembleExplainer:
+    """An ensemble (pneumo.model.ensemble): the probability from the mean of the members' logits; the
+    map the mean of the members' maps, each from its own `block5_sepconv2`, for the ensemble's class.
+    For HiResCAM and Grad-CAM, whose maps are linear in the logit's gradient, the mean before the ReLU
+    is exactly the map of the ensemble's logit."""
+
+    def __init__(self, model, layer: str = GRADCAM_LAYER):
+        self.model = model
+        self.members = [Explainer(member, layer) for member in ensemble_members(model)]
+
+    def explain(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5, method: Method = DEFAULT_METHOD) -> Explanation:
+        batch = x[np.newaxis].astype(np.float32)
+        logit = float(np.mean([member.logit(batch) for member in self.members]))
+        fixed = _fixed_class(target)
+        explained = float(logit >= _logit_of(threshold)) if fixed is None else fixed
+        raw = np.mean([member.raw_map(batch, method, explained, 0.0, rectify=False)[0] for member in self.members], axis=0)
+        heatmap, empty = normalized(np.maximum(raw, 0.0))
+        return Explanation(float(tf.sigmoid(logit)), heatmap, int(explained), empty)
+
+
+def explainer_for(model, layer: str = GRADCAM_LAYER) -> Explainer | EnsembleExplainer:
+    """The explainer of one network or of an ensemble of them."""
+    return EnsembleExplainer(model, layer) if ensemble_members(model) else Explainer(model, layer)
+
+
+def _fixed_class(target: Target) -> float | None:
+    if target not in ("predicted", "pneumonia", "normal"):
+        raise ValueError(f"unknown target {target!r}")
+    return None if target == "predicted" else float(target == "pneumonia")
+
+
+def _logit_of(threshold: float) -> float:
+    """The probability threshold on the logit scale (-inf / inf at 0 / 1)."""
+    return float(np.log(threshold / (1.0 - threshold))) if 0.0 < threshold < 1.0 else (-np.inf if threshold <= 0 else np.inf)

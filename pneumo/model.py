@@ -88,3 +88,25 @@ def calibrate_batchnorm(model: keras.Model, images) -> None:
     finally:
         for layer, momentum in zip(norms, saved):
             layer.momentum = momentum
+
+
+def ensemble(members: list[keras.Model], name: str = "pneumonia_ensemble") -> keras.Model:
+    """Several trained networks as one model: the sigmoid of the mean of their logits. Each member is
+    kept whole (the published network, its output made linear) as a nested model `member_k`, so
+    every member's own `block5_sepconv2` can be explained (pneumo.explain)."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs two or more members, got {len(members)}")
+    image = keras.Input(shape=members[0].input_shape[1:], name="image")
+    logits = []
+    for k, member in enumerate(members):
+        linear = keras.models.clone_model(member)
+        linear.set_weights(member.get_weights())
+        linear.layers[-1].activation = keras.activations.linear
+        logits.append(keras.Model(linear.input, linear.output, name=f"member_{k}")(image))
+    mean_logit = layers.Average(name="mean_logit")(logits)
+    return keras.Model(image, layers.Activation("sigmoid", name="pneumonia")(mean_logit), name=name)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of a model made by `ensemble` (their outputs are logits); [] for one network."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")]

@@ -170,3 +170,39 @@ def test_randomisation_test_tells_a_model_explanation_from_an_image_one(setup):
     trained = Explainer(model).explain(x[0], target="pneumonia", method="hirescam").heatmap
     again = Explainer(shuffled).explain(x[0], target="pneumonia", method="hirescam").heatmap
     assert similarity(trained, again) < 0.9  # the map follows the model
+
+
+def test_an_ensemble_is_one_model_whose_probability_and_map_come_from_its_members(setup, tmp_path):
+    """pneumo.model.ensemble: the sigmoid of the members' mean logit, saved as one .keras file; its map
+    is the mean of the members' maps (each from its own block5_sepconv2) before the ReLU."""
+    from pneumo.bundle import load_bundle
+    from pneumo.engine import load_engine
+    from pneumo.explain import EnsembleExplainer, explainer_for
+    from pneumo.model import ensemble, ensemble_members
+
+    model, x = setup
+    keras.utils.set_random_seed(11)
+    other = build_model(output_bias=-0.2)
+    calibrate_batchnorm(other, x)
+    joined = ensemble([model, other])
+    joined.save(tmp_path / "pneumonia.keras")
+    loaded = keras.saving.load_model(tmp_path / "pneumonia.keras", compile=False)
+    assert loaded.count_params() == 2 * 1_321_953 and len(ensemble_members(loaded)) == 2
+    p_members = np.stack([m.predict(x[:3], verbose=0)[:, 0] for m in (model, other)])
+    expected = 1 / (1 + np.exp(-np.log(p_members / (1 - p_members)).mean(axis=0)))
+    np.testing.assert_allclose(loaded.predict(x[:3], verbose=0)[:, 0], expected, rtol=1e-4)
+
+    explainer = explainer_for(loaded)
+    assert isinstance(explainer, EnsembleExplainer) and not ensemble_members(model)
+    members = [Explainer(m) for m in (model, other)]
+    for image, p in zip(x[:2], expected):
+        result = explainer.explain(image, target="pneumonia", method="hirescam")
+        assert result.probability == pytest.approx(float(p), abs=1e-5)
+        raw = np.mean([m.raw_map(image[np.newaxis], "hirescam", 1.0, 0.0, rectify=False)[0] for m in members], axis=0)
+        np.testing.assert_allclose(result.heatmap, normalized(np.maximum(raw, 0.0))[0], atol=1e-5)
+        for threshold in (float(p) - 1e-3, float(p) + 1e-3):  # the ensemble's probability decides the predicted class
+            assert explainer.explain(image, threshold=threshold).explained_class == int(p >= threshold)
+    (tmp_path / "metrics.json").write_text('{"threshold": 0.4}')
+    engine = load_engine(tmp_path / "pneumonia.keras")
+    result = engine.analyze(np.round(x[0, ..., 0] * 255).astype(np.uint8))
+    assert result.explained_class == int(result.probability >= load_bundle(tmp_path / "pneumonia.keras").threshold)

@@ -185,5 +185,10 @@ def test_cross_validation_folds_write_out_of_fold_scores_that_combine(tmp_path):
     assert len(read_out_of_fold(tmp_path / "oof.csv")) == 12
     with pytest.raises(ValueError, match="each of the 2 folds once"):
         combine([tmp_path / "f0", tmp_path / "f0"])
+    assert crossval_main(["ensemble", str(tmp_path / "f0"), str(tmp_path / "f1"), "--out", str(tmp_path / "cv" / "pneumonia.keras")]) == 0
+    from pneumo.model import ensemble_members
+
+    joined = keras.saving.load_model(tmp_path / "cv" / "pneumonia.keras", compile=False)
+    assert len(ensemble_members(joined)) == 2 and joined.count_params() == 2 * 1_321_953
     bad = _train("--epochs", "1", "--folds", "2", out=tmp_path / "bad", cache=cache)
     assert bad.returncode == 2 and "needs --fold" in bad.stderr

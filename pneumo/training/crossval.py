@@ -10,11 +10,13 @@ checks that the runs are the folds of one split (same K, split seed and data set
 once; every training image exactly once) and writes them as one CSV.
 
     python -m pneumo.training.crossval report runs/cv5/oof.csv [--json runs/cv5/oof-report.json]
+    python -m pneumo.training.crossval ensemble runs/cv5-f0 ... runs/cv5-f4 --out runs/cv5/pneumonia.keras
 
 chooses the threshold by the campaign's rule (docs/TRAINING.md: the highest at which the lower end
 of the 95 % Wilson interval of out-of-fold sensitivity stays >= 0.95 over all pneumonias and within
 each pneumonia series) and reports validation numbers only: AUC, sensitivity and specificity at it,
-overall, per series and per stored size, with intervals, and the worst files.
+overall, per series and per stored size, with intervals, and the worst files. `ensemble` joins the
+folds' networks into one model (pneumo.model.ensemble: the sigmoid of their mean logit).
 """
 
 from __future__ import annotations
@@ -159,7 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     reported = sub.add_parser("report", help="the rule's threshold and validation numbers of a combined out-of-fold CSV")
     reported.add_argument("csv", type=Path)
     reported.add_argument("--json", dest="json_out", type=Path, default=None)
+    joined_models = sub.add_parser("ensemble", help="the folds' networks as one .keras model (mean of their logits)")
+    joined_models.add_argument("runs", nargs="+", type=Path)
+    joined_models.add_argument("--data-dir", default=None)
+    joined_models.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
+    if args.command == "ensemble":
+        try:
+            combine(args.runs, args.data_dir)  # the folds of one split, each once
+        except (ValueError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        from pneumo.inference import load_model
+        from pneumo.model import ensemble
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        ensemble([load_model(run / "pneumonia.keras") for run in args.runs]).save(args.out)
+        print(f"wrote {args.out}: {len(args.runs)} members")
+        return 0
     if args.command == "report":
         import json
 
