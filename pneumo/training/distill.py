@@ -35,10 +35,14 @@ def check_teachers(teacher_files: Sequence[str | Path], data_dir: str | Path, va
             raise ValueError(f"teacher {teacher} does not exist")
         if not teacher.with_name(METRICS_FILE).is_file():
             raise ValueError(f"teacher {teacher} has no {METRICS_FILE} beside it, so its training split is unknown")
+        unrecorded = ValueError(f"teacher {teacher}: its {METRICS_FILE} does not record the split it was trained on")
         try:
-            teacher_train, _ = run_split(data_dir, read_bundle(teacher).config)
-        except (ValueError, KeyError, TypeError):  # unreadable JSON (a ValueError), no config, or not all of it
-            raise ValueError(f"teacher {teacher}: its {METRICS_FILE} does not record the split it was trained on") from None
+            config = read_bundle(teacher).config
+            if not isinstance(config, dict):
+                raise unrecorded
+            teacher_train, _ = run_split(data_dir, config)
+        except (ValueError, KeyError, TypeError):  # unreadable JSON (a ValueError) or not all of the split's settings
+            raise unrecorded from None
         seen = val_names & {s.path.name for s in teacher_train}
         if seen:
             raise ValueError(
