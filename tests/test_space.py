@@ -30,7 +30,8 @@ import pytest
 
 from conftest import REPO_ROOT
 from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, EXAMPLE, StreamlitServer, _browser_or_skip, _free_port
+from test_browser import ARTIFACTS, EXAMPLE, StreamlitServer, _free_port
+from test_browser import browser  # noqa: F401 (the same headless Chromium fixture)
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 README = REPO_ROOT / "README.md"
@@ -175,15 +176,6 @@ class _EmbeddingSite:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_playwright = _browser_or_skip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _upload_in_iframe(browser, server: StreamlitServer):
