@@ -14,8 +14,6 @@ from pneumo.heatmaps import DEFAULT_METHOD
 from pneumo.inference import load_model
 from pneumo.preprocess import to_model_input
 
-Result = Explanation  # probability, heatmap, explained class, empty
-
 
 @dataclass
 class Engine:
@@ -26,9 +24,9 @@ class Engine:
     # visualisers are shared, and two CPU cores gain nothing from running two passes at once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = DEFAULT_METHOD) -> Result:
-        """Probability and heatmap from one pass; `target` "predicted" explains the class predicted at
-        `threshold` (default: the shipped one)."""
+    def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = DEFAULT_METHOD) -> Explanation:
+        """Probability and heatmap (from one pass for the gradient methods); `target` "predicted"
+        explains the class predicted at `threshold` (default: the shipped one)."""
         x = to_model_input(gray299)
         with self._lock:
             return self.explainer.explain(x, target=target, threshold=self.bundle.threshold_or(threshold), method=method)
