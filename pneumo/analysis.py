@@ -14,6 +14,7 @@ from PIL import Image
 from pneumo.guard import Verdict, XrayGuard
 from pneumo.imageio import decode
 from pneumo.overlay import display_image
+from pneumo.population import IN_POPULATION, PopulationVerdict, check_header
 from pneumo.preprocess import to_gray299
 
 
@@ -28,10 +29,25 @@ class PreparedImage:
     verdict: Verdict | None = None  # None when no guard is shipped
     metadata: dict[str, str] = field(default_factory=dict)  # harmless (DICOM: modality, view, ...)
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: shown only on request
+    population: PopulationVerdict = IN_POPULATION  # from the DICOM header (pneumo.population)
 
     @property
     def looks_like_xray(self) -> bool:
         return self.verdict is None or self.verdict.plausible
+
+    @property
+    def warning(self) -> tuple[str, str] | None:
+        return warning_of(self.verdict, self.population)
+
+
+def warning_of(verdict: Verdict | None, population: PopulationVerdict) -> tuple[str, str] | None:
+    """(kind, text) of what speaks against reading a picture, the guard first, then the population
+    check; None when nothing does. Kinds, for machines: not_xray, inverted, lateral, population."""
+    if verdict is not None and not verdict.plausible:
+        return ("inverted" if "inverted" in (verdict.reason or "") else "not_xray"), verdict.reason
+    if not population.in_population:
+        return population.kind, population.reason
+    return None
 
 
 def digest_of(data: bytes) -> str:
@@ -59,4 +75,5 @@ def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedI
         verdict=verdict,
         metadata=decoded.metadata,
         identifiers=decoded.identifiers,
+        population=check_header(decoded.header),
     )

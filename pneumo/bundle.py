@@ -24,6 +24,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 CARD_FILE = "MODEL_CARD.md"
 ROC_FILE = "roc.png"
+POPULATION_FILE = "population.json"  # how the model reads adult X-rays (pneumo.training.population)
 DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
 DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or REPO_ROOT / "weights" / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
@@ -72,6 +73,12 @@ class Bundle:
     def config(self) -> dict | None:
         """train.py's settings for the run (None for weights that did not record them)."""
         return self.metrics.get("config")
+
+    @property
+    def adult_normal_called_pneumonia(self) -> float | None:
+        """The measured share of adult NORMAL X-rays from other hospitals called PNEUMONIA at the threshold."""
+        measured = read_json(self.file(POPULATION_FILE)) or {}
+        return measured.get("adult_normal_called_pneumonia") if measured.get("threshold") == self.threshold else None
 
     def threshold_or(self, override: float | None) -> float:
         """`override` (a --threshold flag) when given, else the shipped threshold."""

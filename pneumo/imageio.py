@@ -36,6 +36,9 @@ _DICOM_METADATA = {  # harmless fields shown beside a DICOM image
     "BitsStored": "bits stored",
 }
 _DICOM_IDENTIFIERS = {"PatientName": "patient name", "PatientID": "patient ID", "PatientBirthDate": "birth date"}
+# Read for the population check (pneumo.population), never shown as they are.
+_DICOM_POPULATION = ("PatientAge", "PatientBirthDate", "StudyDate", "AcquisitionDate", "ContentDate", "SeriesDate", "ViewPosition",
+                     "ImageLaterality", "SeriesDescription", "ProtocolName", "StudyDescription")
 
 
 class ImageReadError(ValueError):
@@ -48,6 +51,7 @@ class DecodedImage:
     format: str  # "JPEG", "PNG", "DICOM", ...
     metadata: dict[str, str] = field(default_factory=dict)  # harmless, may be shown
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: only on request
+    header: dict[str, str] = field(default_factory=dict, repr=False)  # DICOM age, dates, view: for pneumo.population
 
 
 def _check_size(name: str, width: int, height: int, frames: int = 1) -> None:
@@ -127,7 +131,8 @@ def _decode_dicom(data: bytes, name: str) -> DecodedImage:
     metadata = {label: str(ds.get(key)) for key, label in _DICOM_METADATA.items() if ds.get(key) not in (None, "")}
     metadata["image size"] = f"{columns}×{rows}" + (f", {frames} frames (first shown)" if frames > 1 else "")
     identifiers = {label: str(ds.get(key)) for key, label in _DICOM_IDENTIFIERS.items() if ds.get(key) not in (None, "")}
-    return DecodedImage(image=image, format="DICOM", metadata=metadata, identifiers=identifiers)
+    header = {key: str(ds.get(key)) for key in _DICOM_POPULATION if ds.get(key) not in (None, "")}
+    return DecodedImage(image=image, format="DICOM", metadata=metadata, identifiers=identifiers, header=header)
 
 
 def _decode_raster(data: bytes, name: str) -> DecodedImage:

@@ -6,7 +6,9 @@
 
 Files are recognised by content, not name (DICOM included). A file that cannot be read gets its own
 error line; the others are still predicted, and the exit status is 1 when any file failed (2 for a
-usage error). A picture that does not look like a chest X-ray is predicted with a warning.
+usage error). A picture that does not look like a chest X-ray, or a DICOM whose header puts it outside
+the training population (age outside 1-5 years, a lateral view), is predicted with a warning:
+`warning` for a person, `warning_kind` (not_xray, inverted, lateral, population) for machines.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.analysis import model_view
+from pneumo.analysis import model_view, warning_of
 from pneumo.bundle import DEFAULT_MODEL, label_name, load_bundle
 from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
+from pneumo.population import check_header
 
 
 @dataclass
@@ -33,7 +36,8 @@ class FileResult:
     probability: float | None = None
     label: str | None = None
     error: str | None = None
-    warning: str | None = None  # set when the picture does not look like a chest X-ray
+    warning: str | None = None  # for a person: not a chest X-ray, or outside the training population
+    warning_kind: str | None = None  # for machines: not_xray, inverted, lateral, population
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -48,15 +52,20 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, str | None] | str:
-    """(model input as uint8, guard warning) or an error message."""
+def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, tuple[str, str] | None] | str:
+    """(model input as uint8, (warning kind, text) or None) or an error message."""
     try:
-        gray, verdict = model_view(read_file(path).image, guard)
-        return gray, (verdict.reason if verdict is not None and not verdict.plausible else None)
+        decoded = read_file(path)
+        gray, verdict = model_view(decoded.image, guard)
+        return gray, warning_of(verdict, check_header(decoded.header))
     except ImageReadError as error:
         return str(error)
     except Exception as error:  # noqa: BLE001 - one odd file must not stop the batch
         return f"{path}: could not be processed ({type(error).__name__}: {error})"
+
+
+def _warning_fields(warning: tuple[str, str] | None) -> dict:
+    return {} if warning is None else {"warning": warning[1], "warning_kind": warning[0]}
 
 
 def predict_files(
@@ -78,7 +87,7 @@ def predict_files(
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
             probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size) if good else []
             batch_results = [
-                FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), warning=item[1]) for p, item in zip(chunk, loaded)
+                FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **_warning_fields(item[1])) for p, item in zip(chunk, loaded)
             ]
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--csv", default=None, help="write file,probability,label,error,warning rows to this CSV")
+    parser.add_argument("--csv", default=None, help="write file,probability,label,error,warning_kind,warning rows to this CSV")
     args = parser.parse_args(argv)
 
     files = expand_inputs(args.inputs)
@@ -117,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "error", "warning"])
+            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "error", "warning_kind", "warning"])
             writer.writeheader()
             writer.writerows(asdict(r) for r in results)
     if args.json:
@@ -128,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.error:
                 print(f"{r.file}\tERROR\t{r.error}")
             else:
-                print(f"{r.file}\t{r.label}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING: {r.warning}" if r.warning else ""))
+                print(f"{r.file}\t{r.label}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else ""))
     failed = sum(r.error is not None for r in results)
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)

@@ -190,7 +190,7 @@ def test_a_picture_that_is_not_an_xray_gets_a_warning_not_a_diagnosis():
 
 
 @pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "dicom").is_dir(), reason="no shared DICOM files")
-def test_dicom_upload_shows_harmless_metadata_and_hides_identifiers():
+def test_dicom_upload_shows_harmless_metadata_a_population_warning_and_hides_identifiers():
     import hashlib
 
     data = (REPO_ROOT.parent / "shared" / "data" / "dicom" / "chest_cr_pa_monochrome2.dcm").read_bytes()
@@ -201,6 +201,13 @@ def test_dicom_upload_shows_harmless_metadata_and_hides_identifiers():
     text = _page_text(at)
     assert "DICOM" in text and "CR" in text and "PA" in text and "CHEST" in text and "1024×1024" in text
     assert patient_id not in text
+    # PatientAge 62: a population warning that says what was seen and what the reading is worth there;
+    # the label waits behind the same switch as the guard's
+    assert any("age is 62 years (DICOM PatientAge)" in w.value for w in at.warning)
+    assert "Seen: age 62 years" in text and "adult NORMAL X-rays" in text and "PNEUMONIA at the shipped threshold" in text
+    assert len(at.metric) == 0
+    at.toggle(key=f"anyway-{hashlib.sha256(data).hexdigest()}").set_value(True)
+    at.run()
     assert len(at.metric) == 1
     at.toggle(key=f"ids-{hashlib.sha256(data).hexdigest()}").set_value(True)
     at.run()

@@ -147,6 +147,38 @@ def series_of(file_name: str) -> str:
     return "other"
 
 
+DEFAULT_ADULT_DIR = REPO_ROOT.parent / "shared" / "data" / "adult"
+
+
+@dataclass(frozen=True)
+class AdultSample:
+    """An adult chest X-ray from another hospital (to measure the model outside its population, never
+    to train it): its source ("NIH" or "Hannover"), label and the patient it belongs to."""
+
+    path: Path
+    source: str
+    label: str  # "NORMAL" or "COVID19"
+    group: str  # Hannover: its patient column; NIH: each file is its own patient
+
+
+def list_adult(adult_dir: str | Path = DEFAULT_ADULT_DIR) -> list[AdultSample]:
+    """The adult set's MANIFEST.csv, sorted by path."""
+    import csv
+
+    adult_dir = Path(adult_dir)
+    manifest = adult_dir / "MANIFEST.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"no adult X-ray set at {adult_dir} (expected {manifest})")
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    samples = []
+    for row in rows:
+        source = "Hannover" if row["source"].lower().startswith("hannover") else "NIH"
+        group = f"Hannover/{row['patient']}" if source == "Hannover" and row.get("patient") else f"{source}/{row['file']}"
+        samples.append(AdultSample(adult_dir / row["file"], source, row["label"], group))
+    return sorted(samples, key=lambda s: str(s.path))
+
+
 def optional_test_split(data_dir: str | Path) -> list[Sample]:
     """DATA_DIR/test's samples, or none when the data set has no test folder (it is optional:
     only reports use it)."""

@@ -36,6 +36,17 @@ def operating_point_text(bundle: Bundle, threshold: float) -> str:
     return f"Custom threshold **{threshold:.3f}** (shipped: {shipped:.3f}): lower finds more pneumonia and more false alarms."
 
 
+def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
+    if kind in ("not_xray", "inverted"):
+        return "The model only knows frontal chest X-rays, so its reading of this picture means nothing."
+    if kind == "lateral":
+        return "The model only knows frontal views; a lateral film's reading means nothing."
+    share = bundle.adult_normal_called_pneumonia
+    worth = (f" On adult NORMAL X-rays from other hospitals it calls **{share:.0%}** PNEUMONIA at the shipped threshold "
+             "(`python -m pneumo.training.population`)." if share is not None else "")
+    return f"Seen: {prepared.population.seen}. The model's reading outside its training population is unreliable." + worth
+
+
 def _inputs() -> list[tuple[str, bytes]]:
     """The uploaded files, or else the example picked last."""
     uploads = st.file_uploader(
@@ -63,7 +74,8 @@ def _summary(analyses: list[Analysis], threshold: float) -> Analysis:
             {
                 "file": a.name,
                 "probability of pneumonia": round(a.probability, 4),
-                "label": a.label(threshold) if a.looks_like_xray else "not a chest X-ray?",
+                "label": a.label(threshold) if a.warning is None else "(withheld)",
+                "warning": a.warning[0] if a.warning else "",
             }
             for a in analyses
         ],
@@ -79,10 +91,11 @@ def _detail(analysis: Analysis, engine, settings: Settings) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.markdown(f"#### {analysis.name}")
-        show_reading = analysis.looks_like_xray
+        show_reading = analysis.warning is None
         if not show_reading:
-            st.warning(prepared.verdict.reason, icon=":material/warning:")
-            st.markdown("The model only knows frontal chest X-rays, so its reading of this picture means nothing.")
+            kind, text = analysis.warning
+            st.warning(text, icon=":material/warning:")
+            st.markdown(_what_the_reading_is_worth(kind, prepared, engine.bundle))
             show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{prepared.digest}")
         if show_reading:
             label = analysis.label(settings.threshold)

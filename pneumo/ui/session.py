@@ -25,8 +25,9 @@ class Analysis:
     maps: dict[tuple[int, str], Map] = field(default_factory=dict)  # (explained class, method) -> map
 
     @property
-    def looks_like_xray(self) -> bool:
-        return self.prepared.looks_like_xray
+    def warning(self) -> tuple[str, str] | None:
+        """(kind, text): the guard's or the population check's objection to reading it, if any."""
+        return self.prepared.warning
 
     def label(self, threshold: float) -> str:
         return label_name(self.probability, threshold)

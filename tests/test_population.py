@@ -1,0 +1,99 @@
+"""The population check from the DICOM header (pneumo.population): every PatientAge form, birth and
+study dates, lateral views; and what the page and the CLI make of it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import DICOM_DIR, SUBPROCESS_ENV
+from pneumo.imageio import decode
+from pneumo.population import TRAINING_AGES, age_from_dates, check_header, parse_age
+from test_inputs import _dicom
+
+
+@pytest.mark.parametrize("text,years", [
+    ("062Y", 62), ("62Y", 62), ("062y", 62), ("62", 62), (" 5 ", 5), ("018M", 1.5), ("010W", 70 / 365.25), ("005D", 5 / 365.25),
+    ("004Y", 4), ("000D", 0.0),
+])
+def test_every_patient_age_form(text, years):
+    assert parse_age(text) == pytest.approx(years)
+
+
+@pytest.mark.parametrize("text", ["", None, "sixty", "62 years old", "1234Y", "-5Y", "062X"])
+def test_ages_that_are_not_ages_are_none(text):
+    assert parse_age(text) is None
+
+
+def test_age_from_birth_and_study_dates():
+    assert age_from_dates("20190101", "20220701") == pytest.approx(3.5, abs=0.01)
+    assert age_from_dates("1962.03.04", "20240304") == pytest.approx(62, abs=0.01)  # the old dotted form
+    assert age_from_dates("20220101", "20190101") is None  # seen before born
+    assert age_from_dates("", "20190101") is None and age_from_dates("20190101", None) is None and age_from_dates("2019", "2020") is None
+
+
+@pytest.mark.parametrize("fields,kind", [
+    ({"PatientAge": "062Y"}, "population"),
+    ({"PatientAge": "004Y"}, None),
+    ({"PatientAge": "018M"}, None),  # 1.5 years
+    ({"PatientAge": "010M"}, "population"),  # under one year: outside the training ages too
+    ({"PatientAge": "006Y"}, "population"),
+    ({"PatientBirthDate": "19620304", "StudyDate": "20240304"}, "population"),  # no PatientAge: the dates
+    ({"PatientBirthDate": "20200101", "StudyDate": "20230601"}, None),
+    ({"PatientAge": "003Y", "ViewPosition": "LL"}, "lateral"),
+    ({"PatientAge": "003Y", "ViewPosition": "RL"}, "lateral"),
+    ({"SeriesDescription": "Chest LAT"}, "lateral"),
+    ({"ProtocolName": "THORAX LATERAL"}, "lateral"),
+    ({"ViewPosition": "PA", "SeriesDescription": "view: PA"}, None),
+    ({"ViewPosition": "AP", "ImageLaterality": "L"}, None),  # laterality of a paired organ, not a lateral view
+    ({}, None),
+])
+def test_header_verdicts(fields, kind):
+    verdict = check_header(fields)
+    assert verdict.kind == kind
+    if kind == "population":
+        assert verdict.seen.startswith("age ") and "children aged 1 to 5" in verdict.reason
+    assert TRAINING_AGES == (1.0, 6.0)
+
+
+def _image() -> np.ndarray:
+    yy, xx = np.mgrid[:300, :300]
+    return (((yy - 150) ** 2 + (xx - 150) ** 2 < 100**2) * 150 + 40).astype(np.uint8)
+
+
+def test_the_birth_date_is_used_but_not_shown():
+    decoded = decode(_dicom(_image(), PatientBirthDate="19600101", StudyDate="20240101"), "scan.dcm")
+    verdict = check_header(decoded.header)
+    assert verdict.kind == "population" and "64 years" in verdict.seen
+    assert "1960" not in verdict.reason + verdict.seen and "1960" not in json.dumps(decoded.metadata)
+
+
+@pytest.mark.skipif(not DICOM_DIR.is_dir(), reason="no shared DICOM files")
+def test_the_shared_adult_radiograph_is_outside_the_training_ages():
+    decoded = decode((DICOM_DIR / "chest_cr_pa_monochrome2.dcm").read_bytes(), "x")
+    verdict = check_header(decoded.header)
+    assert verdict.kind == "population" and verdict.age_years == 62
+
+
+@pytest.mark.skipif(not DICOM_DIR.is_dir(), reason="no shared DICOM files")
+def test_the_cli_gives_a_machine_readable_warning_kind(tmp_path, untrained_model_file):
+    """The shared real radiograph (which the guard passes) with its header rewritten three ways."""
+    import pydicom
+
+    for name, changes in {"adult.dcm": {"PatientAge": "062Y"}, "child.dcm": {"PatientAge": "003Y"},
+                          "lateral.dcm": {"PatientAge": "003Y", "ViewPosition": "LL"}}.items():
+        ds = pydicom.dcmread(DICOM_DIR / "chest_cr_pa_monochrome2.dcm")
+        for key, value in changes.items():
+            setattr(ds, key, value)
+        ds.save_as(tmp_path / name)
+    result = subprocess.run([sys.executable, "-m", "pneumo.predict", str(tmp_path), "--weights", str(untrained_model_file), "--json",
+                             "--csv", str(tmp_path / "out.csv")], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {json.loads(line)["file"].rsplit("/", 1)[-1]: json.loads(line) for line in result.stdout.splitlines()}
+    assert {name: rows[name]["warning_kind"] for name in rows} == {"adult.dcm": "population", "child.dcm": None, "lateral.dcm": "lateral"}
+    assert "62 years" in rows["adult.dcm"]["warning"] and rows["child.dcm"]["warning"] is None
+    assert all(rows[name]["probability"] is not None for name in rows)  # predicted all the same, with the warning beside
+    header = (tmp_path / "out.csv").read_text().splitlines()[0]
+    assert header == "file,probability,label,error,warning_kind,warning"
