@@ -32,10 +32,6 @@ class PreparedImage:
     population: PopulationVerdict = IN_POPULATION  # from the DICOM header (pneumo.population)
 
     @property
-    def looks_like_xray(self) -> bool:
-        return self.verdict is None or self.verdict.plausible
-
-    @property
     def warning(self) -> tuple[str, str] | None:
         return warning_of(self.verdict, self.population)
 
@@ -44,7 +40,7 @@ def warning_of(verdict: Verdict | None, population: PopulationVerdict) -> tuple[
     """(kind, text) of what speaks against reading a picture, the guard first, then the population
     check; None when nothing does. Kinds, for machines: not_xray, inverted, lateral, population."""
     if verdict is not None and not verdict.plausible:
-        return ("inverted" if "inverted" in (verdict.reason or "") else "not_xray"), verdict.reason
+        return verdict.kind, verdict.reason
     if not population.in_population:
         return population.kind, population.reason
     return None

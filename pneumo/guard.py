@@ -46,6 +46,11 @@ class Verdict:
     reason: str | None  # for a person, when not plausible
     residual: float  # distance from the X-ray layout (0 = perfect fit; nan when not measured)
     colourfulness: float
+    kind: str | None = None  # for machines: None (plausible), "not_xray" or "inverted"
+
+    def __post_init__(self):
+        if self.kind is None and not self.plausible:
+            self.kind = "not_xray"
 
 
 def colourfulness(image: Image.Image) -> float:
@@ -115,6 +120,7 @@ class XrayGuard:
                 "positive images; if this came from a DICOM file, its photometric interpretation may be mislabelled.",
                 residual,
                 colour,
+                kind="inverted",
             )
         return Verdict(False, "This does not look like a frontal chest X-ray: its layout is unlike any in the training data.", residual, colour)
 

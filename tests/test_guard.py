@@ -59,3 +59,11 @@ def test_no_false_alarm_on_the_test_xrays(guard):
     flagged = [i for i, g in enumerate(gray) if not guard.check(g).plausible]
     assert flagged == []
     assert sum(not guard.check(255 - g).plausible for g in gray[::10]) == len(gray[::10])  # their negatives are flagged
+
+
+def test_verdicts_carry_a_kind_for_machines():
+    guard = load_guard()
+    gray = to_gray299(Image.open(next((TINY_DATA / "test" / "NORMAL").glob("*.jpeg"))))
+    assert guard.check(gray).kind is None
+    assert guard.check(255 - gray).kind == "inverted"
+    assert guard.check(np.full((299, 299), 128, np.uint8)).kind == "not_xray"
