@@ -55,6 +55,7 @@ class Bundle:
     model_file: Path
     metrics: dict = field(default_factory=dict)
     history: dict | None = None
+    population: dict | None = None  # population.json: how the model reads adult X-rays
 
     @property
     def folder(self) -> Path:
@@ -77,7 +78,7 @@ class Bundle:
     @property
     def adult_normal_called_pneumonia(self) -> float | None:
         """The measured share of adult NORMAL X-rays from other hospitals called PNEUMONIA at the threshold."""
-        measured = read_json(self.file(POPULATION_FILE)) or {}
+        measured = self.population or {}
         return measured.get("adult_normal_called_pneumonia") if measured.get("threshold") == self.threshold else None
 
     def threshold_or(self, override: float | None) -> float:
@@ -93,7 +94,8 @@ def read_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
     """The files beside the model at `weights`, as they are (the model itself is loaded by
     pneumo.inference)."""
     model_file = Path(weights)
-    return Bundle(model_file, read_json(model_file.with_name(METRICS_FILE)) or {}, read_json(model_file.with_name(HISTORY_FILE)))
+    return Bundle(model_file, read_json(model_file.with_name(METRICS_FILE)) or {}, read_json(model_file.with_name(HISTORY_FILE)),
+                  read_json(model_file.with_name(POPULATION_FILE)))
 
 
 def load_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:

@@ -61,19 +61,20 @@ SCORECAM_CHANNELS = 10  # Faster Score-CAM: the channels with the largest spatia
 FLAT = 1e-7  # a map whose spread is below this share of its largest magnitude is empty
 
 
-def _visualiser_for(method: str, model: keras.Model):
-    """(visualiser, extra call arguments) for a method on the two-stage model."""
+def visualiser_for(method: str, model: keras.Model, **options):
+    """(tf-keras-vis visualiser, extra call arguments) for a method on `model` (the two-stage model
+    here; the whole model with ReplaceToLinear for the naive path of pneumo.training.bench)."""
     if method == "gradcam":
-        return Gradcam(model), {}
+        return Gradcam(model, **options), {}
     if method == "gradcam++":
-        return GradcamPlusPlus(model), {}
+        return GradcamPlusPlus(model, **options), {}
     if method == "layercam":
-        return Layercam(model), {}
+        return Layercam(model, **options), {}
     if method == "hirescam":
-        return Layercam(model), {"gradient_modifier": None}
+        return Layercam(model, **options), {"gradient_modifier": None}
     if method == "scorecam":
         keras.config.disable_interactive_logging()  # Score-CAM calls model.predict, whose progress bar would fill the log
-        return Scorecam(two_class_logits(model)), {"max_N": SCORECAM_CHANNELS}
+        return Scorecam(two_class_logits(model), **options), {"max_N": SCORECAM_CHANNELS}
     raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
 
 
@@ -165,7 +166,7 @@ class Explainer:
 
     def _visualiser(self, method: Method):
         if method not in self._visualisers:
-            self._visualisers[method] = _visualiser_for(method, self.two_stage)
+            self._visualisers[method] = visualiser_for(method, self.two_stage)
         return self._visualisers[method]
 
     def logit(self, batch: np.ndarray) -> float:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -50,20 +49,16 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
     """Per X-ray, from decoded image to probability + heatmap (the page's default method unless
     told), after warm-up, against the naive path: model.predict, then a fresh tf-keras-vis
     visualiser on the whole model."""
-    from tf_keras_vis.gradcam import Gradcam
-    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
-    from tf_keras_vis.layercam import Layercam
     from tf_keras_vis.utils import normalize
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     from tf_keras_vis.utils.scores import BinaryScore
 
     from pneumo.engine import load_engine
+    from pneumo.explain import visualiser_for
     from pneumo.imageio import read_image_file
     from pneumo.model import GRADCAM_LAYER
     from pneumo.preprocess import to_gray299, to_model_input
 
-    naive_class, extra = {"gradcam": (Gradcam, {}), "gradcam++": (GradcamPlusPlus, {}), "layercam": (Layercam, {}),
-                          "hirescam": (Layercam, {"gradient_modifier": None})}[method]
     engine = load_engine(weights)  # the app's and the CLI's path; warmed up at load
     model = engine.model
     files = _xray_files(n_images, data_dir)
@@ -73,7 +68,8 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
     def naive(g: np.ndarray) -> tuple[float, np.ndarray]:
         x = to_model_input(g)[np.newaxis]
         p = float(model.predict(x, verbose=0)[0, 0])
-        cam = naive_class(model, model_modifier=ReplaceToLinear(), clone=True)(
+        visualiser, extra = visualiser_for(method, model, model_modifier=ReplaceToLinear(), clone=True)  # fresh, every call
+        cam = visualiser(
             BinaryScore(float(predicted_label(p, threshold))), x, penultimate_layer=GRADCAM_LAYER, seek_penultimate_conv_layer=False,
             normalize_cam=False, **extra,
         )
