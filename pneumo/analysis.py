@@ -16,6 +16,7 @@ from pneumo.imageio import decode
 from pneumo.overlay import display_image
 from pneumo.population import IN_POPULATION, PopulationVerdict, check_header
 from pneumo.preprocess import to_gray299
+from pneumo.viewing import ViewSource, Window, view_source_of
 
 
 @dataclass
@@ -30,6 +31,7 @@ class PreparedImage:
     metadata: dict[str, str] = field(default_factory=dict)  # harmless (DICOM: modality, view, ...)
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: shown only on request
     population: PopulationVerdict = IN_POPULATION  # from the DICOM header (pneumo.population)
+    view: ViewSource | None = field(default=None, repr=False)  # what window/level works on (pneumo.viewing)
 
     @property
     def warning(self) -> tuple[str, str] | None:
@@ -61,15 +63,17 @@ def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedI
     """Decode, preprocess and check one file. Raises pneumo.imageio.ImageReadError with a human message."""
     decoded = decode(data, name)
     gray299, verdict = model_view(decoded.image, guard)
+    picture = display_image(decoded.image)
     return PreparedImage(
         name=name,
         digest=digest_of(data),
         format=decoded.format,
-        picture=display_image(decoded.image),
+        picture=picture,
         gray299=gray299,
         size=decoded.image.size,
         verdict=verdict,
         metadata=decoded.metadata,
         identifiers=decoded.identifiers,
         population=check_header(decoded.header),
+        view=view_source_of(decoded.values, picture, Window(*decoded.window) if decoded.window else None, decoded.bright_is_low),
     )

@@ -3,7 +3,9 @@ class names, the metrics and the training history, and the one rule that turns a
 a label. The app, the CLI, the evaluation and the report all go through here.
 
 A bundle is a folder: pneumonia.keras, metrics.json (threshold, test and validation metrics, the
-run's config), history.json (per-epoch curves), MODEL_CARD.md and its figures. PNEUMO_WEIGHTS=
+run's config), history.json (per-epoch curves), population.json (how it reads adults),
+uncertainty.json (the indeterminate band's validation data), gallery/ (the test split's mistakes),
+MODEL_CARD.md and its figures. PNEUMO_WEIGHTS=
 /path/to/pneumonia.keras points the app and the CLIs at another bundle; the files beside that
 model go with it.
 """
@@ -25,6 +27,9 @@ HISTORY_FILE = "history.json"
 CARD_FILE = "MODEL_CARD.md"
 ROC_FILE = "roc.png"
 POPULATION_FILE = "population.json"  # how the model reads adult X-rays (pneumo.training.population)
+GALLERY_DIR = "gallery"  # the test split's misread X-rays as thumbnails (pneumo.training.gallery)
+GALLERY_FILE = "gallery.json"
+UNCERTAINTY_FILE = "uncertainty.json"  # validation scores behind the indeterminate band (pneumo.operating)
 DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
 DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or REPO_ROOT / "weights" / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
@@ -56,6 +61,7 @@ class Bundle:
     metrics: dict = field(default_factory=dict)
     history: dict | None = None
     population: dict | None = None  # population.json: how the model reads adult X-rays
+    uncertainty: dict | None = None  # uncertainty.json: local validation pneumonia shares (pneumo.operating)
 
     @property
     def folder(self) -> Path:
@@ -95,7 +101,7 @@ def read_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
     pneumo.inference)."""
     model_file = Path(weights)
     return Bundle(model_file, read_json(model_file.with_name(METRICS_FILE)) or {}, read_json(model_file.with_name(HISTORY_FILE)),
-                  read_json(model_file.with_name(POPULATION_FILE)))
+                  read_json(model_file.with_name(POPULATION_FILE)), read_json(model_file.with_name(UNCERTAINTY_FILE)))
 
 
 def load_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:

@@ -52,6 +52,11 @@ class DecodedImage:
     metadata: dict[str, str] = field(default_factory=dict)  # harmless, may be shown
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: only on request
     header: dict[str, str] = field(default_factory=dict, repr=False)  # DICOM age, dates, view: for pneumo.population
+    # For the viewer's window/level (pneumo.viewing), DICOM only: the stored values after the modality
+    # LUT, the file's own first WindowCenter/WindowWidth, and whether the lowest value is white.
+    values: np.ndarray | None = field(default=None, repr=False)
+    window: tuple[float, float] | None = None
+    bright_is_low: bool = False
 
 
 def _check_size(name: str, width: int, height: int, frames: int = 1) -> None:
@@ -89,6 +94,20 @@ def _not_an_image_message(data: bytes, name: str) -> str:
     return f"{name}: the content is not an image this tool can read ({SUPPORTED})."
 
 
+def _first_window(ds) -> tuple[float, float] | None:
+    """The first of a DICOM's WindowCenter / WindowWidth pairs (the one it recommends first)."""
+    from pydicom.multival import MultiValue
+
+    def first(value):
+        return value[0] if isinstance(value, MultiValue) and len(value) else value
+
+    try:
+        center, width = float(first(ds.get("WindowCenter"))), float(first(ds.get("WindowWidth")))
+    except (TypeError, ValueError):
+        return None
+    return (center, width) if np.isfinite(center) and np.isfinite(width) and width >= 1 else None
+
+
 def _decode_dicom(data: bytes, name: str) -> DecodedImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -114,9 +133,10 @@ def _decode_dicom(data: bytes, name: str) -> DecodedImage:
         raise ImageReadError(f"{name}: the DICOM pixel data cannot be decoded ({type(error).__name__}: {error}).") from None
     if frames > 1:
         pixels = pixels[0]  # a radiograph is one frame; a cine loop's first frame is what we can judge
+    stored = None
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
-        values = apply_modality_lut(pixels, ds)  # rescale slope / intercept
-        values = apply_voi_lut(values, ds) if ("WindowCenter" in ds or "VOILUTSequence" in ds) else values
+        stored = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)  # rescale slope / intercept
+        values = apply_voi_lut(stored, ds) if ("WindowCenter" in ds or "VOILUTSequence" in ds) else stored
         values = np.asarray(values, dtype=np.float64)
         low, high = float(values.min()), float(values.max())
         gray = np.zeros(values.shape, np.uint8) if high <= low else np.round((values - low) / (high - low) * 255.0).astype(np.uint8)
@@ -132,7 +152,8 @@ def _decode_dicom(data: bytes, name: str) -> DecodedImage:
     metadata["image size"] = f"{columns}×{rows}" + (f", {frames} frames (first shown)" if frames > 1 else "")
     identifiers = {label: str(ds.get(key)) for key, label in _DICOM_IDENTIFIERS.items() if ds.get(key) not in (None, "")}
     header = {key: str(ds.get(key)) for key in _DICOM_POPULATION if ds.get(key) not in (None, "")}
-    return DecodedImage(image=image, format="DICOM", metadata=metadata, identifiers=identifiers, header=header)
+    return DecodedImage(image=image, format="DICOM", metadata=metadata, identifiers=identifiers, header=header, values=stored,
+                        window=_first_window(ds) if stored is not None else None, bright_is_low=photometric == "MONOCHROME1")
 
 
 def _decode_raster(data: bytes, name: str) -> DecodedImage:

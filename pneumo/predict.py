@@ -9,6 +9,7 @@ error line; the others are still predicted, and the exit status is 1 when any fi
 usage error). A picture that does not look like a chest X-ray, or a DICOM whose header puts it outside
 the training population (age outside 1-5 years, a lateral view), is predicted with a warning:
 `warning` for a person, `warning_kind` (not_xray, inverted, lateral, population) for machines.
+`reading` is the label, or INDETERMINATE inside the band around the threshold (pneumo.operating).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pneumo.analysis import model_view, warning_of
 from pneumo.bundle import DEFAULT_MODEL, label_name, load_bundle
 from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
+from pneumo.operating import band_at, reading
 from pneumo.population import check_header
 
 
@@ -34,7 +36,8 @@ from pneumo.population import check_header
 class FileResult:
     file: str
     probability: float | None = None
-    label: str | None = None
+    label: str | None = None  # the threshold's label
+    reading: str | None = None  # the label, or INDETERMINATE inside the band (pneumo.operating)
     error: str | None = None
     warning: str | None = None  # for a person: not a chest X-ray, or outside the training population
     warning_kind: str | None = None  # for machines: not_xray, inverted, lateral, population
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--csv", default=None, help="write file,probability,label,error,warning_kind,warning rows to this CSV")
+    parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,warning rows to this CSV")
     args = parser.parse_args(argv)
 
     files = expand_inputs(args.inputs)
@@ -115,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no files found in " + ", ".join(args.inputs), file=sys.stderr)
         return 2
     try:
-        threshold = load_bundle(args.weights).threshold_or(args.threshold)
+        bundle = load_bundle(args.weights)
+        threshold = bundle.threshold_or(args.threshold)
         from pneumo.inference import load_model
 
         model = load_model(args.weights)
@@ -123,10 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     results = predict_files(model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard())
+    band = band_at(bundle.uncertainty, threshold)
+    for r in results:
+        if r.probability is not None:
+            r.reading = reading(r.probability, threshold, band).label
 
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "error", "warning_kind", "warning"])
+            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "reading", "error", "warning_kind", "warning"])
             writer.writeheader()
             writer.writerows(asdict(r) for r in results)
     if args.json:
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             if r.error:
                 print(f"{r.file}\tERROR\t{r.error}")
             else:
-                print(f"{r.file}\t{r.label}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else ""))
+                shown = r.label if r.reading == r.label else f"{r.reading} (leaning {r.label})"
+                print(f"{r.file}\t{shown}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else ""))
     failed = sum(r.error is not None for r in results)
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)

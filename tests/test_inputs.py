@@ -19,10 +19,8 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from conftest import DICOM_DIR, TINY_DATA
+from conftest import DICOM_DIR, TINY_DATA, make_dicom as _dicom
 from pneumo.imageio import MAX_PIXELS, ImageReadError, decode, read_image
 from pneumo.preprocess import preprocess
 
@@ -87,28 +85,6 @@ def test_the_name_does_not_matter(gray):
 
 
 # ---- DICOM ------------------------------------------------------------------------------------
-def _dicom(pixels: np.ndarray | None, photometric: str = "MONOCHROME2", preamble: bool = True, **elements) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("generated", {}, file_meta=meta, preamble=b"\0" * 128 if preamble else None)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.ViewPosition, ds.BodyPartExamined = "DX", "PA", "CHEST"
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Doe^Jane", "SECRET-ID-1234", "20190101"
-    if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-        bits = 8 if pixels.dtype == np.uint8 else 16
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, elements.pop("BitsStored", bits), bits - 1, 0
-        ds.PixelData = pixels.tobytes()
-    for key, value in elements.items():
-        setattr(ds, key, value)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=preamble)
-    return buffer.getvalue()
-
-
 @needs_dicom
 def test_shared_dicoms_monochrome1_is_the_negative_of_monochrome2():
     mono2 = decode((DICOM_DIR / "chest_cr_pa_monochrome2.dcm").read_bytes(), "chest_cr_pa_monochrome2.dcm")

@@ -69,6 +69,22 @@ def write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
+def set_card_section(card: Path, title: str, body: str) -> None:
+    """Put `## title` with `body` into the model card, replacing that section if it is there, else
+    before "## Known limits" (for what is measured after training: the band, the gallery)."""
+    text = card.read_text() if card.is_file() else ""
+    section = f"## {title}\n{body.strip()}\n\n"
+    start = text.find(f"## {title}\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 3)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    elif "## Known limits" in text:
+        text = text.replace("## Known limits", section + "## Known limits", 1)
+    else:
+        text = text + ("\n" if text and not text.endswith("\n") else "") + section
+    card.write_text(text)
+
+
 def _fmt(m: dict, name: str) -> str:
     ci = m.get("ci95", {}).get(name)
     return f"{m[name]:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")

@@ -1,6 +1,8 @@
 """The Analyze section: upload or pick an example, then one result per file (a summary table for
-several) and the detail view of one: label, probability, what the threshold means, the X-ray beside
-its heatmap. The uploader and the examples are drawn at once; only the analysis waits for the model."""
+several, with its CSV and one PDF of every study) and the detail view of one: the reading (a label,
+or INDETERMINATE inside the band), the probability, what the threshold means (sensitivity,
+specificity, PPV, NPV), the X-ray beside its heatmap under the viewer's window/level and zoom, and
+its PDF report. The uploader and the examples are drawn at once; only the analysis waits for the model."""
 
 from __future__ import annotations
 
@@ -10,30 +12,30 @@ import streamlit as st
 
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
 from pneumo.heatmaps import WHAT_IT_MEASURES, where
+from pneumo.operating import Band, band_at, operating_point, ppv_npv, reading
 from pneumo.overlay import overlay, to_png_bytes
+from pneumo.studyreport import Study, report_pdf, results_csv
 from pneumo.ui import resources
 from pneumo.ui.session import Analysis, Failure, analyse, map_for
 from pneumo.ui.sidebar import Settings
+from pneumo.ui.viewer import View, default_view, source_of, view_controls
 
 
 def operating_point_text(bundle: Bundle, threshold: float) -> str:
-    test, shipped = bundle.test, bundle.metrics.get("threshold")
-    if shipped is None or not test:
+    """One sentence on what the threshold finds and clears, and where that was measured."""
+    point = operating_point(bundle, threshold)
+    if point is None:
         return "No test metrics are shipped with these weights."
-    if abs(threshold - shipped) < 1e-9:
-        return (
-            f"At the shipped threshold **{shipped:.3f}** (chosen on the validation split), the model found "
-            f"**{test['sensitivity']:.1%}** of pneumonia cases (sensitivity) and cleared **{test['specificity']:.1%}** "
-            f"of normal X-rays (specificity) on the {test['counts']['total']}-image test split."
-        )
-    roc = bundle.metrics.get("test_operating_points")
-    if roc:
-        i = min(range(len(roc["threshold"])), key=lambda k: abs(roc["threshold"][k] - threshold))
-        return (
-            f"Custom threshold **{threshold:.3f}** (shipped: {shipped:.3f}). Near this threshold the test split gave "
-            f"sensitivity ≈ **{roc['sensitivity'][i]:.1%}** and specificity ≈ **{roc['specificity'][i]:.1%}**."
-        )
-    return f"Custom threshold **{threshold:.3f}** (shipped: {shipped:.3f}): lower finds more pneumonia and more false alarms."
+    shipped = bundle.threshold
+    if point.exact:
+        return (f"At the shipped threshold **{shipped:.3f}** (chosen on validation data), the model found **{point.sensitivity:.1%}** of "
+                f"pneumonia cases (sensitivity) and cleared **{point.specificity:.1%}** of normal X-rays (specificity) on {point.source}.")
+    return (f"Custom threshold **{threshold:.3f}** (shipped: {shipped:.3f}). Near this threshold the test split gave "
+            f"sensitivity ≈ **{point.sensitivity:.1%}** and specificity ≈ **{point.specificity:.1%}**.")
+
+
+def band_for(bundle: Bundle, threshold: float) -> Band | None:
+    return band_at(bundle.uncertainty, threshold)
 
 
 def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
@@ -66,15 +68,60 @@ def _inputs() -> list[tuple[str, bytes]]:
     return inputs
 
 
-def _summary(analyses: list[Analysis], threshold: float) -> Analysis:
-    """For several files: a table sorted by probability, and a choice of the one to show in detail."""
+def _reading_cell(analysis: Analysis, threshold: float, band: Band | None) -> str:
+    if analysis.warning is not None:
+        return "(withheld)"
+    shown = reading(analysis.probability, threshold, band)
+    return f"{shown.label} (leaning {shown.leaning})" if shown.indeterminate else shown.label
+
+
+def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, view: View, with_identifiers: bool) -> Study:
+    """The report's view of one analysis: its map for the current settings (cached), its picture as viewed."""
+    prepared = analysis.prepared
+    explained, heat = map_for(analysis, engine, settings)
+    picture = view.show(source_of(prepared))
+    withheld = analysis.warning is not None
+    return Study(
+        name=analysis.name, picture=picture, probability=analysis.probability, threshold=settings.threshold,
+        reading=reading(analysis.probability, settings.threshold, band),
+        overlay=None if heat.empty or withheld else overlay(picture, heat.heatmap, settings.opacity),
+        method=settings.method_name, method_measures=WHAT_IT_MEASURES[settings.method], explained=CLASS_NAMES[explained],
+        where=f"no region raised the score for {CLASS_NAMES[explained]}; the map is empty." if heat.empty
+        else ("withheld with the reading." if withheld else where(heat.heatmap)),
+        warning=analysis.warning, image_format=prepared.format, size=prepared.size,
+        identifiers=prepared.identifiers if with_identifiers else {},
+    )
+
+
+def _identifiers_on(prepared) -> bool:
+    return bool(st.session_state.get(f"ids-{prepared.digest}", False))
+
+
+def _report_maker(analyses: list[Analysis], engine, settings: Settings, band: Band | None, views: list[View] | None = None):
+    """The PDF, built only when its button is clicked (Streamlit calls this then, outside the page's
+    run, so the views and the identifier switches are read now). Without `views`, each X-ray in its
+    default window: the batch PDF does not follow the one detail view's controls."""
+    views = [(a, view, _identifiers_on(a.prepared)) for a, view in zip(analyses, views or [default_view(a.prepared) for a in analyses])]
+    point = operating_point(engine.bundle, settings.threshold)
+
+    def make() -> bytes:
+        studies = [_study(a, engine, settings, band, view, ids) for a, view, ids in views]
+        return report_pdf(studies, engine.bundle, point, settings.prevalence, band)
+
+    return make
+
+
+def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | None) -> Analysis:
+    """For several files: a table sorted by probability, its CSV and one PDF of every study, and a
+    choice of the one to show in detail."""
+    threshold = settings.threshold
     analyses = sorted(analyses, key=lambda a: -a.probability)
     st.dataframe(
         [
             {
                 "file": a.name,
                 "probability of pneumonia": round(a.probability, 4),
-                "label": a.label(threshold) if a.warning is None else "(withheld)",
+                "label": _reading_cell(a, threshold, band),
                 "warning": a.warning[0] if a.warning else "",
             }
             for a in analyses
@@ -82,11 +129,51 @@ def _summary(analyses: list[Analysis], threshold: float) -> Analysis:
         hide_index=True,
         column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
     )
-    index = st.selectbox("Details for", range(len(analyses)), format_func=lambda i: f"{analyses[i].name} ({analyses[i].probability:.1%})")
+    rows = [Study(a.name, a.prepared.picture, a.probability, threshold, reading(a.probability, threshold, band), warning=a.warning)
+            for a in analyses]
+    csv_column, pdf_column, _ = st.columns([1, 1, 2])
+    csv_column.download_button("Download results (CSV)", data=results_csv(rows), file_name="pneumo-results.csv", mime="text/csv",
+                               icon=":material/table:", on_click="ignore", key="download-csv")
+    pdf_column.download_button(f"Download all {len(analyses)} reports (PDF)", data=_report_maker(analyses, engine, settings, band),
+                               file_name="pneumo-reports.pdf", mime="application/pdf", icon=":material/picture_as_pdf:",
+                               on_click="ignore", key="download-all-pdf")
+    index = st.selectbox("Details for", range(len(analyses)), key="detail",
+                         format_func=lambda i: f"{analyses[i].name} ({analyses[i].probability:.1%})")
     return analyses[index]
 
 
-def _detail(analysis: Analysis, engine, settings: Settings) -> None:
+def _reading(analysis: Analysis, engine, settings: Settings, band: Band | None) -> None:
+    """The label (or INDETERMINATE), the probability and what the threshold means."""
+    shown = reading(analysis.probability, settings.threshold, band)
+    if shown.indeterminate:
+        st.markdown("## :orange[INDETERMINATE]", help="Inside the indeterminate band around the threshold (below).")
+        st.markdown(f"Leaning **{shown.leaning}** at this threshold, but the probability lies in the indeterminate band: {band.describe()}.")
+    else:
+        color = "red" if shown.label == "PNEUMONIA" else "green"
+        st.markdown(f"## :{color}[{shown.label}]", help="The label follows the threshold in the sidebar.")
+    st.metric("Probability of pneumonia", f"{analysis.probability:.1%}")
+    st.progress(min(max(analysis.probability, 0.0), 1.0))
+    st.markdown(operating_point_text(engine.bundle, settings.threshold))
+    point = operating_point(engine.bundle, settings.threshold)
+    if point is not None:
+        ppv, npv = ppv_npv(point.sensitivity, point.specificity, settings.prevalence)
+        columns = st.columns(4)
+        for column, (name, value, what) in zip(columns, (
+            ("Sensitivity", point.sensitivity, "Share of pneumonias called PNEUMONIA (test split)."),
+            ("Specificity", point.specificity, "Share of normal X-rays called NORMAL (test split)."),
+            ("PPV", ppv, "Chance that a PNEUMONIA reading is right, at the prevalence in the sidebar."),
+            ("NPV", npv, "Chance that a NORMAL reading is right, at the prevalence in the sidebar."),
+        )):
+            column.metric(name, f"{value:.1%}", help=what)
+        st.caption(f"PPV and NPV at a prevalence of {settings.prevalence:.1%} (sidebar): PPV = se·p / (se·p + (1 − sp)·(1 − p)), "
+                   "NPV = sp·(1 − p) / (sp·(1 − p) + (1 − se)·p).")
+    if band is None:
+        st.caption("No indeterminate band at this threshold (no validation data shipped, or validation errors are rare even next to it).")
+    elif not shown.indeterminate:
+        st.caption(f"Indeterminate band: {band.describe()}.")
+
+
+def _detail(analysis: Analysis, engine, settings: Settings, band: Band | None) -> None:
     prepared = analysis.prepared
     left, right = st.columns([1, 2])
     with left:
@@ -98,46 +185,56 @@ def _detail(analysis: Analysis, engine, settings: Settings) -> None:
             st.markdown(_what_the_reading_is_worth(kind, prepared, engine.bundle))
             show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{prepared.digest}")
         if show_reading:
-            label = analysis.label(settings.threshold)
-            color = "red" if label == "PNEUMONIA" else "green"
-            st.markdown(f"## :{color}[{label}]", help="The label follows the threshold in the sidebar.")
-            st.metric("Probability of pneumonia", f"{analysis.probability:.1%}")
-            st.progress(min(max(analysis.probability, 0.0), 1.0))
-            st.markdown(operating_point_text(engine.bundle, settings.threshold))
+            _reading(analysis, engine, settings, band)
         st.caption(f"{prepared.format}, original size {prepared.size[0]}×{prepared.size[1]} px.")
         if prepared.metadata:
             st.dataframe([{"field": k, "value": v} for k, v in prepared.metadata.items()], hide_index=True)
         if prepared.identifiers and st.toggle(
-            "Show patient identifiers", key=f"ids-{prepared.digest}", help="Name, ID and birth date from the DICOM header. Hidden by default; never stored or logged."
+            "Show patient identifiers", key=f"ids-{prepared.digest}",
+            help="Name, ID and birth date from the DICOM header. Hidden by default; never stored or logged; in the PDF report only while this is on.",
         ):
             st.dataframe([{"field": k, "value": v} for k, v in prepared.identifiers.items()], hide_index=True)
+    with right:
+        _viewer(analysis, engine, settings, band, show_reading)
+
+
+@st.fragment
+def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, show_reading: bool) -> None:
+    """The viewing controls, the X-ray and its overlay, and the downloads of this study as viewed.
+    A fragment: moving a control reruns only this part of the page, and never the model."""
+    prepared = analysis.prepared
+    view, source = view_controls(prepared), source_of(prepared)
+    picture = view.show(source)
+    st.download_button("Download report (PDF)", data=_report_maker([analysis], engine, settings, band, [view]),
+                       file_name=f"{Path(analysis.name).stem}_report.pdf", mime="application/pdf",
+                       icon=":material/picture_as_pdf:", on_click="ignore", key=f"report-{prepared.digest}",
+                       help="This study as viewed (window, invert), with its reading, heatmap and what the threshold means.")
     if not show_reading:
-        with right:
-            st.image(prepared.picture, caption="Uploaded picture", width="stretch")
+        st.image(view.zoom_in(picture), caption="Uploaded picture" + view.caption(source), width="stretch")
         return
     with st.spinner("Computing the heatmap…"):
         explained, heat = map_for(analysis, engine, settings)
-    with right:
-        a, b = st.columns(2)
-        a.image(prepared.picture, caption="Original", width="stretch")
-        title = f"{settings.method_name} for {CLASS_NAMES[explained]}"
-        if heat.empty:  # a blank overlay would read as "nothing there": say what the map found
-            b.info(f"**{title}**: no region raised the score for {CLASS_NAMES[explained]}; the map is empty, so there is no overlay.",
-                   icon=":material/visibility_off:")
-            st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]}")
-            return
-        blended = overlay(prepared.picture, heat.heatmap, settings.opacity)
-        b.image(blended, caption=title, width="stretch")
-        st.image(resources.legend_png(), width="stretch")
-        st.markdown(where(heat.heatmap))
-        st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]} Coarse (9×9 features), not a segmentation of disease.")
-        st.download_button(
-            "Download overlay (PNG)",
-            data=to_png_bytes(blended),
-            file_name=f"{Path(analysis.name).stem}_{settings.method.replace('+', 'pp')}.png",
-            mime="image/png",
-            icon=":material/download:",
-        )
+    a, b = st.columns(2)
+    a.image(view.zoom_in(picture), caption="Original" + view.caption(source), width="stretch")
+    title = f"{settings.method_name} for {CLASS_NAMES[explained]}"
+    if heat.empty:  # a blank overlay would read as "nothing there": say what the map found
+        b.info(f"**{title}**: no region raised the score for {CLASS_NAMES[explained]}; the map is empty, so there is no overlay.",
+               icon=":material/visibility_off:")
+        st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]}")
+        return
+    blended = overlay(picture, heat.heatmap, settings.opacity)
+    b.image(view.zoom_in(blended), caption=title + view.caption(source), width="stretch")
+    st.image(resources.legend_png(), width="stretch")
+    st.markdown(where(heat.heatmap))
+    st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]} Coarse (9×9 features), not a segmentation of disease.")
+    st.download_button(
+        "Download overlay (PNG)",
+        data=lambda: to_png_bytes(blended),  # encoded only when clicked
+        file_name=f"{Path(analysis.name).stem}_{settings.method.replace('+', 'pp')}.png",
+        mime="image/png",
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def analyze_section(settings: Settings) -> None:
@@ -160,5 +257,6 @@ def analyze_section(settings: Settings) -> None:
     analyses = [o for o in outcomes if isinstance(o, Analysis)]
     if not analyses:
         return
-    chosen = _summary(analyses, settings.threshold) if len(analyses) > 1 else analyses[0]
-    _detail(chosen, engine, settings)
+    band = band_for(engine.bundle, settings.threshold)
+    chosen = _summary(analyses, engine, settings, band) if len(analyses) > 1 else analyses[0]
+    _detail(chosen, engine, settings, band)

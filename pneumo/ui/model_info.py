@@ -1,4 +1,5 @@
-"""The Model section: test metrics with intervals, confusion matrix, ROC curve and the model card."""
+"""The Model section: test metrics with intervals, confusion matrix, ROC curve, the model card and
+the teaching gallery (the test split's misread X-rays, built by pneumo.training.gallery)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import json
 
 import streamlit as st
 
-from pneumo.bundle import CARD_FILE, ROC_FILE, Bundle
+from pneumo.bundle import CARD_FILE, GALLERY_DIR, GALLERY_FILE, ROC_FILE, Bundle, read_json
+from pneumo.studyreport import weights_sha256
 from pneumo.ui import resources
 
 REPORTED = ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1")
@@ -34,3 +36,30 @@ def model_section(bundle: Bundle) -> None:
     if bundle.file(CARD_FILE).is_file():
         with st.expander("Model card"):
             st.markdown(bundle.file(CARD_FILE).read_text())
+    gallery_section(bundle)
+
+
+def gallery_section(bundle: Bundle) -> None:
+    """Thumbnails of every false positive and false negative on the test split at the shipped threshold."""
+    gallery = read_json(bundle.file(GALLERY_FILE))
+    st.subheader("Teaching gallery: the model's mistakes on the test split")
+    if not gallery:
+        st.info("No gallery shipped with these weights: build it with `python -m pneumo.training.gallery`.")
+        return
+    if gallery.get("weights_sha256") != weights_sha256(bundle.model_file):
+        st.warning("This gallery was built for other weights than the ones loaded; rebuild it with "
+                   "`python -m pneumo.training.gallery`.", icon=":material/warning:")
+    items = gallery["items"]
+    st.markdown(
+        f"Every test X-ray the model misreads at the shipped threshold **{gallery['threshold']:.3f}**, each beside its "
+        f"{gallery['method_name']} map for the class the model called (`{gallery['command']}`, built {gallery['built']}). "
+        f"Images: {gallery['credit']}."
+    )
+    for kind, title in (("false_negative", "False negatives: pneumonia called NORMAL (lowest probability first)"),
+                        ("false_positive", "False positives: normal X-rays called PNEUMONIA (highest probability first)")):
+        chosen = [i for i in items if i["kind"] == kind]
+        st.markdown(f"**{title}**: {len(chosen)} of {gallery['test_images']}")
+        if chosen:
+            st.image([str(bundle.file(GALLERY_DIR) / i["image"]) for i in chosen],
+                     caption=[f"{i['file']} · p = {i['probability']:.3f}" + (" · empty map" if i["empty_map"] else "") for i in chosen],
+                     width="content")

@@ -1,4 +1,5 @@
-"""The sidebar's settings: threshold, which class the heatmap explains, the method, the opacity."""
+"""The sidebar's settings: threshold, which class the heatmap explains, the method, the opacity,
+the prevalence for PPV and NPV."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from pneumo.bundle import Bundle
 from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
+from pneumo.operating import DEFAULT_PREVALENCE
 
 # Names shown -> pneumo.explain's Method and Target (not imported: it loads TensorFlow).
 METHODS = {name: method for method, name in METHOD_NAMES.items()}
@@ -20,6 +22,7 @@ class Settings:
     target: str  # pneumo.explain.Target
     method: str  # pneumo.explain.Method
     opacity: float
+    prevalence: float  # of pneumonia among the X-rays read, for PPV and NPV
 
     @property
     def method_name(self) -> str:
@@ -36,13 +39,19 @@ def sidebar(bundle: Bundle) -> Settings:
             value=bundle.threshold,
             step=0.001,
             format="%.3f",
+            key="threshold",
             help="PNEUMONIA when the probability is at least this. The default is the shipped operating point.",
         )
-        target = st.radio("Heatmap explains", list(TARGETS), help="The map explains the logit for PNEUMONIA (BinaryScore(1.0)) or its negative for NORMAL (BinaryScore(0.0)).")
+        target = st.radio("Heatmap explains", list(TARGETS), key="target", help="The map explains the logit for PNEUMONIA (BinaryScore(1.0)) or its negative for NORMAL (BinaryScore(0.0)).")
         method = st.radio(
-            "Heatmap method", list(METHODS), index=list(METHODS.values()).index(DEFAULT_METHOD),
+            "Heatmap method", list(METHODS), index=list(METHODS.values()).index(DEFAULT_METHOD), key="method",
             help="The default was chosen by measuring every method's faithfulness and sanity (docs/EXPLANATIONS.md).",
         )
-        opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
+        opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
+        prevalence = st.number_input(
+            "Prevalence of pneumonia (%)", min_value=0.1, max_value=99.9, value=DEFAULT_PREVALENCE * 100, step=1.0, format="%.1f", key="prevalence",
+            help="The share of pneumonia among the X-rays you read, for PPV and NPV. The default, "
+                 f"{DEFAULT_PREVALENCE:.0%}, is an assumption, not a measurement: set your own.",
+        ) / 100
         st.caption("Data: Kermany et al., Cell 2018 (CC BY 4.0).")
-    return Settings(threshold, TARGETS[target], METHODS[method], opacity)
+    return Settings(threshold, TARGETS[target], METHODS[method], opacity, prevalence)
