@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from pneumo.bundle import HISTORY_FILE, METRICS_FILE, MODEL_FILE, REPO_ROOT  # noqa: E402
 from pneumo.training.crossval import OOF_FILE, write_out_of_fold  # noqa: E402
 from pneumo.training.report import evaluation, write_json, write_report  # noqa: E402
+from pneumo.training.distribute import STRATEGIES  # noqa: E402
 from pneumo.training.data import (  # noqa: E402
     DEFAULT_CACHE_DIR,
     DEFAULT_DATA_DIR,
@@ -88,6 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(REPO_ROOT / "weights"), help="output folder (default: %(default)s)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="decoded-image cache, '' for none (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUT/checkpoint/")
+    p.add_argument("--strategy", choices=STRATEGIES, default="one", help="one device (default); mirrored: every GPU of this "
+                   "machine; multiworker: several machines, the cluster from TF_CONFIG (pneumo.training.distribute). "
+                   "--batch-size is then the global batch. A run may be resumed with another strategy")
+    p.add_argument("--cpu-devices", type=int, default=0, help="with --strategy mirrored and no GPU: split the CPU into this many "
+                   "logical devices (to try mirrored training on a laptop; no faster)")
     args = p.parse_args(argv)
     if args.weight_decay < 0:
         p.error(f"--weight-decay must be >= 0 (0 = plain Adam); got {args.weight_decay}")
@@ -102,6 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--folds {args.folds} needs --fold between 0 and {args.folds - 1}")
     elif args.fold is not None:
         p.error("--fold goes with --folds K")
+    if args.cpu_devices and args.strategy != "mirrored":
+        p.error("--cpu-devices goes with --strategy mirrored")
+    if args.distill and args.strategy != "one":
+        p.error("--distill runs its teachers before the strategy could be set up: use it with --strategy one")
     if bool(args.distill) != bool(args.teacher):
         p.error("--distill and --teacher go together: give both (or neither)")
     if not args.no_augment:
@@ -148,6 +158,13 @@ def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
     return model
 
 
+def weights_digest(model) -> str:
+    """A short hash of every weight: two workers in step print the same one."""
+    import hashlib
+
+    return hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights())).hexdigest()[:16]
+
+
 def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
@@ -182,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        cfg = {k: v for k, v in vars(args).items() if k not in ("resume", "out", "cache_dir")}
+        # Where and on how many devices a run trains is not part of its recipe: a run may resume elsewhere.
+        cfg = {k: v for k, v in vars(args).items() if k not in ("resume", "out", "cache_dir", "strategy", "cpu_devices")}
         state = {"config": cfg, "epoch": 0, "history": [], "best_epoch": 0, "best_val_auc": -1.0, "train_seconds": 0.0}
 
     # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
@@ -236,6 +254,23 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras  # after the data is decoded: the decoder forks worker processes
 
+    from pneumo.training.distribute import is_chief, make_strategy, sharded, synchronize_batchnorm, workers
+
+    try:  # before any TensorFlow op: a multi-worker strategy sets up its collectives at startup
+        strategy = make_strategy(args.strategy, args.cpu_devices)
+    except (ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    scope = contextlib.nullcontext() if strategy is None else strategy.scope()
+    chief = is_chief(strategy)
+    if strategy is not None:
+        replicas = strategy.num_replicas_in_sync
+        if cfg["batch_size"] % replicas:
+            print(f"error: the global batch {cfg['batch_size']} does not split over {replicas} replicas", file=sys.stderr)
+            return 2
+        print(f"strategy {args.strategy}: {replicas} replicas on {workers(strategy)} worker(s); global batch {cfg['batch_size']} "
+              f"= {cfg['batch_size'] // replicas} per replica; {math.ceil(len(y_train) / cfg['batch_size'])} steps per epoch"
+              + ("" if chief else "; this worker writes no files (the chief does)"), flush=True)
     from pneumo.training.augment import Augmentation, make_dataset
     from pneumo.training.ema import WeightEMA
     from pneumo.inference import predict_gray
@@ -245,17 +280,25 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
     augmentation = None if cfg["no_augment"] else Augmentation.from_config(cfg)
     val_ds = make_dataset(x_val, y_val, cfg["batch_size"])
+    # With a strategy, validation runs on a copy of the network outside it: Keras's metrics under
+    # MultiWorkerMirroredStrategy average the replicas' own AUCs, which is not the AUC of the split.
+    evaluator = None if strategy is None else new_model(cfg, n_pos, n_neg)
 
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     last_model_file, best_weights_file = ckpt_dir / "last.keras", ckpt_dir / "best.weights.h5"
-    if state["epoch"] > 0:
-        from pneumo.training import objectives  # noqa: F401 (registers the loss and metrics the checkpoint names)
+    with scope:  # a strategy's variables (model, optimizer, metrics) are made in its scope
+        if state["epoch"] > 0:
+            from pneumo.training import objectives  # noqa: F401 (registers the loss and metrics the checkpoint names)
 
-        model = keras.saving.load_model(last_model_file)  # weights and optimizer state
-    else:
-        model = new_model(cfg, n_pos, n_neg)
-        calibrate_batchnorm(model, to_model_input(x_train[np.random.default_rng(cfg["seed"]).permutation(len(x_train))[:64]]))
-        print(f"output bias initialised to log({n_pos}/{n_neg}) = {output_bias_for(n_pos, n_neg):.4f}")
+            model = keras.saving.load_model(last_model_file)  # weights and optimizer state
+        else:
+            model = new_model(cfg, n_pos, n_neg)
+            calibrate_batchnorm(model, to_model_input(x_train[np.random.default_rng(cfg["seed"]).permutation(len(x_train))[:64]]))
+            print(f"output bias initialised to log({n_pos}/{n_neg}) = {output_bias_for(n_pos, n_neg):.4f}")
+    # With a strategy: the global batch's statistics, so that every replica keeps the same weights (and
+    # back to local ones for a checkpoint of a distributed run resumed on one device).
+    synchronize_batchnorm(model, strategy is not None)
     # --ema: a resumed run goes on with its saved average (a fresh one if none was saved yet).
     ema_decay, ema_file = cfg.get("ema", 0.0), ckpt_dir / "ema.npz"
     ema = None
@@ -267,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(state["epoch"], cfg["epochs"]):
         lr = learning_rate_at(epoch, cfg)
         model.optimizer.learning_rate.assign(lr)
-        train_ds = make_dataset(
+        train_ds = sharded(make_dataset(
             x_train,
             y_train,
             cfg["batch_size"],
@@ -276,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             shuffle_seed=cfg["seed"] * 1000 + epoch,
             class_weight=class_weight,  # as per-example weights, so that mixup can blend them
             targets=targets_train,
-        )
+        ), strategy)
         t0 = time.time()
         fit = model.fit(
             train_ds,
@@ -289,10 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         record = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in fit.history.items()}}
         # Validated (and kept, if best): the weights, or with --ema their average; training goes on from the raw ones.
         with contextlib.nullcontext() if ema is None else ema.swapped_in(model):
-            scores = model.evaluate(val_ds, return_dict=True, verbose=0)
+            if evaluator is None:
+                scores = model.evaluate(val_ds, return_dict=True, verbose=0)
+            else:  # the same weights, scored on this worker alone: every worker takes the same decisions
+                evaluator.set_weights(model.get_weights())
+                scores = evaluator.evaluate(val_ds, return_dict=True, verbose=0)
             record.update({f"val_{k}": float(v) for k, v in scores.items()})
             improved = record["val_auc"] > state["best_val_auc"]
-            if improved:
+            if improved and chief:
                 model.save_weights(best_weights_file)
         seconds = time.time() - t0
         record.update({"learning_rate": lr, "seconds": seconds, "images_per_second": len(y_train) / seconds})
@@ -300,19 +347,26 @@ def main(argv: list[str] | None = None) -> int:
         state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
         if improved:
             state["best_epoch"], state["best_val_auc"] = epoch + 1, record["val_auc"]
-        model.save(ckpt_dir / "last.tmp.keras")
-        os.replace(ckpt_dir / "last.tmp.keras", last_model_file)
-        if ema is not None:
-            ema.save(ema_file)
-        write_json(state_file, state)
+        if chief:
+            model.save(ckpt_dir / "last.tmp.keras")
+            os.replace(ckpt_dir / "last.tmp.keras", last_model_file)
+            if ema is not None:
+                ema.save(ema_file)
+            write_json(state_file, state)
         print(
             f"epoch {epoch + 1}/{cfg['epochs']}: val AUC {record['val_auc']:.4f}{' (best)' if improved else ''}, "
-            f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); checkpoint saved",
+            f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); "
+            + ("checkpoint saved" if chief else "no checkpoint (not the chief)")
+            + ("" if strategy is None else f"; weights {weights_digest(model)}"),  # equal on every worker
             flush=True,
         )
         if epoch + 1 - state["best_epoch"] >= cfg["patience"]:
             print(f"early stop: no better val AUC for {cfg['patience']} epochs")
             break
+
+    if not chief:
+        print("training done; the chief writes the model and the report")
+        return 0
 
     # ---- the deliverables: best weights without optimizer state, history, metrics ----------------
     out.mkdir(parents=True, exist_ok=True)
@@ -351,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "git_commit": git_commit(),
     })
+    if strategy is not None:
+        metrics["distribution"] = {"strategy": args.strategy, "replicas": strategy.num_replicas_in_sync, "workers": workers(strategy)}
     write_report(out, metrics, y_test, p_test)
     if cfg.get("folds"):
         write_out_of_fold(out / OOF_FILE, val_samples, size_val, p_val, cfg["fold"])
