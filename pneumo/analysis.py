@@ -31,7 +31,7 @@ class PreparedImage:
     metadata: dict[str, str] = field(default_factory=dict)  # harmless (DICOM: modality, view, ...)
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: shown only on request
     population: PopulationVerdict = IN_POPULATION  # from the DICOM header (pneumo.population)
-    view: ViewSource | None = field(default=None, repr=False)  # what window/level works on (pneumo.viewing)
+    view: ViewSource | None = field(default=None, repr=False)  # a DICOM's values for window/level (pneumo.viewing)
 
     @property
     def warning(self) -> tuple[str, str] | None:
@@ -75,5 +75,8 @@ def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedI
         metadata=decoded.metadata,
         identifiers=decoded.identifiers,
         population=check_header(decoded.header),
-        view=view_source_of(decoded.values, picture, Window(*decoded.window) if decoded.window else None, decoded.bright_is_low),
+        # A DICOM's own values; other pictures are windowed in the display picture's gray values,
+        # derived when needed (pneumo.ui.viewer.source_of) rather than kept twice.
+        view=None if decoded.values is None else view_source_of(decoded.values, picture, Window(*decoded.window) if decoded.window else None,
+                                                               decoded.bright_is_low),
     )

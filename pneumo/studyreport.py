@@ -112,7 +112,7 @@ def _font_dir() -> Path:
 
 
 def threshold_lines(operating: OperatingPoint | None, prevalence: float, band: Band | None) -> list[str]:
-    """What the threshold means, in sentences shared by the page and the PDF."""
+    """What the threshold means, in the PDF's sentences."""
     lines = []
     if operating is not None:
         ppv, npv = ppv_npv(operating.sensitivity, operating.specificity, prevalence)

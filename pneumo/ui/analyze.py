@@ -34,10 +34,6 @@ def operating_point_text(bundle: Bundle, threshold: float) -> str:
             f"sensitivity ≈ **{point.sensitivity:.1%}** and specificity ≈ **{point.specificity:.1%}**.")
 
 
-def band_for(bundle: Bundle, threshold: float) -> Band | None:
-    return band_at(bundle.uncertainty, threshold)
-
-
 def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
     if kind in ("not_xray", "inverted"):
         return "The model only knows frontal chest X-rays, so its reading of this picture means nothing."
@@ -257,6 +253,6 @@ def analyze_section(settings: Settings) -> None:
     analyses = [o for o in outcomes if isinstance(o, Analysis)]
     if not analyses:
         return
-    band = band_for(engine.bundle, settings.threshold)
+    band = band_at(engine.bundle.uncertainty, settings.threshold)
     chosen = _summary(analyses, engine, settings, band) if len(analyses) > 1 else analyses[0]
     _detail(chosen, engine, settings, band)

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from pneumo.analysis import PreparedImage, digest_of, prepare
-from pneumo.bundle import CLASS_NAMES, label_name, predicted_label
+from pneumo.bundle import CLASS_NAMES, predicted_label
 from pneumo.imageio import ImageReadError
 from pneumo.ui.sidebar import Settings
 
@@ -28,9 +28,6 @@ class Analysis:
     def warning(self) -> tuple[str, str] | None:
         """(kind, text): the guard's or the population check's objection to reading it, if any."""
         return self.prepared.warning
-
-    def label(self, threshold: float) -> str:
-        return label_name(self.probability, threshold)
 
 
 @dataclass(frozen=True)
