@@ -77,6 +77,16 @@ class Bundle:
         return self.metrics.get("test") or {}
 
     @property
+    def threshold_source(self) -> str:
+        """The validation data the threshold was chosen on, in words."""
+        return self.metrics.get("threshold_source", "the validation split")
+
+    @property
+    def networks(self) -> int:
+        """How many networks the model joins (1 for one network; pneumo.training.release ships more)."""
+        return len((self.metrics.get("ensemble") or {}).get("members") or []) or 1
+
+    @property
     def config(self) -> dict | None:
         """train.py's settings for the run (None for weights that did not record them)."""
         return self.metrics.get("config")

@@ -21,7 +21,11 @@ CURVES = (
 
 
 def training_curves(history: dict) -> Figure:
-    """Per-epoch train/validation curves from weights/history.json, the best epoch marked."""
+    """Per-epoch train/validation curves from weights/history.json, the best epoch marked. An
+    ensemble's history holds its members' runs (`members`): one colour per member, validation
+    solid, training dotted, each member's best epoch a dot on its validation curve."""
+    if "members" in history:
+        return _member_curves(history["members"])
     epochs = history["epochs"]
     x = [e["epoch"] for e in epochs]
     best = history.get("best_epoch")
@@ -48,6 +52,40 @@ def training_curves(history: dict) -> Figure:
             ax.axvline(best, color="tab:red", linestyle=":", label=f"best epoch ({best})")
         if i < len(CURVES):
             ax.legend(fontsize=7)
+    return fig
+
+
+MEMBER_PANELS = (("Loss", "loss"), ("Accuracy", "accuracy"), ("Recall (sensitivity)", "recall"), ("ROC AUC", "auc"))
+
+
+def _member_curves(members: list[dict]) -> Figure:
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7.5), layout="constrained")
+    panels = list(axes.flat)
+    for k, member in enumerate(members):
+        epochs, colour = member["epochs"], f"C{k}"
+        if not epochs:
+            continue
+        x = [e["epoch"] for e in epochs]
+        best = member.get("best_epoch")
+        for ax, (title, key) in zip(panels, MEMBER_PANELS):
+            if key in epochs[0]:
+                ax.plot(x, [e[key] for e in epochs], ":", color=colour, alpha=0.7)
+            if f"val_{key}" in epochs[0]:
+                values = [e[f"val_{key}"] for e in epochs]
+                ax.plot(x, values, "-", color=colour, label=f"fold {member['fold']}")
+                if best and 1 <= best <= len(values):
+                    ax.plot([best], [values[best - 1]], "o", color=colour)
+            ax.set_title(title + " (validation solid, training dotted)")
+        panels[4].plot(x, [e["learning_rate"] for e in epochs], color=colour, label=f"fold {member['fold']}")
+        panels[5].plot(x, [e["seconds"] for e in epochs], color=colour, marker=".", label=f"fold {member['fold']}")
+    panels[4].set_title("Learning rate")
+    panels[5].set_title("Seconds per epoch")
+    for ax in panels:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.title.set_fontsize(9)
+    panels[3].legend(fontsize=7)
     return fig
 
 

@@ -44,3 +44,67 @@ def test_the_report_gives_series_stored_sizes_and_worst_files():
     assert [w["probability"] for w in worst_virus] == sorted(r["probability"] for r in rows if r["series"] == "virus")[:5]
     worst_normal = report["worst"]["NORMAL2"]
     assert worst_normal[0]["probability"] == pytest.approx(max(r["probability"] for r in rows if r["series"] == "NORMAL2"))
+
+
+def _fold_run(run, samples, folds, k, rng):
+    """A finished fold run as train.py leaves it: an (untrained) model, metrics.json, history.json, oof.csv."""
+    import json
+
+    from pneumo.model import build_model
+    from pneumo.training.crossval import write_out_of_fold
+
+    from conftest import TINY_DATA
+
+    run.mkdir()
+    build_model(output_bias=0.2 * k).save(run / "pneumonia.keras")
+    config = {"data_dir": str(TINY_DATA), "epochs": 2, "batch_size": 4, "seed": 1, "split_seed": 0, "folds": 2, "fold": k}
+    (run / "metrics.json").write_text(json.dumps({
+        "threshold": 0.5, "validation": {"auc": 0.9 + k / 100}, "best_epoch": 2, "epochs_run": 2, "training_seconds": 60.0,
+        "seed": 1, "config": config, "versions": {"keras": "3"}, "git_commit": "abc"}))
+    epochs = [{"epoch": e, "loss": 0.5, "val_loss": 0.4, "auc": 0.8, "val_auc": 0.9, "accuracy": 0.7, "val_accuracy": 0.8,
+               "recall": 0.7, "val_recall": 0.8, "learning_rate": 0.001, "seconds": 3.0} for e in (1, 2)]
+    (run / "history.json").write_text(json.dumps({"best_epoch": 2, "monitor": "val_auc", "epochs": epochs}))
+    held = [s for s, f in zip(samples, folds) if f == k]
+    prob = np.clip([0.8 if s.label else 0.2 for s in held] + rng.normal(0, 0.1, len(held)), 0.01, 0.99)
+    write_out_of_fold(run / "oof.csv", held, np.array([(224, 224)] * len(held)), prob, k)
+
+
+def test_release_ships_the_folds_as_one_bundle_at_the_rules_threshold(tmp_path):
+    """pneumo.training.release: one .keras model of the fold networks, the threshold by the rule on the
+    joined out-of-fold scores, those scores as the validation numbers, the test split at that threshold,
+    each member's curves, and a model card that says what the model is."""
+    import json
+
+    from pneumo.bundle import read_bundle
+    from pneumo.inference import load_model
+    from pneumo.model import ensemble_members
+    from pneumo.plots import training_curves
+    from pneumo.training.crossval import combine
+    from pneumo.training.data import list_split, patient_folds
+    from pneumo.training.release import main
+
+    from conftest import TINY_DATA
+
+    samples = list_split(TINY_DATA, "train")
+    folds = patient_folds(samples, 2, seed=0)
+    runs = [tmp_path / f"f{k}" for k in (0, 1)]
+    for k, run in enumerate(runs):
+        _fold_run(run, samples, folds, k, np.random.default_rng(k))
+    out = tmp_path / "weights"
+    assert main([str(runs[0]), "--out", str(out)]) == 2 and not out.exists()  # one fold of two: refused, nothing written
+    assert main([*map(str, runs), "--out", str(out), "--bootstrap", "50", "--cache-dir", ""]) == 0
+
+    shipped = read_bundle(out / "pneumonia.keras")
+    rows = combine(runs)
+    assert shipped.networks == 2 and shipped.threshold == oof_threshold(rows)["threshold"]
+    assert shipped.threshold_source == f"out-of-fold scores of all {len(samples)} training X-rays"
+    assert shipped.metrics["validation"]["counts"]["total"] == len(samples) and "ci95" in shipped.metrics["validation"]
+    assert shipped.test["counts"]["total"] == len(list_split(TINY_DATA, "test")) and "ci95" in shipped.test
+    members = shipped.metrics["ensemble"]["members"]
+    assert [m["fold"] for m in members] == [0, 1] and [m["fold_auc"] for m in members] == [0.9, 0.91]
+    assert len(ensemble_members(load_model(out / "pneumonia.keras"))) == 2
+    history = json.loads((out / "history.json").read_text())
+    assert [m["fold"] for m in history["members"]] == [0, 1] and training_curves(history) is not None
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "2 such networks" in card and "out-of-fold" in card and "fold 1: 2 of 2 (AUC 0.9100)" in card
+    assert (out / "roc.png").is_file()

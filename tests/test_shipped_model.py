@@ -8,6 +8,8 @@ import sys
 import keras
 import pytest
 
+from pneumo.model import ensemble_members
+
 from conftest import FULL_DATA, REPO_ROOT, SUBPROCESS_ENV, needs_full_data
 
 WEIGHTS = REPO_ROOT / "weights"
@@ -20,10 +22,15 @@ def metrics() -> dict:
 
 def test_shipped_files_are_complete(metrics):
     model = keras.saving.load_model(WEIGHTS / "pneumonia.keras")
-    assert model.count_params() == 1_321_953
-    assert (WEIGHTS / "pneumonia.keras").stat().st_size < 8_000_000  # no optimizer state
+    networks = ensemble_members(model) or [model]  # one network, or the fold networks joined (pneumo.training.release)
+    assert len(networks) == len((metrics.get("ensemble") or {}).get("members") or [model])
+    assert all(network.count_params() == 1_321_953 for network in networks)  # each the published network
+    assert (WEIGHTS / "pneumonia.keras").stat().st_size < 6_000_000 * len(networks)  # no optimizer state
     history = json.loads((WEIGHTS / "history.json").read_text())
-    assert 1 <= history["best_epoch"] <= len(history["epochs"]) == metrics["epochs_run"]
+    runs = history.get("members") or [history]
+    assert len(runs) == len(networks)
+    for run in runs:
+        assert 1 <= run["best_epoch"] <= len(run["epochs"]) <= metrics["epochs_run"]
     for key in ("threshold", "test", "validation", "seed", "versions", "git_commit", "training_seconds", "calibration"):
         assert key in metrics
     test = metrics["test"]

@@ -90,7 +90,9 @@ def _fmt(m: dict, name: str) -> str:
     return f"{m[name]:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
 
 
-TARGETS = {"auc": 0.970, "accuracy": 0.930, "sensitivity": 0.950, "specificity": 0.880}
+# The targets of the operating-point issue (#24): AUC, sensitivity and specificity, with stretch
+# goals for specificity and accuracy.
+TARGETS = {"auc": "≥ 0.970", "accuracy": "stretch ≥ 0.920", "sensitivity": "≥ 0.950", "specificity": "≥ 0.800 (stretch ≥ 0.850)"}
 ANCHORS = {
     "auc": "Kermany et al. 2018 (Inception v3, ImageNet): 0.968",
     "accuracy": "Kermany et al.: 0.928; original notebook of this architecture: ~0.91; keras.io tutorial: 0.814",
@@ -114,14 +116,27 @@ def train_command(cfg: dict) -> str:
     return " ".join(parts)
 
 
+def _ensemble_training(metrics: dict, cfg: dict) -> str:
+    members = metrics["ensemble"]["members"]
+    command = train_command({**cfg, "fold": "k"})
+    return (
+        f"{len(members)} networks, one per fold k = 0…{len(members) - 1}, each trained on the other folds and validated on its own: "
+        f"`{command} --out RUN` (runs " + ", ".join(f"`{m['run']}`" for m in members) + "). Best epochs by fold AUC: "
+        + ", ".join(f"fold {m['fold']}: {m['best_epoch']} of {m['epochs_run']} (AUC {m['fold_auc']:.4f})" for m in members)
+        + f"; {metrics.get('training_seconds', 0) / 3600:.1f} h of training in all on 2 CPU cores (oneDNN on). "
+    )
+
+
 def model_card(metrics: dict, history: dict | None) -> str:
     test, val = metrics.get("test") or {}, metrics["validation"]
     cfg = metrics.get("config", {})
     cm = test.get("confusion_matrix", {})
+    members = (metrics.get("ensemble") or {}).get("members")
     lines = [
         "# Model card: pneumo pneumonia detector",
         "",
-        f"Weights `weights/pneumonia.keras`; repository at commit `{metrics.get('git_commit', 'unknown')}` when training ended; card written {date.today().isoformat()}.",
+        f"Weights `weights/pneumonia.keras`; repository at commit `{metrics.get('git_commit', 'unknown')}` when "
+        f"{'the members were joined' if members else 'training ended'}; card written {date.today().isoformat()}.",
         "",
         "## Intended use",
         "Education and research demonstration: how a small CNN reads pediatric chest X-rays and where its evidence lies "
@@ -132,7 +147,10 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "The published CNN, unchanged: input 299×299×3 (grayscale, histogram-equalised, repeated), two Conv2D(16), five SeparableConv2D "
         "blocks (32, 64, 128, 256, 128 filters) with BatchNormalization and max-pooling, three dense blocks "
         "(512/128/64, dropout 0.7/0.5/0.3), sigmoid output. 1,321,953 parameters (2,624 non-trainable). "
-        "Output: probability of PNEUMONIA. Heatmap layer: `block5_sepconv2`.",
+        "Output: probability of PNEUMONIA. Heatmap layer: `block5_sepconv2`."
+        + (f" **Shipped as {len(members)} such networks in one `.keras` file** (the fold networks of a {len(members)}-fold "
+           "cross-validation): the probability is the sigmoid of the mean of their logits; the heatmap is the mean of their "
+           "maps, each from its own `block5_sepconv2`." if members else ""),
         "",
         "## Data",
         "Kermany, Zhang, Goldbaum et al., *Identifying Medical Diagnoses and Treatable Diseases by Image-Based Deep "
@@ -141,23 +159,28 @@ def model_card(metrics: dict, history: dict | None) -> str:
         "Center), anterior-posterior chest X-rays, labels NORMAL / PNEUMONIA (bacterial and viral together).",
         "",
         f"- Training: {metrics['data']['train']} images ({metrics['data']['train_pneumonia']} PNEUMONIA / "
-        f"{metrics['data']['train_normal']} NORMAL); validation: {metrics['data']['val']} images, "
-        + (f"fold {cfg['fold']} of a {cfg['folds']}-fold cross-validation split" if cfg.get("folds") else f"a {cfg.get('val_fraction', 0.1):.0%} split")
-        + " of the training folder **grouped by patient** and stratified by class "
-        f"(split seed {split_seed_of(cfg)}; training seed {metrics.get('seed')}).",
+        f"{metrics['data']['train_normal']} NORMAL); validation: "
+        + (f"the out-of-fold scores of the same {metrics['data']['val']} images, each scored by the member that did not train on "
+           f"it; the {cfg['folds']} folds are **grouped by patient** and stratified by class" if members else
+           f"{metrics['data']['val']} images, "
+           + (f"fold {cfg['fold']} of a {cfg['folds']}-fold cross-validation split" if cfg.get("folds") else f"a {cfg.get('val_fraction', 0.1):.0%} split")
+           + " of the training folder **grouped by patient** and stratified by class")
+        + f" (split seed {split_seed_of(cfg)}; training seed {metrics.get('seed')}).",
         f"- Test: the data set's own test folder, {metrics['data']['test']} images, for reporting only: "
         "no epoch, threshold or recipe was chosen on it"
         + (
             " (but the threshold rule was adopted after earlier runs' test results had been seen, so these "
             "numbers are not an unbiased estimate: `docs/TRAINING.md`)."
             if metrics.get("threshold_rule") == THRESHOLD_RULE
-            else "."
+            else " (but the cross-validation rule was written after earlier models' test results had been seen: "
+            "`docs/TRAINING.md`)." if members else "."
         ),
         "- Two resolutions in the data: all test images and most training images are 224 px squashed copies; "
         "the rest of the training images are originals (short side 320 px here).",
         "",
         "## Training",
-        f"`{train_command(cfg)}` "
+        (_ensemble_training(metrics, cfg) + "Each: " if members else f"`{train_command(cfg)}` ")
+        + 
         f"({'AdamW, weight decay ' + format(cfg['weight_decay'], 'g') + ' on every variable' if cfg.get('weight_decay') else 'Adam'}, "
         f"{cfg.get('warmup_epochs')} warm-up epoch then cosine decay to {cfg.get('min_lr_ratio')}×, balanced "
         "class weights, output bias log(#PNEUMONIA/#NORMAL), augmentation: "
@@ -171,13 +194,16 @@ def model_card(metrics: dict, history: dict | None) -> str:
             if cfg.get("distill")
             else ""
         )
-        + "). Best epoch by validation AUC: "
-        f"**{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; {metrics.get('training_seconds', 0) / 60:.0f} min "
-        "on 2 CPU cores (oneDNN on). Details and other runs: `docs/TRAINING.md`.",
+        + ")."
+        + ("" if members else f" Best epoch by validation AUC: **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; "
+           f"{metrics.get('training_seconds', 0) / 60:.0f} min on 2 CPU cores (oneDNN on).")
+        + " Details and other runs: `docs/TRAINING.md`.",
         "",
         "## Decision threshold",
         f"**{metrics['threshold']:.4f}**, {metrics['threshold_rule']}."
-,
+        + (" Candidates: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["threshold_candidates"].items())
+           + f" (the lowest, {metrics['threshold_binding']}, binds). The same rule on each fold alone: "
+           + ", ".join(f"{m['fold_threshold']:.4f}" for m in members) + "." if members else ""),
         "",
     ]
     if test:
@@ -188,7 +214,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
             "|---|---|---|---|",
         ]
         for name in ("auc", "accuracy", "sensitivity", "specificity"):
-            lines.append(f"| {name} | {_fmt(test, name)} | ≥ {TARGETS[name]:.3f} | {ANCHORS[name]} |")
+            lines.append(f"| {name} | {_fmt(test, name)} | {TARGETS[name]} | {ANCHORS[name]} |")
         lines += [
             f"| precision | {_fmt(test, 'precision')} | | |",
             f"| F1 | {_fmt(test, 'f1')} | | |",
@@ -212,7 +238,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
             "",
         ]
     lines += [
-        "## Validation, by resolution",
+        "## Validation" + (" (out-of-fold), by resolution and series" if members else ", by resolution"),
         "",
         "| images | n | AUC | accuracy | sensitivity | specificity |",
         "|---|---|---|---|---|---|",
@@ -221,6 +247,10 @@ def model_card(metrics: dict, history: dict | None) -> str:
     for name, m in metrics.get("validation_by_resolution", {}).items():
         label = "224 px copies" if name.startswith("224") else "originals"
         lines.append(f"| {label} | {m['counts']['total']} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['sensitivity']:.3f} | {m['specificity']:.3f} |")
+    for name, m in metrics.get("validation_by_series", {}).items():
+        kind = "sensitivity" if "sensitivity" in m else "specificity"
+        value = f"{m[kind]:.3f} ({m[kind + '_ci95'][0]:.3f}–{m[kind + '_ci95'][1]:.3f})"
+        lines.append(f"| series `{name}` | {m['images']} | | | " + (f"{value} | |" if kind == "sensitivity" else f"| {value} |"))
     shift = metrics.get("validation_shift")
     if shift:
         lines += [

@@ -15,6 +15,12 @@ def curves_section(bundle: Bundle) -> None:
     if not history:
         st.info("No weights/history.json yet: train with `python train.py`.")
         return
-    best = history.get("best_epoch")
-    st.markdown(f"Training history of the shipped model: {len(history['epochs'])} epochs, best epoch **{best}** by validation AUC (red line).")
+    if "members" in history:  # an ensemble: one run per member, each validated on its own fold
+        members = history["members"]
+        st.markdown(f"The shipped model is **{len(members)} networks**, one per cross-validation fold, each trained on the other "
+                    "folds and validated on its own. Best epoch by validation AUC (dots): "
+                    + ", ".join(f"fold {m['fold']}: {m['best_epoch']} of {len(m['epochs'])}" for m in members) + ".")
+    else:
+        st.markdown(f"Training history of the shipped model: {len(history['epochs'])} epochs, best epoch "
+                    f"**{history.get('best_epoch')}** by validation AUC (red line).")
     st.image(resources.figure_png("curves", json.dumps(history)), width="stretch")

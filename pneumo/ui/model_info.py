@@ -22,7 +22,8 @@ def model_section(bundle: Bundle) -> None:
     ci = test.get("ci95", {})
     st.markdown(
         f"Test split: {test['counts']['total']} X-rays ({test['counts']['normal']} NORMAL / {test['counts']['pneumonia']} PNEUMONIA), "
-        f"evaluated once at the threshold **{bundle.threshold:.3f}** chosen on the validation split."
+        f"evaluated once at the threshold **{bundle.threshold:.3f}** chosen on {bundle.threshold_source}"
+        + (f"; the model is {bundle.networks} networks, one per cross-validation fold, their logits averaged." if bundle.networks > 1 else ".")
     )
     rows = [
         {"metric": name, "value": round(test[name], 4), "95% CI": f"{ci[name][0]:.3f} – {ci[name][1]:.3f}" if name in ci else ""}
