@@ -63,12 +63,12 @@ def colourfulness(image: Image.Image) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-def thumbnails(gray299: np.ndarray) -> np.ndarray:
-    """uint8 (N, 299, 299) -> standardised float (N, THUMB*THUMB)."""
+def thumbnails(gray299: np.ndarray, side: int = THUMB) -> np.ndarray:
+    """uint8 (N, 299, 299) -> standardised float (N, side*side): box-downscaled, each to mean 0, std 1."""
     gray299 = np.asarray(gray299)
     if gray299.ndim == 2:
         gray299 = gray299[np.newaxis]
-    small = np.stack([np.asarray(Image.fromarray(g).resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.float64) for g in gray299])
+    small = np.stack([np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), dtype=np.float64) for g in gray299])
     flat = small.reshape(len(small), -1)
     flat = flat - flat.mean(axis=1, keepdims=True)
     return flat / np.maximum(flat.std(axis=1, keepdims=True), 1e-6)

@@ -97,3 +97,29 @@ def test_the_cli_gives_a_machine_readable_warning_kind(tmp_path, untrained_model
     assert all(rows[name]["probability"] is not None for name in rows)  # predicted all the same, with the warning beside
     header = (tmp_path / "out.csv").read_text().splitlines()[0]
     assert header == "file,probability,label,reading,error,warning_kind,warning"
+
+
+def test_the_adult_score_folds_components_and_regression_into_one_linear_map():
+    """pneumo.training.adultscore: the numpy map equals scikit-learn's pipeline, and cross-fitting
+    scores every image from a fit that left its fold out."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from pneumo.training.adultscore import cross_fit, fit, source_weights
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 64))
+    y = (x[:, :3].sum(axis=1) + rng.normal(0, 0.5, 300) > 0).astype(int)
+    pipeline = make_pipeline(PCA(n_components=8, random_state=42), StandardScaler(),
+                             LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000)).fit(x, y)
+    np.testing.assert_allclose(fit(x, y, 8, side=8).linear(x), pipeline.decision_function(x), atol=1e-8)
+    folds = np.arange(300) % 5
+    crossed = cross_fit(x, y, folds, 8, side=8)
+    for k in range(5):
+        held = folds == k
+        np.testing.assert_allclose(crossed[held], fit(x[~held], y[~held], 8, side=8).linear(x[held]), atol=1e-10)
+    assert not np.allclose(crossed, fit(x, y, 8, side=8).linear(x))  # not the in-sample scores
+    weights = source_weights(np.array(["pediatric"] * 4 + ["NIH"] * 9 + ["Hannover"] * 1))
+    assert weights[:4].tolist() == [1] * 4 and weights[4:13].sum() == pytest.approx(weights[13:].sum()) == pytest.approx(5.0)
