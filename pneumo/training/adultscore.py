@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.guard import thumbnails
-from pneumo.training.data import DEFAULT_ADULT_DIR, DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, list_adult, list_split, load_images, patient_folds
+from pneumo.training.data import (DEFAULT_ADULT_DIR, DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, adult_folds, list_adult, list_split,
+                                  load_images, patient_folds)
 
 # name: (thumbnail side, components, adult weight split equally between the sources). Campaign img1
 # tried A-C, img2 D-F (docs/POPULATION.md).
@@ -65,16 +66,6 @@ def fit(features: np.ndarray, labels: np.ndarray, components: int, side: int, we
     return AdultScore(side, weights, bias)
 
 
-def adult_folds(samples) -> np.ndarray:
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    folds = np.full(len(samples), -1)
-    splitter = StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
-    for k, (_, held) in enumerate(splitter.split(np.zeros(len(samples)), [s.source for s in samples], [s.group for s in samples])):
-        folds[held] = k
-    return folds
-
-
 def source_weights(source: np.ndarray) -> np.ndarray:
     """Sample weights giving each adult source half of the adult class (the pediatric ones stay 1;
     the class weight balances the classes on top)."""
@@ -103,7 +94,7 @@ def run(data_dir: Path, adult_dir: Path, cache_dir: str | None, candidates: dict
     gray_ped, _ = load_images(pediatric, cache_dir, progress=False)
     gray_adult, _ = load_images(adults, cache_dir, progress=False)
     labels = np.r_[np.zeros(len(pediatric), int), np.ones(len(adults), int)]
-    folds = np.r_[patient_folds(pediatric, FOLDS, SEED), adult_folds(adults)]
+    folds = np.r_[patient_folds(pediatric, FOLDS, SEED), adult_folds(adults, FOLDS, SEED)]
     source = np.array(["pediatric"] * len(pediatric) + [s.source for s in adults])
     report = {}
     for name, (side, components, balanced_sources) in candidates.items():

@@ -179,6 +179,18 @@ def list_adult(adult_dir: str | Path = DEFAULT_ADULT_DIR) -> list[AdultSample]:
     return sorted(samples, key=lambda s: str(s.path))
 
 
+def adult_folds(samples: list[AdultSample], n_folds: int = 5, seed: int = 42) -> np.ndarray:
+    """The fold of each adult X-ray: grouped by patient (Hannover's patient column; each NIH file its
+    own) and stratified by source, scikit-learn's StratifiedGroupKFold shuffled with `seed`."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    folds = np.full(len(samples), -1, dtype=np.int32)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(samples)), [s.source for s in samples], [s.group for s in samples])):
+        folds[held_out] = fold
+    return folds
+
+
 def optional_test_split(data_dir: str | Path) -> list[Sample]:
     """DATA_DIR/test's samples, or none when the data set has no test folder (it is optional:
     only reports use it)."""
