@@ -18,7 +18,7 @@ def curves_section(bundle: Bundle) -> None:
     if "members" in history:  # an ensemble: one run per member, each validated on its own fold
         members = history["members"]
         st.markdown(f"The shipped model is **{len(members)} networks**, one per cross-validation fold, each trained on the other "
-                    "folds and validated on its own. Best epoch by validation AUC (dots): "
+                    "folds and validated on its own; best epoch by validation AUC (dots): "
                     + ", ".join(f"fold {m['fold']}: {m['best_epoch']} of {len(m['epochs'])}" for m in members) + ".")
     else:
         st.markdown(f"Training history of the shipped model: {len(history['epochs'])} epochs, best epoch "
