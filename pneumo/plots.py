@@ -55,7 +55,7 @@ def training_curves(history: dict) -> Figure:
     return fig
 
 
-MEMBER_PANELS = (("Loss", "loss"), ("Accuracy", "accuracy"), ("Recall (sensitivity)", "recall"), ("ROC AUC", "auc"))
+MEMBER_PANELS = (("Loss", "loss"), ("Accuracy", "accuracy"), ("Recall at 0.5 (sensitivity)", "recall"), ("ROC AUC", "auc"))
 
 
 def _member_curves(members: list[dict]) -> Figure:
