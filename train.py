@@ -82,7 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42, help="random seed for shuffling, augmentation, init, and the split unless --split-seed is given (default: %(default)s)")
     p.add_argument("--split-seed", type=int, default=None, help="seed of the patient-grouped validation split, to retrain with "
                    "another --seed on the same split (default: --seed)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of train patients held out for validation; 0: train on all "
+                   "of train/ with no validation, keep the last epoch and choose no threshold (ship it with pneumo.training.release "
+                   "--network, which carries a cross-validated threshold over) (default: %(default)s)")
     p.add_argument("--folds", type=int, default=0, help="cross-validation: split DATA_DIR/train into this many patient-grouped, "
                    "class-stratified folds (seed: --split-seed, else --seed) and hold out --fold; 0 = off (default: %(default)s)")
     p.add_argument("--fold", type=int, default=None, help="the fold held out for validation, 0 .. --folds - 1 (with --folds)")
@@ -207,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train_samples, val_samples = run_split(cfg["data_dir"], cfg)
         # A fold model is judged on its fold; the test split is read once, for what ships (docs/TRAINING.md).
-        test_samples = [] if cfg.get("folds") else optional_test_split(cfg["data_dir"])
+        # A run without validation has no threshold to report the test split at: release reads it.
+        test_samples = [] if cfg.get("folds") or not run_split_validates(cfg) else optional_test_split(cfg["data_dir"])
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -222,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache_dir or None
     t_cache = time.time()
     x_train, size_train = load_images(train_samples, cache_dir)
-    x_val, size_val = load_images(val_samples, cache_dir)
+    validates = bool(val_samples)
+    x_val, size_val = load_images(val_samples, cache_dir) if validates else (np.empty((0, 299, 299), np.uint8), np.empty((0, 2), np.int32))
     print(f"images ready in {time.time() - t_cache:.1f} s")
     sharp_train, sharp_val = is_sharp(size_train), is_sharp(size_val)
     targets_train = None
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
     augmentation = None if cfg["no_augment"] else Augmentation.from_config(cfg)
-    val_ds = make_dataset(x_val, y_val, cfg["batch_size"])
+    val_ds = make_dataset(x_val, y_val, cfg["batch_size"]) if validates else None
     # With a strategy, validation runs on a copy of the network outside it: Keras's metrics under
     # MultiWorkerMirroredStrategy average the replicas' own AUCs, which is not the AUC of the split.
     evaluator = None if strategy is None else new_model(cfg, n_pos, n_neg)
@@ -332,13 +336,15 @@ def main(argv: list[str] | None = None) -> int:
         record = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in fit.history.items()}}
         # Validated (and kept, if best): the weights, or with --ema their average; training goes on from the raw ones.
         with contextlib.nullcontext() if ema is None else ema.swapped_in(model):
-            if evaluator is None:
+            if not validates:  # all of train/: the last epoch is the one kept
+                scores = {}
+            elif evaluator is None:
                 scores = model.evaluate(val_ds, return_dict=True, verbose=0)
             else:  # the same weights, scored on this worker alone: every worker takes the same decisions
                 evaluator.set_weights(model.get_weights())
                 scores = evaluator.evaluate(val_ds, return_dict=True, verbose=0)
             record.update({f"val_{k}": float(v) for k, v in scores.items()})
-            improved = record["val_auc"] > state["best_val_auc"]
+            improved = record["val_auc"] > state["best_val_auc"] if validates else True
             if improved and chief:
                 model.save_weights(best_weights_file)
         seconds = time.time() - t0
@@ -346,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         state["history"].append(record)
         state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
         if improved:
-            state["best_epoch"], state["best_val_auc"] = epoch + 1, record["val_auc"]
+            state["best_epoch"], state["best_val_auc"] = epoch + 1, record.get("val_auc", -1.0)
         if chief:
             model.save(ckpt_dir / "last.tmp.keras")
             os.replace(ckpt_dir / "last.tmp.keras", last_model_file)
@@ -354,13 +360,15 @@ def main(argv: list[str] | None = None) -> int:
                 ema.save(ema_file)
             write_json(state_file, state)
         print(
-            f"epoch {epoch + 1}/{cfg['epochs']}: val AUC {record['val_auc']:.4f}{' (best)' if improved else ''}, "
-            f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); "
+            f"epoch {epoch + 1}/{cfg['epochs']}: "
+            + (f"val AUC {record['val_auc']:.4f}{' (best)' if improved else ''}, " if validates else "no validation (all of train/), ")
+            + 
+f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); "
             + ("checkpoint saved" if chief else "no checkpoint (not the chief)")
             + ("" if strategy is None else f"; weights {weights_digest(model)}"),  # equal on every worker
             flush=True,
         )
-        if epoch + 1 - state["best_epoch"] >= cfg["patience"]:
+        if validates and epoch + 1 - state["best_epoch"] >= cfg["patience"]:
             print(f"early stop: no better val AUC for {cfg['patience']} epochs")
             break
 
@@ -374,7 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     best = build_model()
     best.set_weights(model.get_weights())
     best.save(out / MODEL_FILE)
-    write_json(out / HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc", "epochs": state["history"]})
+    write_json(out / HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc" if validates else "last epoch",
+                                    "epochs": state["history"]})
+    if not validates:
+        return finish_without_validation(out, cfg, state, n_pos, n_neg, state_file)
 
     # Threshold chosen on validation; the test split is predicted once, here, for reporting only.
     from pneumo.training.shift import SHIFT_SCORE, THRESHOLD_RULE, shift_predictions, shift_scores
@@ -386,25 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     if test_samples:
         x_test, _ = load_images(test_samples, cache_dir)
         y_test, p_test = labels_of(test_samples), predict_gray(best, x_test)
-    import tensorflow as tf
-
     metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test, threshold, THRESHOLD_RULE, validation_shift=shift)
-    metrics.update({
-        "best_epoch": state["best_epoch"],
-        "epochs_run": state["epoch"],
-        "training_seconds": round(state["train_seconds"], 1),
-        "data": {"train": len(y_train), "train_pneumonia": n_pos, "train_normal": n_neg, "val": len(y_val), "test": len(test_samples)},
-        "seed": cfg["seed"],
-        "config": cfg,
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "oneDNN": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
-        },
-        "git_commit": git_commit(),
-    })
+    metrics.update(run_facts(cfg, state, n_pos, n_neg, len(y_val), len(test_samples)))
     if strategy is not None:
         metrics["distribution"] = {"strategy": args.strategy, "replicas": strategy.num_replicas_in_sync, "workers": workers(strategy)}
     write_report(out, metrics, y_test, p_test)
@@ -420,6 +414,45 @@ def main(argv: list[str] | None = None) -> int:
     if metrics["test"]:
         print("test metrics are in metrics.json and the model card: read them for the run you ship, compare runs on validation")
     print(f"wrote {out / MODEL_FILE}, {out / HISTORY_FILE}, {out / METRICS_FILE}, {out / 'MODEL_CARD.md'}")
+    return 0
+
+
+def run_facts(cfg: dict, state: dict, n_pos: int, n_neg: int, n_val: int, n_test: int) -> dict:
+    """What metrics.json records about the run itself."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "training_seconds": round(state["train_seconds"], 1),
+        "data": {"train": n_pos + n_neg, "train_pneumonia": n_pos, "train_normal": n_neg, "val": n_val, "test": n_test},
+        "seed": cfg["seed"],
+        "config": cfg,
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "oneDNN": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        },
+        "git_commit": git_commit(),
+    }
+
+
+def run_split_validates(cfg: dict) -> bool:
+    return bool(cfg.get("folds")) or cfg.get("val_fraction") != 0
+
+
+def finish_without_validation(out: Path, cfg: dict, state: dict, n_pos: int, n_neg: int, state_file: Path) -> int:
+    """A run on all of train/: the model and its history, and a metrics.json with the run's facts but
+    no threshold, no validation and no test numbers (pneumo.training.release adds them)."""
+    write_json(out / METRICS_FILE, run_facts(cfg, state, n_pos, n_neg, 0, 0))
+    state["finished"] = True
+    write_json(state_file, state)
+    print(f"last epoch {state['epoch']} kept (no validation split); no threshold chosen: ship it with "
+          f"`python -m pneumo.training.release FOLD_RUNS... --network {out} --out weights`")
+    print(f"wrote {out / MODEL_FILE}, {out / HISTORY_FILE}, {out / METRICS_FILE}")
     return 0
 
 

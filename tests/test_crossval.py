@@ -108,3 +108,44 @@ def test_release_ships_the_folds_as_one_bundle_at_the_rules_threshold(tmp_path):
     card = (out / "MODEL_CARD.md").read_text()
     assert "2 such networks" in card and "out-of-fold" in card and "fold 1: 2 of 2 (AUC 0.9100)" in card
     assert (out / "roc.png").is_file()
+
+
+def test_release_ships_one_all_data_network_at_the_folds_threshold(tmp_path):
+    """release --network: the network of a run on all of train/ (train.py --val-fraction 0), at the
+    threshold the folds' out-of-fold scores set, its own curves; a run that held images out is refused."""
+    import json
+
+    from pneumo.bundle import read_bundle
+    from pneumo.inference import load_model
+    from pneumo.model import build_model, ensemble_members
+    from pneumo.training.crossval import combine
+    from pneumo.training.data import list_split, patient_folds
+    from pneumo.training.release import main
+
+    from conftest import TINY_DATA
+
+    samples = list_split(TINY_DATA, "train")
+    folds = patient_folds(samples, 2, seed=0)
+    runs = [tmp_path / f"f{k}" for k in (0, 1)]
+    for k, run in enumerate(runs):
+        _fold_run(run, samples, folds, k, np.random.default_rng(k))
+    network = tmp_path / "all"
+    network.mkdir()
+    build_model(output_bias=0.5).save(network / "pneumonia.keras")
+    config = {"data_dir": str(TINY_DATA), "epochs": 2, "batch_size": 4, "seed": 1, "val_fraction": 0, "folds": 0}
+    facts = {"best_epoch": 2, "epochs_run": 2, "training_seconds": 90.0, "seed": 1, "config": config, "versions": {}, "git_commit": "abc",
+             "data": {"train": len(samples), "train_pneumonia": 6, "train_normal": 6, "val": 0, "test": 0}}
+    (network / "metrics.json").write_text(json.dumps(facts))
+    (network / "history.json").write_text(json.dumps({"best_epoch": 2, "monitor": "last epoch", "epochs": [{"epoch": 1}, {"epoch": 2}]}))
+    out = tmp_path / "weights"
+    assert main([*map(str, runs), "--network", str(runs[0]), "--out", str(out)]) == 2 and not out.exists()  # a fold run: refused
+    assert main([*map(str, runs), "--network", str(network), "--out", str(out), "--bootstrap", "50", "--cache-dir", ""]) == 0
+
+    shipped = read_bundle(out / "pneumonia.keras")
+    assert shipped.networks == 1 and not ensemble_members(load_model(out / "pneumonia.keras"))
+    assert shipped.threshold == oof_threshold(combine(runs))["threshold"] and "carried over" in shipped.threshold_source
+    assert shipped.config["val_fraction"] == 0 and shipped.metrics["best_epoch"] == 2 and shipped.history["monitor"] == "last epoch"
+    assert [m["fold"] for m in shipped.metrics["carried_threshold"]["folds"]] == [0, 1]
+    assert shipped.test["counts"]["total"] == len(list_split(TINY_DATA, "test"))
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Carried over unchanged" in card and "none of its own" in card and "The last epoch kept" in card

@@ -192,3 +192,18 @@ def test_cross_validation_folds_write_out_of_fold_scores_that_combine(tmp_path):
     assert len(ensemble_members(joined)) == 2 and joined.count_params() == 2 * 1_321_953
     bad = _train("--epochs", "1", "--folds", "2", out=tmp_path / "bad", cache=cache)
     assert bad.returncode == 2 and "needs --fold" in bad.stderr
+
+
+def test_a_run_on_all_of_train_keeps_the_last_epoch_and_chooses_no_threshold(tmp_path):
+    """--val-fraction 0 (campaign cv5's run 7): every training X-ray trains, nothing validates, the last
+    epoch is the model, and neither a threshold nor test numbers are written (release adds them)."""
+    out = tmp_path / "run"
+    result = _train("--epochs", "2", "--val-fraction", "0", out=out, cache=tmp_path / "cache")  # the later flag wins
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no validation (all of train/)" in result.stdout and "pneumo.training.release" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "threshold" not in metrics and "test" not in metrics and metrics["data"]["train"] == 12 and metrics["data"]["val"] == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["best_epoch"] == 2 and history["monitor"] == "last epoch"
+    assert not any(key.startswith("val_") for key in history["epochs"][-1])
+    assert not (out / "MODEL_CARD.md").exists()

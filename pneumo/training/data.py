@@ -209,6 +209,8 @@ def run_split(data_dir: str | Path, cfg: dict) -> tuple[list[Sample], list[Sampl
     cross-validation run (--folds K --fold k) holds out fold k of DATA_DIR/train."""
     if cfg.get("folds"):
         return fold_split(list_split(data_dir, "train"), cfg["folds"], cfg["fold"], split_seed_of(cfg))
+    if cfg.get("val_fraction") == 0:  # all of train/, no validation (train.py --val-fraction 0)
+        return list_split(data_dir, "train"), []
     return train_val_split(data_dir, cfg["val_fraction"], split_seed_of(cfg))
 
 

@@ -131,7 +131,8 @@ def model_card(metrics: dict, history: dict | None) -> str:
     test, val = metrics.get("test") or {}, metrics["validation"]
     cfg = metrics.get("config", {})
     cm = test.get("confusion_matrix", {})
-    members = (metrics.get("ensemble") or {}).get("members")
+    members = (metrics.get("ensemble") or {}).get("members")  # the fold networks, shipped joined
+    folds = members or (metrics.get("carried_threshold") or {}).get("folds")  # or only their threshold, carried over
     lines = [
         "# Model card: pneumo pneumonia detector",
         "",
@@ -162,6 +163,9 @@ def model_card(metrics: dict, history: dict | None) -> str:
         f"{metrics['data']['train_normal']} NORMAL); validation: "
         + (f"the out-of-fold scores of the same {metrics['data']['val']} images, each scored by the member that did not train on "
            f"it; the {cfg['folds']} folds are **grouped by patient** and stratified by class" if members else
+           f"none of its own (it trained on all of them); the threshold and the validation numbers below are the out-of-fold "
+           f"scores of {len(folds)} fold networks trained with the same recipe, each image scored by the one that did not train on "
+           f"it; the folds are **grouped by patient** and stratified by class" if folds else
            f"{metrics['data']['val']} images, "
            + (f"fold {cfg['fold']} of a {cfg['folds']}-fold cross-validation split" if cfg.get("folds") else f"a {cfg.get('val_fraction', 0.1):.0%} split")
            + " of the training folder **grouped by patient** and stratified by class")
@@ -173,7 +177,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
             "numbers are not an unbiased estimate: `docs/TRAINING.md`)."
             if metrics.get("threshold_rule") == THRESHOLD_RULE
             else " (but the cross-validation rule was written after earlier models' test results had been seen: "
-            "`docs/TRAINING.md`)." if members else "."
+            "`docs/TRAINING.md`)." if folds else "."
         ),
         "- Two resolutions in the data: all test images and most training images are 224 px squashed copies; "
         "the rest of the training images are originals (short side 320 px here).",
@@ -195,15 +199,19 @@ def model_card(metrics: dict, history: dict | None) -> str:
             else ""
         )
         + ")."
-        + ("" if members else f" Best epoch by validation AUC: **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; "
-           f"{metrics.get('training_seconds', 0) / 60:.0f} min on 2 CPU cores (oneDNN on).")
+        + ("" if members else (f" The last epoch kept (no validation split): **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')}; "
+                               if folds else f" Best epoch by validation AUC: **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; ")
+           + f"{metrics.get('training_seconds', 0) / 60:.0f} min on 2 CPU cores (oneDNN on).")
         + " Details and other runs: `docs/TRAINING.md`.",
         "",
         "## Decision threshold",
         f"**{metrics['threshold']:.4f}**, {metrics['threshold_rule']}."
         + (" Candidates: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["threshold_candidates"].items())
            + f" (the lowest, {metrics['threshold_binding']}, binds). The same rule on each fold alone: "
-           + ", ".join(f"{m['fold_threshold']:.4f}" for m in members) + "." if members else ""),
+           + ", ".join(f"{m['fold_threshold']:.4f}" for m in folds) + "."
+           + ("" if members else " Carried over unchanged to this network, trained on all of those images with the same recipe, seed "
+              "and epochs (so the same score scale is assumed); the spread of the folds' own thresholds is its uncertainty.")
+           if folds else ""),
         "",
     ]
     if test:
@@ -238,7 +246,7 @@ def model_card(metrics: dict, history: dict | None) -> str:
             "",
         ]
     lines += [
-        "## Validation" + (" (out-of-fold), by resolution and series" if members else ", by resolution"),
+        "## Validation" + (" (out-of-fold), by resolution and series" if folds else ", by resolution"),
         "",
         "| images | n | AUC | accuracy | sensitivity | specificity |",
         "|---|---|---|---|---|---|",
