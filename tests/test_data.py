@@ -124,3 +124,27 @@ def test_folds_and_series_on_tiny_data():
         fold_split(samples, 2, 2, seed=0)
     assert [series_of(n) for n in ("NORMAL2-IM-1345-0001.jpeg", "IM-0115-0001.jpeg", "person1_bacteria_1.jpeg", "person3_virus_9.jpeg")] == [
         "NORMAL2", "IM", "bacteria", "virus"]
+
+
+def test_two_workers_filling_one_cache_at_once_both_succeed(tmp_path, monkeypatch):
+    """The workers of a multi-worker run share the decoded-image cache and decode at the same moment:
+    each writes its own partial file, so neither renames the other's away (which killed one worker
+    and left the other waiting for it)."""
+    from pneumo.training import data
+    from pneumo.training.data import list_split, load_images
+
+    samples = list_split(TINY_DATA, "train")
+    pids = iter([1001, 1002])
+    monkeypatch.setattr(data.os, "getpid", lambda: next(pids))
+    real_savez, others = np.savez, []
+
+    def savez(path, **arrays):  # while this worker writes, the other one finishes
+        real_savez(path, **arrays)
+        if not others:
+            others.append(None)
+            others[0] = load_images(samples, tmp_path, workers=1, progress=False)
+
+    monkeypatch.setattr(np, "savez", savez)
+    images, sizes = load_images(samples, tmp_path, workers=1, progress=False)
+    np.testing.assert_array_equal(images, others[0][0])
+    assert [p.name for p in tmp_path.iterdir()] == [next(tmp_path.glob("images-*.npz")).name]  # one cache file, no partial left

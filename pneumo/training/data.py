@@ -274,7 +274,8 @@ def load_images(
             executor.shutdown(cancel_futures=True)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(".partial.npz")
+        # One partial file per process: workers of a multi-worker run share the cache and decode at once.
+        partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")
         np.savez(partial, images=images, sizes=sizes)  # uncompressed: loads in a second
         partial.replace(cache_file)
     return images, sizes
