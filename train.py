@@ -23,7 +23,6 @@ import math
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from pneumo.bundle import HISTORY_FILE, METRICS_FILE, MODEL_FILE, REPO_ROOT  # noqa: E402
 from pneumo.training.crossval import OOF_FILE, write_out_of_fold  # noqa: E402
-from pneumo.training.report import evaluation, write_json, write_report  # noqa: E402
+from pneumo.training.report import evaluation, git_commit, write_json, write_report  # noqa: E402
 from pneumo.training.distribute import STRATEGIES  # noqa: E402
 from pneumo.training.data import (  # noqa: E402
     DEFAULT_CACHE_DIR,
@@ -165,15 +164,6 @@ def weights_digest(model) -> str:
     import hashlib
 
     return hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights())).hexdigest()[:16]
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

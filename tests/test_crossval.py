@@ -69,6 +69,20 @@ def _fold_run(run, samples, folds, k, rng):
     write_out_of_fold(run / "oof.csv", held, np.array([(224, 224)] * len(held)), prob, k)
 
 
+def _fold_runs(tmp_path):
+    """Two finished fold runs over the tiny training folder: (its samples, the run folders)."""
+    from pneumo.training.data import list_split, patient_folds
+
+    from conftest import TINY_DATA
+
+    samples = list_split(TINY_DATA, "train")
+    folds = patient_folds(samples, 2, seed=0)
+    runs = [tmp_path / f"f{k}" for k in (0, 1)]
+    for k, run in enumerate(runs):
+        _fold_run(run, samples, folds, k, np.random.default_rng(k))
+    return samples, runs
+
+
 def test_release_ships_the_folds_as_one_bundle_at_the_rules_threshold(tmp_path):
     """pneumo.training.release: one .keras model of the fold networks, the threshold by the rule on the
     joined out-of-fold scores, those scores as the validation numbers, the test split at that threshold,
@@ -80,16 +94,12 @@ def test_release_ships_the_folds_as_one_bundle_at_the_rules_threshold(tmp_path):
     from pneumo.model import ensemble_members
     from pneumo.plots import training_curves
     from pneumo.training.crossval import combine
-    from pneumo.training.data import list_split, patient_folds
+    from pneumo.training.data import list_split
     from pneumo.training.release import main
 
     from conftest import TINY_DATA
 
-    samples = list_split(TINY_DATA, "train")
-    folds = patient_folds(samples, 2, seed=0)
-    runs = [tmp_path / f"f{k}" for k in (0, 1)]
-    for k, run in enumerate(runs):
-        _fold_run(run, samples, folds, k, np.random.default_rng(k))
+    samples, runs = _fold_runs(tmp_path)
     out = tmp_path / "weights"
     assert main([str(runs[0]), "--out", str(out)]) == 2 and not out.exists()  # one fold of two: refused, nothing written
     assert main([*map(str, runs), "--out", str(out), "--bootstrap", "50", "--cache-dir", ""]) == 0
@@ -119,16 +129,12 @@ def test_release_ships_one_all_data_network_at_the_folds_threshold(tmp_path):
     from pneumo.inference import load_model
     from pneumo.model import build_model, ensemble_members
     from pneumo.training.crossval import combine
-    from pneumo.training.data import list_split, patient_folds
+    from pneumo.training.data import list_split
     from pneumo.training.release import main
 
     from conftest import TINY_DATA
 
-    samples = list_split(TINY_DATA, "train")
-    folds = patient_folds(samples, 2, seed=0)
-    runs = [tmp_path / f"f{k}" for k in (0, 1)]
-    for k, run in enumerate(runs):
-        _fold_run(run, samples, folds, k, np.random.default_rng(k))
+    samples, runs = _fold_runs(tmp_path)
     network = tmp_path / "all"
     network.mkdir()
     build_model(output_bias=0.5).save(network / "pneumonia.keras")

@@ -127,6 +127,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     assert f"epoch {done + 1}/4:" in resumed.stdout and "epoch 1/4:" not in resumed.stdout
     history = _check_outputs(out, epochs=4)
     assert history["epochs"][:done] == state["history"]  # the epochs before the interruption are kept
+    from pneumo.training import objectives  # noqa: F401 (registers the loss the checkpoint names; run alone, nothing else has)
+
     optimizer = keras.saving.load_model(out / "checkpoint" / "last.keras").optimizer
     assert type(optimizer).__name__ == "AdamW" and optimizer.weight_decay == pytest.approx(0.05)  # resumed as it began
 

@@ -88,7 +88,7 @@ def cross_fit(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, compo
     return scores
 
 
-def run(data_dir: Path, adult_dir: Path, cache_dir: str | None, candidates: dict) -> tuple[dict, dict]:
+def run(data_dir: Path, adult_dir: Path, cache_dir: str | None, candidates: dict) -> dict:
     pediatric = list_split(data_dir, "train")
     adults = list_adult(adult_dir)
     gray_ped, _ = load_images(pediatric, cache_dir, progress=False)
@@ -106,7 +106,7 @@ def run(data_dir: Path, adult_dir: Path, cache_dir: str | None, candidates: dict
         report[name] = {"side": side, "components": components, "sources_balanced": balanced_sources, "threshold": threshold,
                         "pediatric_false_alarms": float((s[labels == 0] >= threshold).mean()), "flagged": flagged,
                         "worst_source": min(flagged.values())}
-    return report, {"labels": labels, "source": source}
+    return report
 
 
 def choose(report: dict) -> str:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     args = parser.parse_args(argv)
     try:
-        report, _ = run(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, CAMPAIGNS[args.campaign])
+        report = run(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, CAMPAIGNS[args.campaign])
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -114,14 +114,19 @@ def patient_folds(samples: list[Sample], n_folds: int, seed: int) -> np.ndarray:
     """The fold (0..n_folds-1) of each sample: patient-grouped (no patient in two folds) and
     class-stratified K-fold, scikit-learn's StratifiedGroupKFold shuffled with `seed`.
     Deterministic for a given file list and seed."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
     if n_folds < 2:
         raise ValueError(f"cross-validation needs at least 2 folds, got {n_folds}")
-    labels = labels_of(samples)
-    folds = np.full(len(samples), -1, dtype=np.int32)
+    return grouped_folds(labels_of(samples), [s.patient for s in samples], n_folds, seed)
+
+
+def grouped_folds(strata, groups, n_folds: int, seed: int) -> np.ndarray:
+    """The fold of each item: no group in two folds, strata balanced across them (scikit-learn's
+    StratifiedGroupKFold shuffled with `seed`)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    folds = np.full(len(groups), -1, dtype=np.int32)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(samples)), labels, [s.patient for s in samples])):
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(groups)), strata, groups)):
         folds[held_out] = fold
     return folds
 
@@ -181,14 +186,8 @@ def list_adult(adult_dir: str | Path = DEFAULT_ADULT_DIR) -> list[AdultSample]:
 
 def adult_folds(samples: list[AdultSample], n_folds: int = 5, seed: int = 42) -> np.ndarray:
     """The fold of each adult X-ray: grouped by patient (Hannover's patient column; each NIH file its
-    own) and stratified by source, scikit-learn's StratifiedGroupKFold shuffled with `seed`."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    folds = np.full(len(samples), -1, dtype=np.int32)
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(samples)), [s.source for s in samples], [s.group for s in samples])):
-        folds[held_out] = fold
-    return folds
+    own) and stratified by source."""
+    return grouped_folds([s.source for s in samples], [s.group for s in samples], n_folds, seed)
 
 
 def optional_test_split(data_dir: str | Path) -> list[Sample]:

@@ -20,16 +20,15 @@ epochs and the threshold are fixed before it is read.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import CLASS_NAMES, HISTORY_FILE, MODEL_FILE, REPO_ROOT, read_bundle, read_json
+from pneumo.bundle import CLASS_NAMES, HISTORY_FILE, MODEL_FILE, read_bundle, read_json
 from pneumo.training.crossval import combine, oof_report, oof_threshold
 from pneumo.training.data import DEFAULT_CACHE_DIR, SHARP_MIN_SIDE, labels_of, load_images, optional_test_split
-from pneumo.training.report import evaluation, write_json, write_report
+from pneumo.training.report import evaluation, git_commit, write_json, write_report
 
 CV_RULE = ("the highest threshold at which the lower end of the 95 % Wilson interval of out-of-fold sensitivity stays at or above "
            "0.95 over all {pneumonias:,} training pneumonias and within the bacteria and virus series ({folds}-fold patient-grouped "
@@ -63,13 +62,6 @@ def ensemble_history(runs: list[Path]) -> dict:
         members.append({"fold": int(read_bundle(run / MODEL_FILE).config["fold"]), "best_epoch": history.get("best_epoch"),
                         "epochs": history.get("epochs", [])})
     return {"monitor": "val_auc", "members": members}
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def release(runs: list[Path], out: Path, data_dir: str | None = None, cache_dir: str | None = str(DEFAULT_CACHE_DIR),
@@ -129,7 +121,7 @@ def release(runs: list[Path], out: Path, data_dir: str | None = None, cache_dir:
         "data": {"train": len(rows), "train_pneumonia": pneumonias, "train_normal": len(rows) - pneumonias, "val": len(rows),
                  "test": len(test)},
         "seed": (alone or first).metrics.get("seed"), "config": cfg, "versions": (alone or first).metrics.get("versions"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
     })
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import brier_score_loss, roc_curve
 
-from pneumo.bundle import CARD_FILE, DEFAULT_MODEL, HISTORY_FILE, METRICS_FILE, ROC_FILE, read_bundle, read_json
+from pneumo.bundle import CARD_FILE, DEFAULT_MODEL, HISTORY_FILE, METRICS_FILE, REPO_ROOT, ROC_FILE, read_bundle, read_json
 from pneumo.training.augment import Augmentation
 from pneumo.training.data import DEFAULT_CACHE_DIR, is_sharp, labels_of, load_images, optional_test_split, run_split, split_seed_of
 from pneumo.training.metrics import binary_metrics, metrics_with_intervals
@@ -60,6 +61,16 @@ def evaluation(
             "specificity": [round(float(1 - f), 5) for f in fpr[keep]],
         }
     return out
+
+
+def git_commit() -> str:
+    """The repository's commit, marked -dirty when tracked files differ from it (what metrics.json records)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def write_json(path: Path, obj) -> None:
