@@ -114,12 +114,35 @@ def test_the_adult_score_folds_components_and_regression_into_one_linear_map():
     y = (x[:, :3].sum(axis=1) + rng.normal(0, 0.5, 300) > 0).astype(int)
     pipeline = make_pipeline(PCA(n_components=8, random_state=42), StandardScaler(),
                              LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000)).fit(x, y)
-    np.testing.assert_allclose(fit(x, y, 8, side=8).linear(x), pipeline.decision_function(x), atol=1e-8)
+    np.testing.assert_allclose(fit(x, y, 8, side=8).score(x), pipeline.decision_function(x), atol=1e-8)
     folds = np.arange(300) % 5
     crossed = cross_fit(x, y, folds, 8, side=8)
     for k in range(5):
         held = folds == k
-        np.testing.assert_allclose(crossed[held], fit(x[~held], y[~held], 8, side=8).linear(x[held]), atol=1e-10)
-    assert not np.allclose(crossed, fit(x, y, 8, side=8).linear(x))  # not the in-sample scores
+        np.testing.assert_allclose(crossed[held], fit(x[~held], y[~held], 8, side=8).score(x[held]), atol=1e-10)
+    assert not np.allclose(crossed, fit(x, y, 8, side=8).score(x))  # not the in-sample scores
     weights = source_weights(np.array(["pediatric"] * 4 + ["NIH"] * 9 + ["Hannover"] * 1))
     assert weights[:4].tolist() == [1] * 4 and weights[4:13].sum() == pytest.approx(weights[13:].sum()) == pytest.approx(5.0)
+
+
+def test_the_svm_score_folds_into_numpy_arrays_that_give_scikit_learns_decision(tmp_path):
+    """adultscore.fold_svm: pneumo.population.ImageScore (numpy only, what the app loads) gives the
+    fitted pipeline's decision function on the same thumbnails, also after a save and load."""
+    from pneumo.guard import thumbnails
+    from pneumo.population import ImageScore
+    from pneumo.training.adultscore import fit, fold_svm, repeated_rows
+
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, size=(80, 299, 299), dtype=np.uint8)
+    gray[40:, 100:200] = 255  # the "adults" carry a bright band
+    labels = np.r_[np.zeros(40, int), np.ones(40, int)]
+    features = thumbnails(gray, 16)
+    fitted = fit(features, labels, 8, side=16, model="svm")
+    scorer = fold_svm(fitted, threshold=0.0)
+    np.testing.assert_allclose(scorer.score(gray), fitted.score(features), atol=1e-8)
+    scorer.save(tmp_path / "s.npz", {"campaign": "test"})
+    loaded = ImageScore.load(tmp_path / "s.npz")
+    np.testing.assert_allclose(loaded.score(gray), fitted.score(features), atol=1e-4)  # stored as float32
+    assert [loaded.looks_adult(g) for g in gray[[0, 79]]] == [False, True]
+    rows = repeated_rows(labels[:50], None)  # 40 vs 10: the smaller class repeated up to the larger
+    assert np.bincount(labels[:50][rows]).tolist() == [40, 40]

@@ -1,7 +1,7 @@
 """An image score for adult chest X-rays (campaign img1, docs/POPULATION.md): does a picture without
 a DICOM header look like an adult's X-ray rather than one of the children the model learned from?
 
-    python -m pneumo.training.adultscore [--campaign img1|img2]   # cross-fit a campaign's candidates: a table and a JSON line
+    python -m pneumo.training.adultscore [--campaign img1|img2|img3]   # cross-fit a campaign's candidates: a table and a JSON line
 
 Features do not depend on the classifier: the model's 299x299 grayscale input box-downscaled to a
 thumbnail, standardised (pneumo.guard.thumbnails), principal components, a standardised logistic
@@ -20,16 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumo.bundle import ADULT_SCORE_FILE
 from pneumo.guard import thumbnails
 from pneumo.training.data import (DEFAULT_ADULT_DIR, DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, adult_folds, list_adult, list_split,
                                   load_images, patient_folds)
 
-# name: (thumbnail side, components, adult weight split equally between the sources). Campaign img1
-# tried A-C, img2 D-F (docs/POPULATION.md).
+# name: (thumbnail side, components, adult weight split equally between the sources, model). Campaign
+# img1 tried A-C, img2 D-F (linear), img3 G-I (non-linear) (docs/POPULATION.md).
 CAMPAIGNS = {
-    "img1": {"A": (32, 64, False), "B": (64, 128, False), "C": (64, 256, False)},
-    "img2": {"D": (16, 32, False), "E": (32, 32, False), "F": (32, 64, True)},
+    "img1": {"A": (32, 64, False, "logistic"), "B": (64, 128, False, "logistic"), "C": (64, 256, False, "logistic")},
+    "img2": {"D": (16, 32, False, "logistic"), "E": (32, 32, False, "logistic"), "F": (32, 64, True, "logistic")},
+    "img3": {"G": (32, 64, True, "boosting"), "H": (32, 64, True, "svm"), "I": (32, 64, True, "mlp")},
 }
+MODELS = ("logistic", "boosting", "svm", "mlp")  # simplest first: the choice rule's tie order
 FOLDS, SEED = 5, 42
 PEDIATRIC_QUANTILE = 0.995  # the threshold: 0.5 % of the training X-rays' cross-fitted scores above it
 TARGET_FLAGGED = 0.97
@@ -44,13 +47,80 @@ class AdultScore:
     weights: np.ndarray
     bias: float
 
-    def linear(self, features: np.ndarray) -> np.ndarray:
+    def score(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(features) @ self.weights + self.bias
 
 
-def fit(features: np.ndarray, labels: np.ndarray, components: int, side: int, weights: np.ndarray | None = None) -> AdultScore:
+@dataclass(frozen=True)
+class NonLinearScore:
+    """A scikit-learn pipeline (components, scaling, a non-linear model); score = its decision
+    function, or the log-odds of its probability where it has none."""
+
+    side: int
+    pipeline: object
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        if hasattr(self.pipeline, "decision_function"):
+            return np.asarray(self.pipeline.decision_function(features), dtype=np.float64)
+        p = np.clip(self.pipeline.predict_proba(features)[:, 1], 1e-12, 1 - 1e-12)
+        return np.log(p / (1 - p))
+
+
+def repeated_rows(labels: np.ndarray, weights: np.ndarray | None, seed: int = SEED) -> np.ndarray:
+    """Row indices that make each class (and, with source weights, each source) weigh as a
+    class-balanced weighted fit would, for a model without sample weights: every row once, each class
+    brought to the larger class's count by whole copies plus a seeded draw for the remainder."""
+    rng = np.random.default_rng(seed)
+    w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
+    counts = np.bincount(labels, minlength=2)
+    target = counts.max()
+    rows = []
+    for c in (0, 1):
+        idx = np.flatnonzero(labels == c)
+        share = w[idx] / w[idx].sum() * target  # how many rows each image should count for
+        whole = np.floor(share).astype(int)
+        rows.append(np.repeat(idx, whole))
+        remainder = int(round(target - whole.sum()))
+        if remainder > 0:
+            frac = share - whole
+            rows.append(rng.choice(idx, size=remainder, replace=False, p=frac / frac.sum()))
+    return np.sort(np.concatenate(rows))
+
+
+def fit_nonlinear(features: np.ndarray, labels: np.ndarray, components: int, side: int, model: str,
+                  weights: np.ndarray | None = None) -> NonLinearScore:
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    pca = PCA(n_components=components, random_state=SEED)
+    if model == "boosting":
+        pipeline = make_pipeline(pca, HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, class_weight="balanced",
+                                                                     random_state=SEED))
+        pipeline.fit(features, labels, histgradientboostingclassifier__sample_weight=weights)
+    elif model == "svm":
+        pipeline = make_pipeline(pca, StandardScaler(), SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced"))
+        pipeline.fit(features, labels, svc__sample_weight=weights)
+    elif model == "mlp":
+        rows = repeated_rows(labels, weights)
+        pipeline = make_pipeline(pca, StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=500,
+                                                                      early_stopping=False, random_state=SEED))
+        pipeline.fit(features[rows], labels[rows])
+    else:
+        raise ValueError(f"unknown model {model!r}; one of {MODELS}")
+    return NonLinearScore(side, pipeline)
+
+
+def fit(features: np.ndarray, labels: np.ndarray, components: int, side: int, weights: np.ndarray | None = None,
+        model: str = "logistic") -> AdultScore | NonLinearScore:
     """Principal components then a standardised, class-balanced logistic regression, folded into one
-    linear map of the thumbnail (score = x @ weights + bias), so serving needs numpy only."""
+    linear map of the thumbnail (score = x @ weights + bias), so serving needs numpy only; or, for
+    another model, the fitted scikit-learn pipeline."""
+    if model != "logistic":
+        return fit_nonlinear(features, labels, components, side, model, weights)
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -78,17 +148,22 @@ def source_weights(source: np.ndarray) -> np.ndarray:
 
 
 def cross_fit(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, components: int, side: int,
-              weights: np.ndarray | None = None) -> np.ndarray:
+              weights: np.ndarray | None = None, model: str = "logistic") -> np.ndarray:
     """Each image's score from a model fitted without its fold (its patient)."""
     scores = np.empty(len(labels))
     for k in range(FOLDS):
         held = folds == k
-        fitted = fit(features[~held], labels[~held], components, side, None if weights is None else weights[~held])
-        scores[held] = fitted.linear(features[held])
+        fitted = fit(features[~held], labels[~held], components, side, None if weights is None else weights[~held], model)
+        scores[held] = fitted.score(features[held])
     return scores
 
 
 def run(data_dir: Path, adult_dir: Path, cache_dir: str | None, candidates: dict) -> dict:
+    return cross_fitted(data_dir, adult_dir, cache_dir, candidates)[0]
+
+
+def cross_fitted(data_dir: Path, adult_dir: Path, cache_dir: str | None, candidates: dict) -> tuple[dict, dict]:
+    """(report per candidate, the data and cross-fitted scores behind it)."""
     pediatric = list_split(data_dir, "train")
     adults = list_adult(adult_dir)
     gray_ped, _ = load_images(pediatric, cache_dir, progress=False)
@@ -96,39 +171,109 @@ def run(data_dir: Path, adult_dir: Path, cache_dir: str | None, candidates: dict
     labels = np.r_[np.zeros(len(pediatric), int), np.ones(len(adults), int)]
     folds = np.r_[patient_folds(pediatric, FOLDS, SEED), adult_folds(adults, FOLDS, SEED)]
     source = np.array(["pediatric"] * len(pediatric) + [s.source for s in adults])
-    report = {}
-    for name, (side, components, balanced_sources) in candidates.items():
+    report, scores = {}, {}
+    for name, (side, components, balanced_sources, model) in candidates.items():
         features = np.r_[thumbnails(gray_ped, side), thumbnails(gray_adult, side)]
         weights = source_weights(source) if balanced_sources else None
-        s = cross_fit(features, labels, folds, components, side, weights)
+        s = cross_fit(features, labels, folds, components, side, weights, model)
+        scores[name] = s
         threshold = float(np.quantile(s[labels == 0], PEDIATRIC_QUANTILE))
         flagged = {src: float((s[source == src] >= threshold).mean()) for src in ("NIH", "Hannover")}
-        report[name] = {"side": side, "components": components, "sources_balanced": balanced_sources, "threshold": threshold,
+        report[name] = {"side": side, "components": components, "sources_balanced": balanced_sources, "model": model,
+                        "threshold": threshold,
                         "pediatric_false_alarms": float((s[labels == 0] >= threshold).mean()), "flagged": flagged,
                         "worst_source": min(flagged.values())}
-    return report
+    data = {"pediatric": pediatric, "gray_ped": gray_ped, "gray_adult": gray_adult, "labels": labels, "source": source}
+    return report, data | {"scores": scores}
+
+
+def fold_svm(score: NonLinearScore, threshold: float) -> "ImageScore":
+    """The fitted PCA -> scaler -> RBF SVC pipeline as numpy arrays (pneumo.population.ImageScore):
+    the same decision function, without scikit-learn at serving time."""
+    from pneumo.population import ImageScore
+
+    pca, scaler, svc = (step for _, step in score.pipeline.steps)
+    # z = ((x - mean) @ C.T - m) / s  =  x @ (C.T / s) - (mean @ C.T + m) / s
+    projection = pca.components_.T / scaler.scale_
+    offset = (pca.mean_ @ pca.components_.T + scaler.mean_) / scaler.scale_
+    return ImageScore(score.side, projection, offset, svc.support_vectors_, svc.dual_coef_[0], float(svc.intercept_[0]),
+                      float(svc._gamma), threshold)
+
+
+def ship(data_dir: Path, adult_dir: Path, cache_dir: str | None, out: Path, campaign: str = "img3") -> dict:
+    """Campaign img3's ship step (docs/POPULATION.md): the pick, if it qualified cross-fitted, refitted
+    on all the data with its cross-fitted threshold, then the one read of the test split (false
+    alarms at most 1 % or nothing ships), the 524 validation X-rays of the r-series split (cross-fitted),
+    and the shared DICOMs' pixels without their headers. Writes `out` only if it ships."""
+    from pneumo.imageio import decode
+    from pneumo.preprocess import to_gray299
+    from pneumo.training.data import optional_test_split, train_val_split
+
+    candidates = CAMPAIGNS[campaign]
+    report, data = cross_fitted(data_dir, adult_dir, cache_dir, candidates)
+    pick = choose(report)
+    result: dict = {"campaign": campaign, "pick": pick, "cross_fitted": report[pick], "ships": False}
+    if report[pick]["worst_source"] < TARGET_FLAGGED:
+        result["why_not"] = "the pick flags under 97 % of one source, cross-fitted"
+        return result
+    side, components, balanced_sources, model = candidates[pick]
+    pediatric, labels, crossed = data["pediatric"], data["labels"], data["scores"][pick]
+    features = np.r_[thumbnails(data["gray_ped"], side), thumbnails(data["gray_adult"], side)]
+    weights = source_weights(data["source"]) if balanced_sources else None
+    threshold = report[pick]["threshold"]
+    _, validation = train_val_split(data_dir, 0.1, SEED)
+    in_validation = np.isin([str(s.path) for s in pediatric], [str(s.path) for s in validation])
+    scorer = fold_svm(fit(features, labels, components, side, weights, model), threshold)
+    test = optional_test_split(data_dir)
+    gray_test, _ = load_images(test, cache_dir, progress=False)
+    test_flagged = scorer.score(gray_test) >= threshold
+    dicoms = {}
+    for path in sorted((data_dir.parent / "dicom").glob("*.dcm")):
+        gray = to_gray299(decode(path.read_bytes(), path.name).image)
+        dicoms[path.name] = {"score": float(scorer.score(gray)[0]), "flagged": bool(scorer.looks_adult(gray))}
+    result |= {
+        "threshold": threshold,
+        "validation": {"images": int(in_validation.sum()), "false_alarms": int((crossed[:len(pediatric)][in_validation] >= threshold).sum())},
+        "test": {"images": len(test), "false_alarms": int(test_flagged.sum()), "files": [s.path.name for s, f in zip(test, test_flagged) if f]},
+        "dicom_without_header": dicoms,
+        "support_vectors": len(scorer.coef),
+    }
+    result["ships"] = bool(result["test"]["false_alarms"] <= 0.01 * len(test))
+    if result["ships"]:
+        scorer.save(out, {k: result[k] for k in ("campaign", "pick", "cross_fitted", "threshold", "validation", "test", "dicom_without_header")})
+    else:
+        result["why_not"] = "over 1 % of the test X-rays flagged"
+    return result
 
 
 def choose(report: dict) -> str:
-    """The rule: the highest flagged share of the worse source; ties to fewer features."""
-    return max(report, key=lambda n: (report[n]["worst_source"], -report[n]["side"] ** 2, -report[n]["components"]))
+    """The rule: the highest flagged share of the worse source; ties to fewer features, then the simpler model."""
+    return max(report, key=lambda n: (report[n]["worst_source"], -report[n]["side"] ** 2, -report[n]["components"],
+                                      -MODELS.index(report[n].get("model", "logistic"))))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.adultscore", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--campaign", default="img2", choices=sorted(CAMPAIGNS), help="which pre-registered candidates")
+    parser.add_argument("--campaign", default="img3", choices=sorted(CAMPAIGNS), help="which pre-registered candidates")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--adult-dir", default=str(DEFAULT_ADULT_DIR))
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
+    parser.add_argument("--ship", action="store_true", help="img3's ship step: refit the pick, read the test split once, "
+                        "write --out if it qualifies")
+    parser.add_argument("--out", default=str(ADULT_SCORE_FILE))
     args = parser.parse_args(argv)
+    if args.ship:
+        result = ship(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, Path(args.out), args.campaign)
+        print(json.dumps(result))
+        return 0
     try:
         report = run(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, CAMPAIGNS[args.campaign])
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{'candidate':<10}{'thumb':>6}{'comp':>6}{'threshold':>11}{'ped. FA':>9}{'NIH':>8}{'Hannover':>10}")
+    print(f"{'candidate':<10}{'model':>9}{'thumb':>6}{'comp':>6}{'threshold':>11}{'ped. FA':>9}{'NIH':>8}{'Hannover':>10}")
     for name, r in report.items():
-        print(f"{name:<10}{r['side']:>6}{r['components']:>6}{r['threshold']:>11.3f}{r['pediatric_false_alarms']:>9.2%}"
+        print(f"{name:<10}{r['model']:>9}{r['side']:>6}{r['components']:>6}{r['threshold']:>11.3f}{r['pediatric_false_alarms']:>9.2%}"
               f"{r['flagged']['NIH']:>8.2%}{r['flagged']['Hannover']:>10.2%}")
     pick = choose(report)
     qualifies = report[pick]["worst_source"] >= TARGET_FLAGGED
