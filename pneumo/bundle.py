@@ -34,7 +34,6 @@ DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
 DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or REPO_ROOT / "weights" / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
 GUARD_FILE = REPO_ROOT / "weights" / "xray_guard.npz"
-ADULT_SCORE_FILE = REPO_ROOT / "weights" / "adult_score.npz"  # does it look like an adult's X-ray (pneumo.population)
 
 
 def predicted_label(probability: float | np.ndarray, threshold: float) -> int | np.ndarray:

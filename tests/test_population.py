@@ -125,24 +125,27 @@ def test_the_adult_score_folds_components_and_regression_into_one_linear_map():
     assert weights[:4].tolist() == [1] * 4 and weights[4:13].sum() == pytest.approx(weights[13:].sum()) == pytest.approx(5.0)
 
 
-def test_the_svm_score_folds_into_numpy_arrays_that_give_scikit_learns_decision(tmp_path):
-    """adultscore.fold_svm: pneumo.population.ImageScore (numpy only, what the app loads) gives the
-    fitted pipeline's decision function on the same thumbnails, also after a save and load."""
-    from pneumo.guard import thumbnails
-    from pneumo.population import ImageScore
-    from pneumo.training.adultscore import fit, fold_svm, repeated_rows
+def test_non_linear_adult_scores_cross_fit_and_models_without_sample_weights_see_the_classes_balanced():
+    """adultscore (campaign img3): a non-linear candidate's score is its pipeline's decision function,
+    cross-fitting leaves each fold out, and the MLP's repeated rows weigh the classes (and, with source
+    weights, the sources) as a class-balanced weighted fit would."""
+    from pneumo.training.adultscore import cross_fit, fit, repeated_rows, source_weights
 
     rng = np.random.default_rng(1)
-    gray = rng.integers(0, 256, size=(80, 299, 299), dtype=np.uint8)
-    gray[40:, 100:200] = 255  # the "adults" carry a bright band
-    labels = np.r_[np.zeros(40, int), np.ones(40, int)]
-    features = thumbnails(gray, 16)
-    fitted = fit(features, labels, 8, side=16, model="svm")
-    scorer = fold_svm(fitted, threshold=0.0)
-    np.testing.assert_allclose(scorer.score(gray), fitted.score(features), atol=1e-8)
-    scorer.save(tmp_path / "s.npz", {"campaign": "test"})
-    loaded = ImageScore.load(tmp_path / "s.npz")
-    np.testing.assert_allclose(loaded.score(gray), fitted.score(features), atol=1e-4)  # stored as float32
-    assert [loaded.looks_adult(g) for g in gray[[0, 79]]] == [False, True]
-    rows = repeated_rows(labels[:50], None)  # 40 vs 10: the smaller class repeated up to the larger
-    assert np.bincount(labels[:50][rows]).tolist() == [40, 40]
+    x = rng.normal(size=(120, 16))
+    y = (x[:, 0] + rng.normal(0, 0.3, 120) > 0.8).astype(int)
+    fitted = fit(x, y, 8, side=4, model="svm")
+    np.testing.assert_allclose(fitted.score(x), fitted.pipeline.decision_function(x))
+    assert fitted.score(x[y == 1]).mean() > fitted.score(x[y == 0]).mean()
+    folds = np.arange(120) % 5
+    crossed = cross_fit(x, y, folds, 8, side=4, model="svm")
+    held = folds == 0
+    np.testing.assert_allclose(crossed[held], fit(x[~held], y[~held], 8, side=4, model="svm").score(x[held]))
+    with pytest.raises(ValueError, match="unknown model"):
+        fit(x, y, 8, side=4, model="forest")
+    labels = np.r_[np.zeros(40, int), np.ones(10, int)]
+    assert np.bincount(labels[repeated_rows(labels, None)]).tolist() == [40, 40]
+    source = np.array(["pediatric"] * 40 + ["NIH"] * 8 + ["Hannover"] * 2)
+    rows = repeated_rows(labels, source_weights(source))
+    counts = {name: int((source[rows] == name).sum()) for name in ("pediatric", "NIH", "Hannover")}
+    assert counts["pediatric"] == 40 and counts["NIH"] + counts["Hannover"] == 40 and abs(counts["NIH"] - counts["Hannover"]) <= 2

@@ -1,13 +1,16 @@
-"""An image score for adult chest X-rays (campaign img1, docs/POPULATION.md): does a picture without
-a DICOM header look like an adult's X-ray rather than one of the children the model learned from?
+"""An image score for adult chest X-rays (campaigns img1-img3, docs/POPULATION.md): does a picture
+without a DICOM header look like an adult's X-ray rather than one of the children the model learned from?
 
     python -m pneumo.training.adultscore [--campaign img1|img2|img3]   # cross-fit a campaign's candidates: a table and a JSON line
+    python -m pneumo.training.adultscore --campaign img3 --test-read   # img3's one test read, as it ran
 
 Features do not depend on the classifier: the model's 299x299 grayscale input box-downscaled to a
-thumbnail, standardised (pneumo.guard.thumbnails), principal components, a standardised logistic
-regression. The threshold is the 99.5th percentile of the cross-fitted scores of the training
-X-rays; nothing is chosen on the test split. Neither campaign's pick flagged 97 % of the Hannover
-films, so nothing ships (docs/POPULATION.md); the page's population check stays the DICOM header's.
+thumbnail, standardised (pneumo.guard.thumbnails), principal components, then a standardised logistic
+regression (img1, img2) or a non-linear model (img3: gradient boosting, an RBF SVM, a small MLP). The
+threshold is the 99.5th percentile of the cross-fitted scores of the training X-rays; nothing is
+chosen on the test split. img1's and img2's picks flagged under 97 % of the Hannover films; img3's
+(the SVM) reached 99.2 % NIH and 97.8 % Hannover but flagged 18 of the 624 test X-rays (2.9 %, over
+the 1 % allowed), so nothing ships and the page's population check stays the DICOM header's.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import ADULT_SCORE_FILE
 from pneumo.guard import thumbnails
 from pneumo.training.data import (DEFAULT_ADULT_DIR, DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, adult_folds, list_adult, list_split,
                                   load_images, patient_folds)
@@ -187,24 +189,12 @@ def cross_fitted(data_dir: Path, adult_dir: Path, cache_dir: str | None, candida
     return report, data | {"scores": scores}
 
 
-def fold_svm(score: NonLinearScore, threshold: float) -> "ImageScore":
-    """The fitted PCA -> scaler -> RBF SVC pipeline as numpy arrays (pneumo.population.ImageScore):
-    the same decision function, without scikit-learn at serving time."""
-    from pneumo.population import ImageScore
-
-    pca, scaler, svc = (step for _, step in score.pipeline.steps)
-    # z = ((x - mean) @ C.T - m) / s  =  x @ (C.T / s) - (mean @ C.T + m) / s
-    projection = pca.components_.T / scaler.scale_
-    offset = (pca.mean_ @ pca.components_.T + scaler.mean_) / scaler.scale_
-    return ImageScore(score.side, projection, offset, svc.support_vectors_, svc.dual_coef_[0], float(svc.intercept_[0]),
-                      float(svc._gamma), threshold)
-
-
-def ship(data_dir: Path, adult_dir: Path, cache_dir: str | None, out: Path, campaign: str = "img3") -> dict:
-    """Campaign img3's ship step (docs/POPULATION.md): the pick, if it qualified cross-fitted, refitted
-    on all the data with its cross-fitted threshold, then the one read of the test split (false
-    alarms at most 1 % or nothing ships), the 524 validation X-rays of the r-series split (cross-fitted),
-    and the shared DICOMs' pixels without their headers. Writes `out` only if it ships."""
+def test_read(data_dir: Path, adult_dir: Path, cache_dir: str | None, campaign: str = "img3") -> dict:
+    """Campaign img3's ship step (docs/POPULATION.md), as it ran once: the pick, if it qualified
+    cross-fitted, refitted on all the data with its cross-fitted threshold, then the one read of the
+    test split (false alarms at most 1 % or nothing ships), the 524 validation X-rays of the r-series
+    split (cross-fitted) and the shared DICOMs' pixels without their headers. It missed (18 of 624
+    test X-rays flagged), so nothing ships and nothing is written."""
     from pneumo.imageio import decode
     from pneumo.preprocess import to_gray299
     from pneumo.training.data import optional_test_split, train_val_split
@@ -223,25 +213,22 @@ def ship(data_dir: Path, adult_dir: Path, cache_dir: str | None, out: Path, camp
     threshold = report[pick]["threshold"]
     _, validation = train_val_split(data_dir, 0.1, SEED)
     in_validation = np.isin([str(s.path) for s in pediatric], [str(s.path) for s in validation])
-    scorer = fold_svm(fit(features, labels, components, side, weights, model), threshold)
+    scorer = fit(features, labels, components, side, weights, model)
     test = optional_test_split(data_dir)
     gray_test, _ = load_images(test, cache_dir, progress=False)
-    test_flagged = scorer.score(gray_test) >= threshold
+    test_flagged = scorer.score(thumbnails(gray_test, side)) >= threshold
     dicoms = {}
     for path in sorted((data_dir.parent / "dicom").glob("*.dcm")):
-        gray = to_gray299(decode(path.read_bytes(), path.name).image)
-        dicoms[path.name] = {"score": float(scorer.score(gray)[0]), "flagged": bool(scorer.looks_adult(gray))}
+        score = float(scorer.score(thumbnails(to_gray299(decode(path.read_bytes(), path.name).image), side))[0])
+        dicoms[path.name] = {"score": score, "flagged": score >= threshold}
     result |= {
         "threshold": threshold,
         "validation": {"images": int(in_validation.sum()), "false_alarms": int((crossed[:len(pediatric)][in_validation] >= threshold).sum())},
         "test": {"images": len(test), "false_alarms": int(test_flagged.sum()), "files": [s.path.name for s, f in zip(test, test_flagged) if f]},
         "dicom_without_header": dicoms,
-        "support_vectors": len(scorer.coef),
     }
     result["ships"] = bool(result["test"]["false_alarms"] <= 0.01 * len(test))
-    if result["ships"]:
-        scorer.save(out, {k: result[k] for k in ("campaign", "pick", "cross_fitted", "threshold", "validation", "test", "dicom_without_header")})
-    else:
+    if not result["ships"]:
         result["why_not"] = "over 1 % of the test X-rays flagged"
     return result
 
@@ -258,13 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--adult-dir", default=str(DEFAULT_ADULT_DIR))
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
-    parser.add_argument("--ship", action="store_true", help="img3's ship step: refit the pick, read the test split once, "
-                        "write --out if it qualifies")
-    parser.add_argument("--out", default=str(ADULT_SCORE_FILE))
+    parser.add_argument("--test-read", action="store_true", help="img3's ship step as it ran once: refit the pick and "
+                        "report the test split's false alarms (it missed; nothing is written)")
     args = parser.parse_args(argv)
-    if args.ship:
-        result = ship(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, Path(args.out), args.campaign)
-        print(json.dumps(result))
+    if args.test_read:
+        print(json.dumps(test_read(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, args.campaign)))
         return 0
     try:
         report = run(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, CAMPAIGNS[args.campaign])
