@@ -173,9 +173,9 @@ def cross_fitted(data_dir: Path, adult_dir: Path, cache_dir: str | None, candida
     labels = np.r_[np.zeros(len(pediatric), int), np.ones(len(adults), int)]
     folds = np.r_[patient_folds(pediatric, FOLDS, SEED), adult_folds(adults, FOLDS, SEED)]
     source = np.array(["pediatric"] * len(pediatric) + [s.source for s in adults])
-    report, scores = {}, {}
+    report, scores, features_of = {}, {}, {}
     for name, (side, components, balanced_sources, model) in candidates.items():
-        features = np.r_[thumbnails(gray_ped, side), thumbnails(gray_adult, side)]
+        features = features_of[name] = np.r_[thumbnails(gray_ped, side), thumbnails(gray_adult, side)]
         weights = source_weights(source) if balanced_sources else None
         s = cross_fit(features, labels, folds, components, side, weights, model)
         scores[name] = s
@@ -185,8 +185,7 @@ def cross_fitted(data_dir: Path, adult_dir: Path, cache_dir: str | None, candida
                         "threshold": threshold,
                         "pediatric_false_alarms": float((s[labels == 0] >= threshold).mean()), "flagged": flagged,
                         "worst_source": min(flagged.values())}
-    data = {"pediatric": pediatric, "gray_ped": gray_ped, "gray_adult": gray_adult, "labels": labels, "source": source}
-    return report, data | {"scores": scores}
+    return report, {"pediatric": pediatric, "labels": labels, "source": source, "features": features_of, "scores": scores}
 
 
 def test_read(data_dir: Path, adult_dir: Path, cache_dir: str | None, campaign: str = "img3") -> dict:
@@ -207,8 +206,7 @@ def test_read(data_dir: Path, adult_dir: Path, cache_dir: str | None, campaign: 
         result["why_not"] = "the pick flags under 97 % of one source, cross-fitted"
         return result
     side, components, balanced_sources, model = candidates[pick]
-    pediatric, labels, crossed = data["pediatric"], data["labels"], data["scores"][pick]
-    features = np.r_[thumbnails(data["gray_ped"], side), thumbnails(data["gray_adult"], side)]
+    pediatric, labels, crossed, features = data["pediatric"], data["labels"], data["scores"][pick], data["features"][pick]
     weights = source_weights(data["source"]) if balanced_sources else None
     threshold = report[pick]["threshold"]
     _, validation = train_val_split(data_dir, 0.1, SEED)
@@ -236,7 +234,7 @@ def test_read(data_dir: Path, adult_dir: Path, cache_dir: str | None, campaign: 
 def choose(report: dict) -> str:
     """The rule: the highest flagged share of the worse source; ties to fewer features, then the simpler model."""
     return max(report, key=lambda n: (report[n]["worst_source"], -report[n]["side"] ** 2, -report[n]["components"],
-                                      -MODELS.index(report[n].get("model", "logistic"))))
+                                      -MODELS.index(report[n]["model"])))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-read", action="store_true", help="img3's ship step as it ran once: refit the pick and "
                         "report the test split's false alarms (it missed; nothing is written)")
     args = parser.parse_args(argv)
-    if args.test_read:
-        print(json.dumps(test_read(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, args.campaign)))
-        return 0
     try:
+        if args.test_read:
+            print(json.dumps(test_read(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, args.campaign)))
+            return 0
         report = run(Path(args.data_dir), Path(args.adult_dir), args.cache_dir or None, CAMPAIGNS[args.campaign])
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
