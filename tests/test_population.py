@@ -149,3 +149,59 @@ def test_non_linear_adult_scores_cross_fit_and_models_without_sample_weights_see
     rows = repeated_rows(labels, source_weights(source))
     counts = {name: int((source[rows] == name).sum()) for name in ("pediatric", "NIH", "Hannover")}
     assert counts["pediatric"] == 40 and counts["NIH"] + counts["Hannover"] == 40 and abs(counts["NIH"] - counts["Hannover"]) <= 2
+
+
+def test_img4_threshold_holds_per_class_and_per_acquisition_change():
+    """adultscore (campaign img4): the threshold is the highest 99.5th percentile over (class, change),
+    so neither class's false alarms can hide in the pooled rate; changed images are scored by the
+    fold model that left them out."""
+    from pneumo.guard import thumbnails
+    from pneumo.training.adultscore import PEDIATRIC_QUANTILE, changed_scores, cross_fit, per_class_and_change_threshold
+    from pneumo.training.shift import PERTURBATIONS
+
+    classes = np.r_[np.zeros(200, int), np.ones(800, int)]
+    rng = np.random.default_rng(3)
+    changed = {"identity": np.r_[rng.normal(1.0, 1.0, 200), rng.normal(-1.0, 1.0, 800)],
+               "gamma 0.6": np.r_[rng.normal(3.0, 1.0, 200), rng.normal(-1.0, 1.0, 800)]}
+    threshold, rates = per_class_and_change_threshold(changed, classes)
+    assert threshold == pytest.approx(np.quantile(changed["gamma 0.6"][:200], PEDIATRIC_QUANTILE))
+    pooled = np.quantile(changed["identity"], PEDIATRIC_QUANTILE)
+    assert threshold > pooled and (changed["identity"][:200] >= pooled).mean() > 0.005  # the pooled rule lets NORMALs through
+    assert max(rates.values()) <= 0.005 + 1e-9 and set(rates) == {f"{c} / {n}" for c in ("NORMAL", "PNEUMONIA") for n in changed}
+
+    gray = rng.integers(0, 256, size=(20, 299, 299), dtype=np.uint8)
+    gray[:10, :, 100:200] = 255  # a bright band: a class the score can see
+    features = thumbnails(gray, 4)
+    labels = np.r_[np.ones(10, int), np.zeros(10, int)]
+    folds = np.arange(20) % 5
+    crossed, models = cross_fit(features, labels, folds, 4, side=4, model="svm", keep_models=True)
+    scores = changed_scores(gray, folds, models, side=4, chunk=7)
+    assert set(scores) == set(PERTURBATIONS)
+    np.testing.assert_allclose(scores["identity"], crossed)  # unchanged images: the cross-fitted scores
+    assert not np.allclose(scores["gamma 1.6"], crossed)
+
+
+def test_population_measure_counts_the_warnings_the_app_path_gives(tmp_path):
+    """pneumo.training.population: each file's warning is the one prepare() gives (guard first, then
+    the header), counted per kind; a DICOM's pixels without their header lose the age; the card
+    section lists every set."""
+    from PIL import Image
+
+    from conftest import TINY_DATA, make_dicom
+    from pneumo.training.population import card_text, stripped_dicom, warnings_on
+
+    xray = sorted((TINY_DATA / "test" / "NORMAL").glob("*.jpeg"))[0]
+    colour = tmp_path / "photo.png"
+    Image.fromarray(np.dstack([np.full((64, 64), v, np.uint8) for v in (250, 20, 20)])).save(colour)
+    adult = tmp_path / "adult.dcm"
+    pixels = np.asarray(Image.open(xray).convert("L"))
+    adult.write_bytes(make_dicom(pixels, PatientAge="062Y"))
+    counts = warnings_on([xray, colour, adult])
+    assert counts == {"images": 3, "not_xray": 1, "inverted": 0, "population": 1, "lateral": 0, "none": 1}
+    stripped = tmp_path / "adult.png"
+    stripped.write_bytes(stripped_dicom(adult))
+    assert warnings_on([stripped])["none"] == 1  # the age was in the header only
+    report = {"threshold": 0.2, "adult": {"NIH NORMAL": {"images": 3, "called_pneumonia": 1 / 3}}, "warnings": {"NIH NORMAL": counts},
+              "dicom": {"a.dcm": {"kind": "population", "seen": "age 62 years", "without_header": None}}}
+    text = card_text(report)
+    assert "| NIH NORMAL | 3 | 33.3% | 1 | 0 | 1 | 1 |" in text and "without the header: no warning" in text
