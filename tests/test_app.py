@@ -198,6 +198,19 @@ def test_a_picture_that_is_not_an_xray_gets_a_warning_not_a_diagnosis():
     assert _probabilities_shown(at) == 1  # shown on request
 
 
+def test_a_picture_failing_the_layout_check_is_told_it_may_also_be_an_adult_x_ray():
+    """The layout check also fires on adult chest X-rays (README), so its warning says so and what the
+    model's reading is worth on adults."""
+    texture = np.random.default_rng(0).integers(0, 256, size=(400, 400), dtype=np.uint8)  # gray, detailed, no chest layout
+    buffer = __import__("io").BytesIO()
+    Image.fromarray(texture).save(buffer, format="PNG")
+    at = _app()
+    _upload(at, ("scan.png", buffer.getvalue()))
+    assert any("frontal chest X-rays the model learned from" in w.value and "adult" in w.value for w in at.warning)
+    assert "adult NORMAL X-rays from other hospitals" in _page_text(at)
+    assert _probabilities_shown(at) == 0
+
+
 @pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "dicom").is_dir(), reason="no shared DICOM files")
 def test_dicom_upload_shows_harmless_metadata_a_population_warning_and_hides_identifiers():
     import hashlib

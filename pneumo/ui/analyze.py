@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
@@ -34,15 +35,22 @@ def operating_point_text(bundle: Bundle, threshold: float) -> str:
             f"sensitivity ≈ **{point.sensitivity:.1%}** and specificity ≈ **{point.specificity:.1%}**.")
 
 
+def _adult_worth(bundle: Bundle) -> str:
+    share = bundle.adult_normal_called_pneumonia
+    return (f" On adult NORMAL X-rays from other hospitals it calls **{share:.0%}** PNEUMONIA at the shipped threshold "
+            "(`python -m pneumo.training.population`)." if share is not None else "")
+
+
 def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
+    if kind == "not_xray" and prepared.verdict is not None and np.isfinite(prepared.verdict.residual):
+        # The layout check: it also fires on adult chest X-rays (README), so say what the reading is worth there too.
+        return ("The model only knows frontal chest X-rays of young children, so its reading of this picture means nothing "
+                "if it is not one." + _adult_worth(bundle))
     if kind in ("not_xray", "inverted"):
         return "The model only knows frontal chest X-rays, so its reading of this picture means nothing."
     if kind == "lateral":
         return "The model only knows frontal views; a lateral film's reading means nothing."
-    share = bundle.adult_normal_called_pneumonia
-    worth = (f" On adult NORMAL X-rays from other hospitals it calls **{share:.0%}** PNEUMONIA at the shipped threshold "
-             "(`python -m pneumo.training.population`)." if share is not None else "")
-    return f"Seen: {prepared.population.seen}. The model's reading outside its training population is unreliable." + worth
+    return f"Seen: {prepared.population.seen}. The model's reading outside its training population is unreliable." + _adult_worth(bundle)
 
 
 def _inputs() -> list[tuple[str, bytes]]:
