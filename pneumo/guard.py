@@ -47,6 +47,7 @@ class Verdict:
     residual: float  # distance from the X-ray layout (0 = perfect fit; nan when not measured)
     colourfulness: float
     kind: str | None = None  # for machines: None (plausible), "not_xray" or "inverted"
+    check: str | None = None  # which check decided: "colour", "blank", "detail" or "layout" (None when plausible)
 
     def __post_init__(self):
         if self.kind is None and not self.plausible:
@@ -105,11 +106,13 @@ class XrayGuard:
         gray299 = np.asarray(gray299)
         colour = colourfulness(picture) if picture is not None else 0.0
         if colour > COLOUR_LIMIT:
-            return Verdict(False, "This is a colour picture; radiographs are grayscale. It is probably not a chest X-ray.", float("nan"), colour)
+            return Verdict(False, "This is a colour picture; radiographs are grayscale. It is probably not a chest X-ray.", float("nan"), colour,
+                           check="colour")
         if float(gray299.std()) / 255.0 < BLANK_STD:
-            return Verdict(False, "The picture is blank or almost uniform: there is no X-ray to read.", float("nan"), colour)
+            return Verdict(False, "The picture is blank or almost uniform: there is no X-ray to read.", float("nan"), colour, check="blank")
         if float(detail(gray299)[0]) < self.limits["detail"]:
-            return Verdict(False, "The picture has none of the fine detail of a radiograph (ribs, vessels, edges): it is not a chest X-ray, or far too blurred.", float("nan"), colour)
+            return Verdict(False, "The picture has none of the fine detail of a radiograph (ribs, vessels, edges): it is not a chest X-ray, or far too blurred.", float("nan"), colour,
+                           check="detail")
         fits, residual = self._fits(gray299)
         if fits:
             return Verdict(True, None, residual, colour)
@@ -121,12 +124,13 @@ class XrayGuard:
                 residual,
                 colour,
                 kind="inverted",
+                check="layout",
             )
         # Measured (python -m pneumo.training.guard --measure): this fires on every non-X-ray that gets this far, but
         # also on 8.5 % of adult chest X-rays (4.7 % of NIH's, 42 % of Hannover's ICU films), so it says both.
         return Verdict(False, "This does not look like the frontal chest X-rays the model learned from (children aged 1–5): "
                        "it is probably not a chest X-ray, or it is one the model was not made for, such as an adult's "
-                       "film taken in intensive care.", residual, colour)
+                       "film taken in intensive care.", residual, colour, check="layout")
 
     @classmethod
     def load(cls, path: str | Path) -> "XrayGuard":

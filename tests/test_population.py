@@ -188,7 +188,9 @@ def test_population_measure_counts_the_warnings_the_app_path_gives(tmp_path):
     from PIL import Image
 
     from conftest import TINY_DATA, make_dicom
-    from pneumo.training.population import card_text, stripped_dicom, warnings_on
+    from pneumo.imageio import read_file
+    from pneumo.overlay import to_png_bytes
+    from pneumo.training.population import card_text, warnings_on
 
     xray = sorted((TINY_DATA / "test" / "NORMAL").glob("*.jpeg"))[0]
     colour = tmp_path / "photo.png"
@@ -199,7 +201,7 @@ def test_population_measure_counts_the_warnings_the_app_path_gives(tmp_path):
     counts = warnings_on([xray, colour, adult])
     assert counts == {"images": 3, "not_xray": 1, "inverted": 0, "population": 1, "lateral": 0, "none": 1}
     stripped = tmp_path / "adult.png"
-    stripped.write_bytes(stripped_dicom(adult))
+    stripped.write_bytes(to_png_bytes(read_file(adult).image))
     assert warnings_on([stripped])["none"] == 1  # the age was in the header only
     report = {"threshold": 0.2, "adult": {"NIH NORMAL": {"images": 3, "called_pneumonia": 1 / 3}}, "warnings": {"NIH NORMAL": counts},
               "dicom": {"a.dcm": {"kind": "population", "seen": "age 62 years", "without_header": None}}}

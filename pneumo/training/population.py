@@ -29,28 +29,24 @@ from pneumo.training.report import set_card_section, write_json
 WARNING_KINDS = ("not_xray", "inverted", "population", "lateral")
 
 
-def warnings_on(paths: list[Path]) -> dict:
-    """How many of these files get each warning kind on the app's path (None: no warning)."""
+def warning_kind(data: bytes, name: str, guard) -> str | None:
+    """The warning kind a file gets on the app's path (pneumo.analysis.prepare), None for no warning."""
     from pneumo.analysis import prepare
+
+    warning = prepare(data, name, guard).warning
+    return warning[0] if warning else None
+
+
+def warnings_on(paths: list[Path], guard=None) -> dict:
+    """How many of these files get each warning kind on the app's path ("none": no warning); the
+    shipped guard unless one is given."""
     from pneumo.guard import load_guard
 
-    guard = load_guard()
+    guard = guard or load_guard()
     counts = dict.fromkeys((*WARNING_KINDS, "none"), 0)
     for path in paths:
-        warning = prepare(path.read_bytes(), path.name, guard).warning
-        counts[warning[0] if warning else "none"] += 1
+        counts[warning_kind(path.read_bytes(), path.name, guard) or "none"] += 1
     return {"images": len(paths)} | counts
-
-
-def stripped_dicom(path: Path) -> bytes:
-    """The DICOM's decoded picture as a PNG: its pixels without any header."""
-    from io import BytesIO
-
-    from pneumo.imageio import read_file
-
-    buffer = BytesIO()
-    read_file(path).image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def measure(weights: Path, adult_dir: Path, data_dir: Path, cache_dir: str | None) -> dict:
@@ -71,14 +67,16 @@ def measure(weights: Path, adult_dir: Path, data_dir: Path, cache_dir: str | Non
     report["adult_normal_called_pneumonia"] = float(called[normal].mean())
     report["adult_normal_images"] = int(normal.sum())
     report["dicom"] = {}
-    from pneumo.analysis import prepare
     from pneumo.guard import load_guard
+    from pneumo.overlay import to_png_bytes
 
+    guard = load_guard()
     for dcm in sorted((data_dir.parent / "dicom").glob("*.dcm")):
-        verdict = check_header(read_file(dcm).header)
-        warning = prepare(stripped_dicom(dcm), dcm.stem + ".png", load_guard()).warning
+        decoded = read_file(dcm)
+        verdict = check_header(decoded.header)
+        # its pixels alone, as a PNG: what an upload of the same picture without the header gets
         report["dicom"][dcm.name] = {"kind": verdict.kind, "seen": verdict.seen,
-                                     "without_header": warning[0] if warning else None}
+                                     "without_header": warning_kind(to_png_bytes(decoded.image), dcm.stem + ".png", guard)}
     from pneumo.training.data import optional_test_split, train_val_split
 
     _, validation = train_val_split(data_dir, 0.1, 42)  # the r-series split (seed 42)
@@ -88,7 +86,7 @@ def measure(weights: Path, adult_dir: Path, data_dir: Path, cache_dir: str | Non
     test = optional_test_split(data_dir)
     if test:
         sets["test (pediatric)"] = [s.path for s in test]
-    report["warnings"] = {name: warnings_on(paths) for name, paths in sets.items()}
+    report["warnings"] = {name: warnings_on(paths, guard) for name, paths in sets.items()}
     return report
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
@@ -42,7 +41,7 @@ def _adult_worth(bundle: Bundle) -> str:
 
 
 def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
-    if kind == "not_xray" and prepared.verdict is not None and np.isfinite(prepared.verdict.residual):
+    if kind == "not_xray" and prepared.verdict.check == "layout":
         # The layout check: it also fires on adult chest X-rays (README), so say what the reading is worth there too.
         return ("The model only knows frontal chest X-rays of young children, so its reading of this picture means nothing "
                 "if it is not one." + _adult_worth(bundle))
