@@ -14,7 +14,7 @@ from PIL import Image
 from pneumo.guard import Verdict, XrayGuard
 from pneumo.imageio import decode
 from pneumo.overlay import display_image
-from pneumo.population import IN_POPULATION, PopulationVerdict, check_header
+from pneumo.population import IN_POPULATION, PopulationVerdict, population_of
 from pneumo.preprocess import to_gray299
 from pneumo.viewing import ViewSource, Window, view_source_of
 
@@ -30,7 +30,7 @@ class PreparedImage:
     verdict: Verdict | None = None  # None when no guard is shipped
     metadata: dict[str, str] = field(default_factory=dict)  # harmless (DICOM: modality, view, ...)
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: shown only on request
-    population: PopulationVerdict = IN_POPULATION  # from the DICOM header (pneumo.population)
+    population: PopulationVerdict = IN_POPULATION  # from the DICOM header or the image score (pneumo.population)
     view: ViewSource | None = field(default=None, repr=False)  # a DICOM's values for window/level (pneumo.viewing)
 
     @property
@@ -52,17 +52,35 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def model_view(image: Image.Image, guard: XrayGuard | None = None) -> tuple[np.ndarray, Verdict | None]:
-    """A decoded image as the model sees it (uint8 299x299) and the guard's verdict on it (None
-    without a guard): the one path of the app and the CLI alike."""
+def warning_label(kind: str | None, population: PopulationVerdict) -> str:
+    """The warning kind for a table cell: "population (image)" or "population (dicom)" says which decided."""
+    if kind == "population" and population.source:
+        return f"population ({population.source})"
+    return kind or ""
+
+
+def model_view(image: Image.Image, guard: XrayGuard | None = None,
+               header: dict[str, str] | None = None) -> tuple[np.ndarray, Verdict | None, PopulationVerdict]:
+    """A decoded image as the model sees it (uint8 299x299), the guard's verdict on it (None without
+    a guard) and the population verdict (the header's where it gives an age or a view, else the
+    guard's image score's): the one path of the app, the CLI and the measurements alike."""
     gray299 = to_gray299(image)
-    return gray299, guard.check(gray299, image) if guard is not None else None
+    verdict = guard.check(gray299, image) if guard is not None else None
+    by_image = guard.adult_score.check(gray299) if guard is not None and guard.adult_score is not None else None
+    population = population_of(header or {}, by_image)
+    if (verdict is not None and verdict.check == "layout" and verdict.kind == "not_xray"
+            and by_image is not None and guard.adult_score.route_layout and by_image.kind == "population"
+            and population.kind == "population"):
+        # Campaign g3 (docs/POPULATION.md): the layout check alone cannot tell an adult's film from a non-X-ray;
+        # the image score can, so such a film gets the population warning instead of "not a chest X-ray".
+        verdict = Verdict(True, None, verdict.residual, verdict.colourfulness, layout_passed=False)
+    return gray299, verdict, population
 
 
 def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedImage:
     """Decode, preprocess and check one file. Raises pneumo.imageio.ImageReadError with a human message."""
     decoded = decode(data, name)
-    gray299, verdict = model_view(decoded.image, guard)
+    gray299, verdict, population = model_view(decoded.image, guard, decoded.header)
     picture = display_image(decoded.image)
     return PreparedImage(
         name=name,
@@ -74,7 +92,7 @@ def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedI
         verdict=verdict,
         metadata=decoded.metadata,
         identifiers=decoded.identifiers,
-        population=check_header(decoded.header),
+        population=population,
         # A DICOM's own values; other pictures are windowed in the display picture's gray values,
         # derived when needed (pneumo.ui.viewer.source_of) rather than kept twice.
         view=None if decoded.values is None else view_source_of(decoded.values, picture, Window(*decoded.window) if decoded.window else None,

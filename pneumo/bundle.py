@@ -34,6 +34,8 @@ DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
 DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or REPO_ROOT / "weights" / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
 GUARD_FILE = REPO_ROOT / "weights" / "xray_guard.npz"
+# Nor does the image score that tells an adult's chest X-ray from a training child's (pneumo.population).
+ADULT_SCORE_FILE = REPO_ROOT / "weights" / "adult_score.npz"
 
 
 def predicted_label(probability: float | np.ndarray, threshold: float) -> int | np.ndarray:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pneumo.bundle import GUARD_FILE
+from pneumo.bundle import ADULT_SCORE_FILE, GUARD_FILE
 
 THUMB = 32
 COLOUR_LIMIT = 12.0  # colourfulness on 0..255; gray JPEG copies of X-rays measure < 3
@@ -48,6 +48,7 @@ class Verdict:
     colourfulness: float
     kind: str | None = None  # for machines: None (plausible), "not_xray" or "inverted"
     check: str | None = None  # which check decided: "colour", "blank", "detail" or "layout" (None when plausible)
+    layout_passed: bool = True  # False: plausible only because the image score calls it an adult's film (pneumo.analysis)
 
     def __post_init__(self):
         if self.kind is None and not self.plausible:
@@ -85,9 +86,12 @@ def detail(gray299: np.ndarray) -> np.ndarray:
 
 
 class XrayGuard:
-    def __init__(self, mean: np.ndarray, components: np.ndarray, scales: np.ndarray, limits: dict[str, float]):
+    def __init__(self, mean: np.ndarray, components: np.ndarray, scales: np.ndarray, limits: dict[str, float], adult_score=None):
         self.mean, self.components, self.scales = mean, components, scales
         self.limits = {k: float(v) for k, v in limits.items()}  # residual, mahalanobis (max); detail (min)
+        # pneumo.population.ImageScore, shipped beside the guard: an adult's film that fails the layout check is
+        # told so instead of "not a chest X-ray" (pneumo.analysis.model_view)
+        self.adult_score = adult_score
 
     def distances(self, gray299: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(residual, Mahalanobis distance) of each image from the X-ray layout."""
@@ -127,7 +131,8 @@ class XrayGuard:
                 check="layout",
             )
         # Measured (python -m pneumo.training.guard --measure): this fires on every non-X-ray that gets this far, but
-        # also on 8.5 % of adult chest X-rays (4.7 % of NIH's, 42 % of Hannover's ICU films), so it says both.
+        # also on adult chest X-rays (4.7 % of NIH's, 42 % of Hannover's ICU films, 11 % of the web's), so it says both.
+        # Routing those through the image score (campaign g3) would call photos adult too: off (docs/POPULATION.md).
         return Verdict(False, "This does not look like the frontal chest X-rays the model learned from (children aged 1–5): "
                        "it is probably not a chest X-ray, or it is one the model was not made for, such as an adult's "
                        "film taken in intensive care.", residual, colour, check="layout")
@@ -138,8 +143,16 @@ class XrayGuard:
             return cls(*(f[k].astype(np.float64) for k in ("mean", "components", "scales")), json.loads(str(f["limits"])))
 
 
-def load_guard(path: str | Path = GUARD_FILE) -> XrayGuard | None:
-    """The shipped guard (it does not depend on which model weights are in use); None if absent."""
+def load_guard(path: str | Path = GUARD_FILE, adult_score: str | Path | None = ADULT_SCORE_FILE) -> XrayGuard | None:
+    """The shipped guard with the shipped image score (neither depends on which model weights are in
+    use); None if absent. adult_score=None: the guard alone."""
     path = Path(path)
-    return XrayGuard.load(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    guard = XrayGuard.load(path)
+    if adult_score is not None:
+        from pneumo.population import load_image_score  # population imports this module
+
+        guard.adult_score = load_image_score(adult_score)
+    return guard
 

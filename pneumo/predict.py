@@ -6,9 +6,11 @@
 
 Files are recognised by content, not name (DICOM included). A file that cannot be read gets its own
 error line; the others are still predicted, and the exit status is 1 when any file failed (2 for a
-usage error). A picture that does not look like a chest X-ray, or a DICOM whose header puts it outside
-the training population (age outside 1-5 years, a lateral view), is predicted with a warning:
-`warning` for a person, `warning_kind` (not_xray, inverted, lateral, population) for machines.
+usage error). A picture that does not look like a chest X-ray, a DICOM whose header puts it outside
+the training population (age outside 1-5 years, a lateral view), or a picture without such a header
+that looks like an adult's chest X-ray (the image score), is predicted with a warning: `warning` for a
+person, `warning_kind` (not_xray, inverted, lateral, population) for machines, and for population
+and lateral `population_source`: `dicom` (the header decided) or `image` (the image score did).
 `reading` is the label, or INDETERMINATE inside the band around the threshold (pneumo.operating).
 """
 
@@ -29,7 +31,7 @@ from pneumo.bundle import DEFAULT_MODEL, label_name, load_bundle
 from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
 from pneumo.operating import band_at, reading
-from pneumo.population import check_header
+from pneumo.population import PopulationVerdict
 
 
 @dataclass
@@ -41,6 +43,7 @@ class FileResult:
     error: str | None = None
     warning: str | None = None  # for a person: not a chest X-ray, or outside the training population
     warning_kind: str | None = None  # for machines: not_xray, inverted, lateral, population
+    population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -55,20 +58,23 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, tuple[str, str] | None] | str:
-    """(model input as uint8, (warning kind, text) or None) or an error message."""
+def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, dict] | str:
+    """(model input as uint8, the warning's fields) or an error message."""
     try:
         decoded = read_file(path)
-        gray, verdict = model_view(decoded.image, guard)
-        return gray, warning_of(verdict, check_header(decoded.header))
+        gray, verdict, population = model_view(decoded.image, guard, decoded.header)
+        return gray, _warning_fields(warning_of(verdict, population), population)
     except ImageReadError as error:
         return str(error)
     except Exception as error:  # noqa: BLE001 - one odd file must not stop the batch
         return f"{path}: could not be processed ({type(error).__name__}: {error})"
 
 
-def _warning_fields(warning: tuple[str, str] | None) -> dict:
-    return {} if warning is None else {"warning": warning[1], "warning_kind": warning[0]}
+def _warning_fields(warning: tuple[str, str] | None, population: PopulationVerdict) -> dict:
+    if warning is None:
+        return {}
+    source = population.source if warning[0] in ("population", "lateral") else None
+    return {"warning": warning[1], "warning_kind": warning[0], "population_source": source}
 
 
 def predict_files(
@@ -90,7 +96,7 @@ def predict_files(
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
             probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size) if good else []
             batch_results = [
-                FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **_warning_fields(item[1])) for p, item in zip(chunk, loaded)
+                FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **item[1]) for p, item in zip(chunk, loaded)
             ]
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,warning rows to this CSV")
+    parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,population_source,warning rows to this CSV")
     args = parser.parse_args(argv)
 
     files = expand_inputs(args.inputs)
@@ -134,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "reading", "error", "warning_kind", "warning"])
+            writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "reading", "error", "warning_kind", "population_source",
+                                                        "warning"])
             writer.writeheader()
             writer.writerows(asdict(r) for r in results)
     if args.json:

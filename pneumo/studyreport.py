@@ -28,7 +28,7 @@ from pneumo.operating import Band, OperatingPoint, Reading, ppv_npv
 NOT_A_MEDICAL_DEVICE = ("Research and education demo, not a medical device. Trained on pediatric chest X-rays (ages 1-5) from one "
                         "hospital in Guangzhou; not validated on adults, other hospitals or other scanners. Do not use it to make clinical decisions.")
 DATA_CREDIT = "Training data: Kermany et al., Cell 2018 (CC BY 4.0)."
-CSV_COLUMNS = ("file", "probability", "threshold", "label", "reading", "warning_kind", "warning")
+CSV_COLUMNS = ("file", "probability", "threshold", "label", "reading", "warning_kind", "population_source", "warning")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Study:
     explained: str = ""  # the class the map explains
     where: str = ""  # where the map's weight lies, in words (or why there is no map)
     warning: tuple[str, str] | None = None  # (kind, text)
+    population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
     image_format: str = ""
     size: tuple[int, int] = (0, 0)
     identifiers: dict[str, str] = field(default_factory=dict)  # only when the user switched them on
@@ -101,7 +102,8 @@ def results_csv(studies: list[Study]) -> bytes:
     for s in studies:
         writer.writerow({"file": s.name, "probability": f"{s.probability:.6f}", "threshold": f"{s.threshold:.6f}",
                          "label": s.reading.leaning, "reading": s.reading.label,
-                         "warning_kind": s.warning[0] if s.warning else "", "warning": s.warning[1] if s.warning else ""})
+                         "warning_kind": s.warning[0] if s.warning else "", "population_source": s.population_source or "",
+                         "warning": s.warning[1] if s.warning else ""})
     return buffer.getvalue().encode("utf-8")
 
 
@@ -153,7 +155,9 @@ def report_pdf(studies: list[Study], bundle: Bundle, operating: OperatingPoint |
         pdf.ln(2)
         if study.warning:
             pdf.set_text_color(170, 60, 0)
-            text(f"Warning ({study.warning[0]}): {study.warning[1]}", 10, bold=True)
+            kind = f"{study.warning[0]}, from the {'DICOM header' if study.population_source == 'dicom' else 'image'}" \
+                if study.population_source else study.warning[0]
+            text(f"Warning ({kind}): {study.warning[1]}", 10, bold=True)
             text("The page withholds the label for such a picture: the model's reading below does not mean anything here.", 9)
             pdf.set_text_color(0, 0, 0)
         reading = study.reading

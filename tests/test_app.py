@@ -211,6 +211,29 @@ def test_a_picture_failing_the_layout_check_is_told_it_may_also_be_an_adult_x_ra
     assert _probabilities_shown(at) == 0
 
 
+def test_an_adult_jpeg_gets_the_image_based_population_warning_and_the_batch_table_says_which():
+    """No header: the image score decides. The warning says what was seen (score, the children's
+    99 %), the page what the reading is worth on adults, the label waits behind the switch; in a batch
+    the warning column says "population (image)"."""
+    import hashlib
+
+    adult = (REPO_ROOT / "tests" / "data" / "adult" / "nih_rsna_Normal-1.jpeg").read_bytes()
+    at = _app()
+    _upload(at, ("chest.jpeg", adult))
+    assert any("looks like an adult's chest X-ray (score" in w.value and "above what 99% of the training children score" in w.value
+               for w in at.warning)
+    text = _page_text(at)
+    assert "reading of an adult's film is unreliable" in text and "adult NORMAL X-rays from other hospitals" in text
+    assert _probabilities_shown(at) == 0
+    at.toggle(key=f"anyway-{hashlib.sha256(adult).hexdigest()}").set_value(True)
+    at.run()
+    assert _probabilities_shown(at) == 1
+    at = _app()
+    _upload(at, ("chest.jpeg", adult), ("child.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    table = at.dataframe[0].value
+    assert dict(zip(table["file"], table["warning"])) == {"chest.jpeg": "population (image)", "child.jpeg": ""}
+
+
 @pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "dicom").is_dir(), reason="no shared DICOM files")
 def test_dicom_upload_shows_harmless_metadata_a_population_warning_and_hides_identifiers():
     import hashlib

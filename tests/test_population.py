@@ -1,9 +1,12 @@
-"""The population check from the DICOM header (pneumo.population): every PatientAge form, birth and
-study dates, lateral views; and what the page and the CLI make of it."""
+"""The population check (pneumo.population): from the DICOM header (every PatientAge form, birth and
+study dates, lateral views) and from the image (the shipped image score, its fitting in
+pneumo.training.population); the routing of the guard's layout failures; and what the page and the
+CLI make of it."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,95 +99,185 @@ def test_the_cli_gives_a_machine_readable_warning_kind(tmp_path, untrained_model
     assert "62 years" in rows["adult.dcm"]["warning"] and rows["child.dcm"]["warning"] is None
     assert all(rows[name]["probability"] is not None for name in rows)  # predicted all the same, with the warning beside
     header = (tmp_path / "out.csv").read_text().splitlines()[0]
-    assert header == "file,probability,label,reading,error,warning_kind,warning"
+    assert header == "file,probability,label,reading,error,warning_kind,population_source,warning"
 
 
-def test_the_adult_score_folds_components_and_regression_into_one_linear_map():
-    """pneumo.training.adultscore: the numpy map equals scikit-learn's pipeline, and cross-fitting
-    scores every image from a fit that left its fold out."""
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from pneumo.training.adultscore import cross_fit, fit, source_weights
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(300, 64))
-    y = (x[:, :3].sum(axis=1) + rng.normal(0, 0.5, 300) > 0).astype(int)
-    pipeline = make_pipeline(PCA(n_components=8, random_state=42), StandardScaler(),
-                             LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000)).fit(x, y)
-    np.testing.assert_allclose(fit(x, y, 8, side=8).score(x), pipeline.decision_function(x), atol=1e-8)
-    folds = np.arange(300) % 5
-    crossed = cross_fit(x, y, folds, 8, side=8)
-    for k in range(5):
-        held = folds == k
-        np.testing.assert_allclose(crossed[held], fit(x[~held], y[~held], 8, side=8).score(x[held]), atol=1e-10)
-    assert not np.allclose(crossed, fit(x, y, 8, side=8).score(x))  # not the in-sample scores
-    weights = source_weights(np.array(["pediatric"] * 4 + ["NIH"] * 9 + ["Hannover"] * 1))
-    assert weights[:4].tolist() == [1] * 4 and weights[4:13].sum() == pytest.approx(weights[13:].sum()) == pytest.approx(5.0)
+ADULT_FIXTURES = sorted((Path(__file__).parent / "data" / "adult").glob("*.jpeg"))
 
 
-def test_non_linear_adult_scores_cross_fit_and_models_without_sample_weights_see_the_classes_balanced():
-    """adultscore (campaign img3): a non-linear candidate's score is its pipeline's decision function,
-    cross-fitting leaves each fold out, and the MLP's repeated rows weigh the classes (and, with source
-    weights, the sources) as a class-balanced weighted fit would."""
-    from pneumo.training.adultscore import cross_fit, fit, repeated_rows, source_weights
-
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(120, 16))
-    y = (x[:, 0] + rng.normal(0, 0.3, 120) > 0.8).astype(int)
-    fitted = fit(x, y, 8, side=4, model="svm")
-    np.testing.assert_allclose(fitted.score(x), fitted.pipeline.decision_function(x))
-    assert fitted.score(x[y == 1]).mean() > fitted.score(x[y == 0]).mean()
-    folds = np.arange(120) % 5
-    crossed = cross_fit(x, y, folds, 8, side=4, model="svm")
-    held = folds == 0
-    np.testing.assert_allclose(crossed[held], fit(x[~held], y[~held], 8, side=4, model="svm").score(x[held]))
-    with pytest.raises(ValueError, match="unknown model"):
-        fit(x, y, 8, side=4, model="forest")
-    labels = np.r_[np.zeros(40, int), np.ones(10, int)]
-    assert np.bincount(labels[repeated_rows(labels, None)]).tolist() == [40, 40]
-    source = np.array(["pediatric"] * 40 + ["NIH"] * 8 + ["Hannover"] * 2)
-    rows = repeated_rows(labels, source_weights(source))
-    counts = {name: int((source[rows] == name).sum()) for name in ("pediatric", "NIH", "Hannover")}
-    assert counts["pediatric"] == 40 and counts["NIH"] + counts["Hannover"] == 40 and abs(counts["NIH"] - counts["Hannover"]) <= 2
+def _svm_problem(seed: int = 1, n: int = 160):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 16))
+    y = (x[:, 0] + rng.normal(0, 0.3, n) > 0.8).astype(int)
+    return x, y
 
 
-def test_img4_threshold_holds_per_class_and_per_acquisition_change():
-    """adultscore (campaign img4): the threshold is the highest 99.5th percentile over (class, change),
-    so neither class's false alarms can hide in the pooled rate; changed images are scored by the
-    fold model that left them out."""
+def test_the_image_score_is_the_svm_folded_into_numpy_arrays(tmp_path, monkeypatch):
+    """pneumo.training.population.to_image_score: the served score (numpy) equals scikit-learn's
+    pipeline on the same thumbnails, and survives saving and loading."""
+    import pneumo.training.population as fitting
     from pneumo.guard import thumbnails
-    from pneumo.training.adultscore import PEDIATRIC_QUANTILE, changed_scores, cross_fit, per_class_and_change_threshold
-    from pneumo.training.shift import PERTURBATIONS
+    from pneumo.population import ImageScore
 
-    classes = np.r_[np.zeros(200, int), np.ones(800, int)]
-    rng = np.random.default_rng(3)
-    changed = {"identity": np.r_[rng.normal(1.0, 1.0, 200), rng.normal(-1.0, 1.0, 800)],
-               "gamma 0.6": np.r_[rng.normal(3.0, 1.0, 200), rng.normal(-1.0, 1.0, 800)]}
-    threshold, rates = per_class_and_change_threshold(changed, classes)
-    assert threshold == pytest.approx(np.quantile(changed["gamma 0.6"][:200], PEDIATRIC_QUANTILE))
-    pooled = np.quantile(changed["identity"], PEDIATRIC_QUANTILE)
-    assert threshold > pooled and (changed["identity"][:200] >= pooled).mean() > 0.005  # the pooled rule lets NORMALs through
-    assert max(rates.values()) <= 0.005 + 1e-9 and set(rates) == {f"{c} / {n}" for c in ("NORMAL", "PNEUMONIA") for n in changed}
-
-    gray = rng.integers(0, 256, size=(20, 299, 299), dtype=np.uint8)
-    gray[:10, :, 100:200] = 255  # a bright band: a class the score can see
+    monkeypatch.setattr(fitting, "COMPONENTS", 8)
+    gray = np.random.default_rng(2).integers(0, 256, size=(60, 299, 299), dtype=np.uint8)
+    gray[:20, :, 100:200] = 255  # a class the score can see
+    labels = np.r_[np.ones(20, int), np.zeros(40, int)]
     features = thumbnails(gray, 4)
-    labels = np.r_[np.ones(10, int), np.zeros(10, int)]
-    folds = np.arange(20) % 5
-    crossed, models = cross_fit(features, labels, folds, 4, side=4, model="svm", keep_models=True)
-    scores = changed_scores(gray, folds, models, side=4, chunk=7)
-    assert set(scores) == set(PERTURBATIONS)
-    np.testing.assert_allclose(scores["identity"], crossed)  # unchanged images: the cross-fitted scores
-    assert not np.allclose(scores["gamma 1.6"], crossed)
+    pipeline = fitting.fit_svm(features, labels, np.ones(60))
+    score = fitting.to_image_score(pipeline, threshold=0.1, side=4)
+    np.testing.assert_allclose(score.score(gray), pipeline.decision_function(features), atol=1e-9)
+    score.save(tmp_path / "s.npz", note="x")
+    loaded = ImageScore.load(tmp_path / "s.npz")
+    np.testing.assert_allclose(loaded.score(gray), score.score(gray), atol=1e-4)  # stored as float32
+    assert loaded.threshold == pytest.approx(0.1) and loaded.route_layout is False
+    assert score.score(gray[:20]).min() > score.score(gray[20:]).max()
+
+
+def test_cross_fitting_leaves_each_fold_out_and_sources_weigh_equally(monkeypatch):
+    import pneumo.training.population as fitting
+
+    monkeypatch.setattr(fitting, "COMPONENTS", 8)
+    x, y = _svm_problem()
+    folds = np.arange(len(y)) % 5
+    weights = np.ones(len(y))
+    crossed = fitting.cross_fit(x, x, y, folds, weights)
+    held = folds == 0
+    np.testing.assert_allclose(crossed[held], fitting.fit_svm(x[~held], y[~held], weights[~held]).decision_function(x[held]))
+    assert not np.allclose(crossed, fitting.fit_svm(x, y, weights).decision_function(x))  # not the in-sample scores
+    w = fitting.source_weights(np.array(["children"] * 4 + ["NIH"] * 9 + ["Hannover"] * 1 + ["web"] * 2))
+    assert w[:4].tolist() == [1] * 4
+    assert w[4:13].sum() == pytest.approx(w[13]) == pytest.approx(w[14:].sum()) == pytest.approx(12 / 3)
+
+
+def test_the_threshold_holds_for_each_class_of_children():
+    """The higher of the per-class 99th percentiles: neither class's false alarms hide in the pool."""
+    from pneumo.training.population import CHILDREN_SHARE, threshold_rule
+
+    rng = np.random.default_rng(3)
+    scores = np.r_[rng.normal(1.0, 1.0, 300), rng.normal(-1.0, 1.0, 900)]
+    classes = np.r_[np.zeros(300, int), np.ones(900, int)]
+    threshold = threshold_rule(scores, classes)
+    assert threshold == pytest.approx(np.quantile(scores[:300], CHILDREN_SHARE))
+    assert (scores[:300] >= threshold).mean() <= 0.01 + 1e-9 and threshold > np.quantile(scores, CHILDREN_SHARE)
+
+
+def test_the_choice_rule_takes_the_best_worst_held_out_source_among_those_within_the_validation_limit():
+    from pneumo.training.population import choose
+
+    reports = {"K": {"validation_ok": True, "worst_held_out": 0.80}, "L": {"validation_ok": True, "worst_held_out": 0.80},
+               "M": {"validation_ok": False, "worst_held_out": 0.99}}
+    assert choose(reports) == "K"  # ties to the first listed; M breaks the validation limit
+    assert choose({"M": reports["M"]}) is None
+
+
+def test_changed_children_are_the_same_images_under_the_fixed_acquisition_changes():
+    from pneumo.training.population import changed_children
+
+    gray = np.random.default_rng(4).integers(0, 256, size=(40, 299, 299), dtype=np.uint8)
+    changed = changed_children(gray)
+    assert changed.shape == gray.shape and changed.dtype == np.uint8
+    same = [np.array_equal(a, b) for a, b in zip(gray, changed)]
+    assert 0 < sum(same) < len(gray)  # identity is one of the seven changes
+    np.testing.assert_array_equal(changed, changed_children(gray))  # seeded
+
+
+@pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
+def test_the_shipped_image_score_calls_adult_films_adult_and_training_children_not():
+    """The shipped score on two films of each adult source (tests/data/adult, credited there) and on
+    the tiny set's training children; the header-less DICOM pixels of a 62-year-old too."""
+    from pneumo.guard import load_guard
+    from pneumo.preprocess import to_gray299
+    from pneumo.imageio import read_image_file
+
+    from conftest import TINY_DATA
+
+    score = load_guard().adult_score
+    assert score is not None and score.route_layout is False and score.children_share == 0.99
+    adults = np.stack([to_gray299(read_image_file(p)) for p in ADULT_FIXTURES])
+    children = np.stack([to_gray299(read_image_file(p)) for p in sorted((TINY_DATA / "train").rglob("*.jpeg"))])
+    assert (score.score(adults) >= score.threshold).all()
+    assert (score.score(children) < score.threshold).mean() >= 0.9
+    verdict = score.check(adults[:1])
+    assert verdict.kind == "population" and verdict.source == "image"
+    assert "looks like an adult's chest X-ray (score" in verdict.seen and "above what 99% of the training children score" in verdict.seen
+
+
+@pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
+def test_routing_an_adult_film_that_fails_the_layout_check_and_never_a_photo():
+    """Campaign g3's routing: off as shipped (it would call photos adult), so an ICU film failing the
+    layout check is "not a chest X-ray"; with the routing on it gets the population warning; a photo
+    and an MRI slice are "not a chest X-ray" either way as shipped."""
+    from dataclasses import replace
+
+    from pneumo.analysis import prepare
+    from pneumo.guard import load_guard
+    from pneumo.overlay import to_png_bytes
+    from pneumo.training.synthetic import non_xray_images
+
+    guard = load_guard()
+    icu = next(p for p in ADULT_FIXTURES if p.name == "hannover_00870a9c.jpeg").read_bytes()
+    assert prepare(icu, "icu.jpeg", guard).warning[0] == "not_xray"
+    pictures = dict(non_xray_images())
+    for name in ("photo/grace_hopper_gray", "photo/mri_slice", "document/0"):
+        assert prepare(to_png_bytes(pictures[name]), "p.png", guard).warning[0] == "not_xray", name
+    guard.adult_score = replace(guard.adult_score, route_layout=True)
+    routed = prepare(icu, "icu.jpeg", guard)
+    assert routed.warning[0] == "population" and routed.population.source == "image" and routed.verdict.layout_passed is False
+    assert prepare(to_png_bytes(pictures["photo/grace_hopper_gray"]), "p.png", guard).warning[0] == "population"  # why it is off
+
+
+@pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
+def test_a_dicom_age_decides_and_without_one_the_image_does():
+    """An adult film as a DICOM: age 3 -> in the population whatever the pixels say; age 62 -> the
+    header's warning; no age -> the image score's."""
+    from PIL import Image
+
+    from conftest import make_dicom
+    from pneumo.analysis import prepare, warning_label
+    from pneumo.guard import load_guard
+
+    guard = load_guard()
+    pixels = np.asarray(Image.open(next(p for p in ADULT_FIXTURES if p.name.startswith("nih"))).convert("L"))
+    child = prepare(make_dicom(pixels, PatientAge="003Y"), "c.dcm", guard)
+    assert child.warning is None and child.population.source == "dicom"
+    adult = prepare(make_dicom(pixels, PatientAge="062Y"), "a.dcm", guard)
+    assert adult.warning[0] == "population" and adult.population.source == "dicom" and "62 years" in adult.warning[1]
+    assert warning_label(adult.warning[0], adult.population) == "population (dicom)"
+    ageless = prepare(make_dicom(pixels, PatientBirthDate=""), "n.dcm", guard)
+    assert ageless.warning[0] == "population" and ageless.population.source == "image"
+    assert warning_label(ageless.warning[0], ageless.population) == "population (image)"
+
+
+@pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
+def test_the_cli_says_which_check_decided(tmp_path, untrained_model_file):
+    """--json and --csv: population_source "image" for an adult JPEG, "dicom" for a DICOM with an age."""
+    from PIL import Image
+
+    from conftest import make_dicom
+
+    jpeg = next(p for p in ADULT_FIXTURES if p.name.startswith("nih"))
+    (tmp_path / "adult.jpeg").write_bytes(jpeg.read_bytes())
+    (tmp_path / "adult.dcm").write_bytes(make_dicom(np.asarray(Image.open(jpeg).convert("L")), PatientAge="062Y"))
+    result = subprocess.run([sys.executable, "-m", "pneumo.predict", str(tmp_path / "adult.jpeg"), str(tmp_path / "adult.dcm"),
+                             "--weights", str(untrained_model_file), "--json", "--csv", str(tmp_path / "out.csv")],
+                            capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {Path(json.loads(line)["file"]).name: json.loads(line) for line in result.stdout.splitlines()}
+    assert rows["adult.jpeg"]["warning_kind"] == "population" and rows["adult.jpeg"]["population_source"] == "image"
+    assert rows["adult.dcm"]["warning_kind"] == "population" and rows["adult.dcm"]["population_source"] == "dicom"
+    assert "looks like an adult's chest X-ray" in rows["adult.jpeg"]["warning"]
+    import csv
+
+    with open(tmp_path / "out.csv", newline="") as handle:
+        table = {Path(r["file"]).name: r for r in csv.DictReader(handle)}
+    assert table["adult.jpeg"]["population_source"] == "image" and table["adult.dcm"]["population_source"] == "dicom"
 
 
 def test_population_measure_counts_the_warnings_the_app_path_gives(tmp_path):
     """pneumo.training.population: each file's warning is the one prepare() gives (guard first, then
-    the header), counted per kind; a DICOM's pixels without their header lose the age; the card
-    section lists every set."""
+    the header, then the image), counted per kind; a child's DICOM pixels without their header lose
+    the age and the image score passes them; the card section lists every set as shares."""
     from PIL import Image
 
     from conftest import TINY_DATA, make_dicom
@@ -206,4 +299,7 @@ def test_population_measure_counts_the_warnings_the_app_path_gives(tmp_path):
     report = {"threshold": 0.2, "adult": {"NIH NORMAL": {"images": 3, "called_pneumonia": 1 / 3}}, "warnings": {"NIH NORMAL": counts},
               "dicom": {"a.dcm": {"kind": "population", "seen": "age 62 years", "without_header": None}}}
     text = card_text(report)
-    assert "| NIH NORMAL | 3 | 33.3% | 1 | 0 | 1 | 1 |" in text and "without the header: no warning" in text
+    assert "| NIH NORMAL | 3 | 33.3% | 33.3% | 33.3% | 0.0% | 0.0% | 33.3% |" in text and "without the header: no warning" in text
+    assert "No image score is shipped" in text
+    report["image_score"] = {"held_out": {"NIH": {"flagged": 0.896}, "web": {"flagged": 0.808}}}
+    assert "Held out whole (fitted without that source): NIH 89.6%, web 80.8%" in card_text(report)

@@ -5,6 +5,7 @@ that the viewing controls redraw without the model and a DICOM opens in its own 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 import json
 import math
 
@@ -150,6 +151,28 @@ def test_the_pdf_holds_each_study_its_numbers_version_and_statement():
     assert "Doe^Jane" in pypdf.PdfReader(io.BytesIO(with_ids)).pages[0].extract_text()
 
 
+def test_the_pdf_says_what_an_image_based_population_warning_saw_and_what_the_reading_is_worth_on_adults():
+    import pypdf
+
+    from pneumo.analysis import prepare
+    from pneumo.guard import load_guard
+    from pneumo.studyreport import report_pdf
+    from pneumo.ui.analyze import _population_source, _report_warning
+    from pneumo.ui.session import Analysis
+
+    bundle = shipped.read_bundle()
+    prepared = prepare((Path(__file__).parent / "data" / "adult" / "nih_rsna_Normal-1.jpeg").read_bytes(), "adult.jpeg", load_guard())
+    analysis = Analysis("adult.jpeg", prepared, 0.7)
+    warning = _report_warning(analysis, bundle)
+    study = _study("adult.jpeg", 0.7, warning)
+    study.population_source = _population_source(analysis)
+    assert study.population_source == "image"
+    text = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([study], bundle, None, 0.1, None))).pages[0].extract_text().split())
+    share = bundle.adult_normal_called_pneumonia
+    assert "Warning (population, from the image)" in text and "looks like an adult's chest X-ray (score" in text
+    assert f"calls {share:.0%} PNEUMONIA" in text and "**" not in text
+
+
 def test_the_results_csv_has_one_row_per_study():
     import csv
 
@@ -158,6 +181,7 @@ def test_the_results_csv_has_one_row_per_study():
     rows = list(csv.DictReader(io.StringIO(results_csv([_study("a.jpeg", 0.2), _study("b,c.png", 0.99, ("not_xray", "No."))]).decode())))
     assert [r["file"] for r in rows] == ["a.jpeg", "b,c.png"] and tuple(rows[0]) == CSV_COLUMNS
     assert rows[0]["reading"] == INDETERMINATE and rows[0]["label"] == "NORMAL" and rows[1]["warning_kind"] == "not_xray"
+    assert rows[1]["population_source"] == ""
 
 
 # ---- the teaching gallery ----------------------------------------------------------------------------

@@ -153,40 +153,72 @@ def series_of(file_name: str) -> str:
 
 
 DEFAULT_ADULT_DIR = REPO_ROOT.parent / "shared" / "data" / "adult"
+DEFAULT_WEB_DIR = REPO_ROOT.parent / "shared" / "data" / "adult_web"
+DEFAULT_OTHER_CHILDREN_DIR = REPO_ROOT.parent / "shared" / "data" / "pediatric_other"
+ADULT_SOURCES = ("NIH", "Hannover", "web")
 
 
 @dataclass(frozen=True)
 class AdultSample:
-    """An adult chest X-ray from another hospital (to measure the model outside its population, never
-    to train it): its source ("NIH" or "Hannover"), label and the patient it belongs to."""
+    """An X-ray from outside the training population (to measure the model there and to recognise
+    such uploads, never to train the classifier): its source ("NIH", "Hannover", "web" or "children
+    elsewhere"), label, the patient it belongs to and, where known, the age in years."""
 
     path: Path
     source: str
     label: str  # "NORMAL" or "COVID19"
-    group: str  # Hannover: its patient column; NIH: each file is its own patient
+    group: str  # Hannover: its patient column; web: country, age and sex where the age is known; else each file its own
+    age: float | None = None
+
+
+def _manifest(folder: Path) -> list[dict]:
+    import csv
+
+    manifest = folder / "MANIFEST.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"no X-ray set at {folder} (expected {manifest})")
+    with open(manifest, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def list_adult(adult_dir: str | Path = DEFAULT_ADULT_DIR) -> list[AdultSample]:
-    """The adult set's MANIFEST.csv, sorted by path."""
-    import csv
-
+    """The adult set's MANIFEST.csv (NIH and Hannover), sorted by path."""
     adult_dir = Path(adult_dir)
-    manifest = adult_dir / "MANIFEST.csv"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"no adult X-ray set at {adult_dir} (expected {manifest})")
-    with open(manifest, newline="") as handle:
-        rows = list(csv.DictReader(handle))
     samples = []
-    for row in rows:
+    for row in _manifest(adult_dir):
         source = "Hannover" if row["source"].lower().startswith("hannover") else "NIH"
         group = f"Hannover/{row['patient']}" if source == "Hannover" and row.get("patient") else f"{source}/{row['file']}"
         samples.append(AdultSample(adult_dir / row["file"], source, row["label"], group))
     return sorted(samples, key=lambda s: str(s.path))
 
 
+def _web_rows(folder: Path, source: str) -> list[AdultSample]:
+    samples = []
+    for row in _manifest(folder):
+        age = float(row["age"]) if row.get("age", "").strip() else None
+        # Several films of one case sit side by side there without a patient id: country, age and sex stand for one.
+        group = f"{source}/{row['country']}/{row['age']}/{row['sex']}" if age is not None else f"{source}/{row['file']}"
+        samples.append(AdultSample(folder / row["file"], source, row["finding"].replace("-", "").upper(), group, age))
+    return sorted(samples, key=lambda s: str(s.path))
+
+
+def list_web(web_dir: str | Path = DEFAULT_WEB_DIR) -> list[AdultSample]:
+    """The adult films collected from the web (COVID-CXNet, many countries), source "web"."""
+    return _web_rows(Path(web_dir), "web")
+
+
+def list_other_children(folder: str | Path = DEFAULT_OTHER_CHILDREN_DIR) -> list[AdultSample]:
+    """The 16 children from hospitals other than Guangzhou (measured only), with their ages."""
+    return _web_rows(Path(folder), "children elsewhere")
+
+
+def list_adult_sources(adult_dir: str | Path = DEFAULT_ADULT_DIR, web_dir: str | Path = DEFAULT_WEB_DIR) -> list[AdultSample]:
+    """Every adult source in the shared data: NIH, Hannover and web."""
+    return list_adult(adult_dir) + list_web(web_dir)
+
+
 def adult_folds(samples: list[AdultSample], n_folds: int = 5, seed: int = 42) -> np.ndarray:
-    """The fold of each adult X-ray: grouped by patient (Hannover's patient column; each NIH file its
-    own) and stratified by source."""
+    """The fold of each adult X-ray: grouped by patient (see AdultSample.group) and stratified by source."""
     return grouped_folds([s.source for s in samples], [s.group for s in samples], n_folds, seed)
 
 

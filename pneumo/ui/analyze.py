@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pneumo.analysis import warning_label
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
 from pneumo.heatmaps import WHAT_IT_MEASURES, where
 from pneumo.operating import Band, band_at, operating_point, ppv_npv, reading
@@ -49,7 +50,22 @@ def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
         return "The model only knows frontal chest X-rays, so its reading of this picture means nothing."
     if kind == "lateral":
         return "The model only knows frontal views; a lateral film's reading means nothing."
+    if prepared.population.source == "image":  # the warning already says what was seen
+        return "The model's reading of an adult's film is unreliable." + _adult_worth(bundle)
     return f"Seen: {prepared.population.seen}. The model's reading outside its training population is unreliable." + _adult_worth(bundle)
+
+
+def _population_source(analysis: Analysis) -> str | None:
+    kind = analysis.warning[0] if analysis.warning else None
+    return analysis.prepared.population.source if kind in ("population", "lateral") else None
+
+
+def _report_warning(analysis: Analysis, bundle: Bundle) -> tuple[str, str] | None:
+    """The warning as the PDF gives it: what was seen, and for a population warning what the reading is worth there."""
+    if analysis.warning is None or analysis.warning[0] != "population":
+        return analysis.warning
+    kind, text = analysis.warning
+    return kind, (text + _adult_worth(bundle)).replace("**", "").replace("`", "")
 
 
 def _inputs() -> list[tuple[str, bytes]]:
@@ -91,7 +107,8 @@ def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, vi
         method=settings.method_name, method_measures=WHAT_IT_MEASURES[settings.method], explained=CLASS_NAMES[explained],
         where=f"no region raised the score for {CLASS_NAMES[explained]}; the map is empty." if heat.empty
         else ("withheld with the reading." if withheld else where(heat.heatmap)),
-        warning=analysis.warning, image_format=prepared.format, size=prepared.size,
+        warning=_report_warning(analysis, engine.bundle), population_source=_population_source(analysis),
+        image_format=prepared.format, size=prepared.size,
         identifiers=prepared.identifiers if with_identifiers else {},
     )
 
@@ -125,15 +142,15 @@ def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | 
                 "file": a.name,
                 "probability of pneumonia": round(a.probability, 4),
                 "label": _reading_cell(a, threshold, band),
-                "warning": a.warning[0] if a.warning else "",
+                "warning": warning_label(a.warning[0] if a.warning else None, a.prepared.population),
             }
             for a in analyses
         ],
         hide_index=True,
         column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
     )
-    rows = [Study(a.name, a.prepared.picture, a.probability, threshold, reading(a.probability, threshold, band), warning=a.warning)
-            for a in analyses]
+    rows = [Study(a.name, a.prepared.picture, a.probability, threshold, reading(a.probability, threshold, band), warning=a.warning,
+                  population_source=_population_source(a)) for a in analyses]
     csv_column, pdf_column, _ = st.columns([1, 1, 2])
     csv_column.download_button("Download results (CSV)", data=results_csv(rows), file_name="pneumo-results.csv", mime="text/csv",
                                icon=":material/table:", on_click="ignore", key="download-csv")
