@@ -12,6 +12,9 @@ that looks like an adult's chest X-ray (the image score), is predicted with a wa
 person, `warning_kind` (not_xray, inverted, lateral, population) for machines, and for population
 and lateral `population_source`: `dicom` (the header decided) or `image` (the image score did).
 `reading` is the label, or INDETERMINATE inside the band around the threshold (pneumo.operating).
+Where the lung segmenter ships (pneumo.lungs), every file that was read also gets `lung_share` (the
+share of the image the lungs cover) and `map_in_lungs` (the share of the default heatmap's mass,
+HiResCAM for the predicted class, inside the lungs; empty for an empty map).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class FileResult:
     warning: str | None = None  # for a person: not a chest X-ray, or outside the training population
     warning_kind: str | None = None  # for machines: not_xray, inverted, lateral, population
     population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
+    lung_share: float | None = None  # the share of the image the lungs cover (pneumo.lungs)
+    map_in_lungs: float | None = None  # the share of the default heatmap's mass inside the lungs
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -78,9 +83,11 @@ def _warning_fields(warning: tuple[str, str] | None, population: PopulationVerdi
 
 
 def predict_files(
-    model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None
+    model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None,
+    engine=None,
 ) -> list[FileResult]:
-    """Read, check, preprocess and predict in batches."""
+    """Read, check, preprocess and predict in batches; with an engine (pneumo.engine) that has a lung
+    segmenter, each file's lung share and the share of its default map inside the lungs too."""
     from pneumo.inference import predict_gray
 
     results: list[FileResult] = []
@@ -101,12 +108,25 @@ def predict_files(
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
                 batch_results[i].label = label_name(prob, threshold)
+            if engine is not None and engine.segmenter is not None and good:
+                _lung_fields([batch_results[i] for i in good], np.stack([loaded[i][0] for i in good]), engine, threshold)
             results += batch_results
             if bar is not None:
                 bar.update(len(chunk))
     if bar is not None:
         bar.close()
     return results
+
+
+def _lung_fields(results: list[FileResult], gray: np.ndarray, engine, threshold: float) -> None:
+    from pneumo.lungs import lung_share, map_in_lungs
+
+    masks = engine.segmenter.masks(gray)
+    for result, image, mask in zip(results, gray, masks):
+        explanation = engine.analyze(image, threshold=threshold)
+        result.lung_share = round(lung_share(mask), 4)
+        inside = None if explanation.empty else map_in_lungs(explanation.heatmap, mask)
+        result.map_in_lungs = None if inside is None else round(inside, 4)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,population_source,warning rows to this CSV")
+    parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,population_source,lung_share,map_in_lungs,warning rows to this CSV")
     args = parser.parse_args(argv)
 
     files = expand_inputs(args.inputs)
@@ -126,13 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = load_bundle(args.weights)
         threshold = bundle.threshold_or(args.threshold)
-        from pneumo.inference import load_model
+        from pneumo.engine import load_engine
 
-        model = load_model(args.weights)
+        engine = load_engine(args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = predict_files(model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard())
+    results = predict_files(engine.model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard(),
+                            engine=engine)
     band = band_at(bundle.uncertainty, threshold)
     for r in results:
         if r.probability is not None:
@@ -141,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "reading", "error", "warning_kind", "population_source",
-                                                        "warning"])
+                                                        "lung_share", "map_in_lungs", "warning"])
             writer.writeheader()
             writer.writerows(asdict(r) for r in results)
     if args.json:

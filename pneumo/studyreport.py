@@ -45,6 +45,7 @@ class Study:
     method_measures: str = ""
     explained: str = ""  # the class the map explains
     where: str = ""  # where the map's weight lies, in words (or why there is no map)
+    lungs: str = ""  # the share of the map inside the lungs and of the image they cover (pneumo.lungs), in words
     warning: tuple[str, str] | None = None  # (kind, text)
     population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
     image_format: str = ""
@@ -188,6 +189,8 @@ def report_pdf(studies: list[Study], bundle: Bundle, operating: OperatingPoint |
             text(f"Explanation: {study.method} for {study.explained}. It measures {study.method_measures}")
             if study.overlay is not None and study.where:
                 text(study.where)
+            if study.lungs:
+                text(study.lungs)
             text("Coarse (9×9 features of the last convolution block), not a segmentation of disease.", 8.5)
         if study.identifiers:
             text("Patient identifiers (shown because the user switched them on): "

@@ -211,6 +211,26 @@ def test_a_picture_failing_the_layout_check_is_told_it_may_also_be_an_adult_x_ra
     assert _probabilities_shown(at) == 0
 
 
+@pytest.mark.skipif(not (REPO_ROOT / "weights" / "lungs.keras").is_file(), reason="no shipped lung segmenter")
+def test_every_reading_says_how_much_of_the_map_lies_inside_the_lungs_and_the_outline_can_be_drawn(explain_calls):
+    """The sentence under the overlay, and the viewer's lung-outline toggle: a fragment rerun that
+    draws the outline on both pictures without calling the model again."""
+    import hashlib
+
+    data = PNEUMONIA_EXAMPLE.read_bytes()
+    at = _app()
+    _upload(at, ("child.jpeg", data))
+    text = _page_text(at)
+    assert "of the map lies inside the lungs, which cover" in text and "% of the image." in text
+    calls = len(explain_calls)
+    toggle = at.toggle(key=f"lungs-{hashlib.sha256(data).hexdigest()}")
+    assert toggle.label == "Outline the lungs" and toggle.value is False
+    toggle.set_value(True)
+    at.run()
+    assert not at.exception and len(explain_calls) == calls
+    assert at.toggle(key=f"lungs-{hashlib.sha256(data).hexdigest()}").value is True
+
+
 def test_an_adult_jpeg_gets_the_image_based_population_warning_and_the_batch_table_says_which():
     """No header: the image score decides. The warning says what was seen (score, the children's
     99 %), the page what the reading is worth on adults, the label waits behind the switch; in a batch

@@ -3,7 +3,7 @@
     python -m pneumo.training.bench inference   # one X-ray: naive path vs the project's path (JSON line)
     python -m pneumo.training.bench batch       # pneumo.predict over a folder of 224 px JPEGs, images/s
     python -m pneumo.training.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
-    python -m pneumo.training.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time (minutes)
+    python -m pneumo.training.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time, map inside the lungs (minutes)
     python -m pneumo.training.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
@@ -79,6 +79,18 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
         result = engine.analyze(g, method=method)
         return result.probability, result.heatmap
 
+    if engine.segmenter is not None:  # the page's whole path per X-ray: probability, map and lungs
+        lung_times, whole_times = [], []
+        engine.lungs(gray[0])
+        for g in gray:
+            t0 = time.perf_counter()
+            engine.lungs(g)
+            t1 = time.perf_counter()
+            project(g)
+            engine.lungs(g)
+            lung_times.append(t1 - t0)
+            whole_times.append(time.perf_counter() - t1)
+
     # An ensemble's layer sits inside each member, where the naive whole-model visualiser cannot reach:
     # only the project's path is timed for it.
     paths = {"project": project} if ensemble_members(model) else {"naive": naive, "project": project}
@@ -98,6 +110,8 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
     project_s = _spread(times["project"])
     result = {"benchmark": "inference", "method": method, "images": len(gray), "networks": max(1, len(ensemble_members(model))),
               "project": project_s}
+    if engine.segmenter is not None:
+        result |= {"lungs": _spread(lung_times), "probability_map_and_lungs": _spread(whole_times)}
     if "naive" in times:
         naive_s = _spread(times["naive"])
         result |= {"naive": naive_s, "speedup": round(naive_s["median_s"] / project_s["median_s"], 2),
@@ -233,9 +247,31 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     if dicoms:
         gray = np.concatenate([gray, to_gray299(read_file(dicoms[0]).image)[np.newaxis]])
     shipped = load_bundle(weights)
-    report = measure_methods(load_model(weights), to_model_input(gray), METHODS, shipped.threshold)
+    model = load_model(weights)
+    report = measure_methods(model, to_model_input(gray), METHODS, shipped.threshold)
     report.update({"benchmark": "explanations", "test_normal": per_class, "test_pneumonia": per_class, "dicom": len(dicoms[:1]),
                    "default_by_rule": choose_default(report)})
+    from pneumo.lungs import load_segmenter
+
+    segmenter = load_segmenter()
+    if segmenter is not None:  # the share of each map inside the predicted lungs (issue #35)
+        from pneumo.inference import predict_gray
+        from pneumo.training.data import list_adult_sources
+        from pneumo.training.explanations import in_lungs
+
+        test_gray = gray[: len(chosen)]
+        labels = np.array([s.label for s in chosen])
+        called = predict_gray(model, test_gray) >= shipped.threshold
+        groups = np.where(labels == 1, "test PNEUMONIA", np.where(called, "test NORMAL called PNEUMONIA", "test NORMAL called NORMAL"))
+        images, names = [test_gray], [groups]
+        adults = list_adult_sources()
+        adult_gray, _ = load_images(adults, DEFAULT_CACHE_DIR, progress=False)
+        for source in ("NIH", "Hannover", "web"):
+            rows = np.flatnonzero([a.source == source for a in adults])
+            rows = rows[np.unique(np.linspace(0, len(rows) - 1, per_class // 2).round().astype(int))]
+            images.append(adult_gray[rows])
+            names.append(np.full(len(rows), f"adult {source}"))
+        report["in_lungs"] = in_lungs(model, np.concatenate(images), np.concatenate(names), segmenter, METHODS, shipped.threshold)
     return report
 
 
@@ -265,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = bench_explanations(data_dir, weights, args.per_class)
         print(format_table(report))
+        if "in_lungs" in report:
+            from pneumo.training.explanations import format_in_lungs
+
+            print(format_in_lungs(report["in_lungs"]))
         print(f"default by the rule of docs/EXPLANATIONS.md: {report['default_by_rule']}")
         print(json.dumps(report), flush=True)
     return 0

@@ -199,3 +199,41 @@ def format_table(report: dict) -> str:
             f"{sim['head']:>8.3f} {sim['head+block5']:>7.3f} {m['seconds_per_map_median']:>7.3f} {'yes' if qualifies(m) else 'no'}"
         )
     return "\n".join(lines)
+
+
+def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tuple[str, ...], threshold: float) -> dict:
+    """Per group and method: the mean share of the map's mass inside the predicted lungs (maps of
+    the class the model predicts; empty maps left out and counted), beside the mean share of the
+    image the lungs cover (what a flat map would give)."""
+    from pneumo.explain import Explainer
+    from pneumo.lungs import lung_share, map_in_lungs
+    from pneumo.preprocess import to_model_input
+
+    explainer = Explainer(model)
+    masks = np.concatenate([segmenter.masks(gray[i:i + 64]) for i in range(0, len(gray), 64)])
+    out: dict = {"groups": {}}
+    for group in dict.fromkeys(groups):
+        rows = np.flatnonzero(groups == group)
+        out["groups"][str(group)] = {"images": len(rows), "lung_share": float(np.mean([lung_share(masks[i]) for i in rows])), "methods": {}}
+    for method in methods:
+        shares: dict[str, list[float]] = {g: [] for g in out["groups"]}
+        empty = dict.fromkeys(out["groups"], 0)
+        for g, mask, group in zip(gray, masks, groups):
+            result = explainer.explain(to_model_input(g), threshold=threshold, method=method)
+            inside = None if result.empty else map_in_lungs(result.heatmap, mask)
+            if inside is None:
+                empty[str(group)] += 1
+            else:
+                shares[str(group)].append(inside)
+        for group, values in shares.items():
+            out["groups"][group]["methods"][method] = {"map_in_lungs": float(np.mean(values)) if values else float("nan"),
+                                                       "empty": empty[group]}
+    return out
+
+
+def format_in_lungs(report: dict) -> str:
+    methods = list(next(iter(report["groups"].values()))["methods"])
+    lines = [f"{'map mass inside the lungs':<30} {'images':>6} {'lungs':>6}" + "".join(f"{m:>11}" for m in methods)]
+    for group, g in report["groups"].items():
+        lines.append(f"{group:<30} {g['images']:>6} {g['lung_share']:>6.2f}" + "".join(f"{g['methods'][m]['map_in_lungs']:>11.2f}" for m in methods))
+    return "\n".join(lines)

@@ -13,6 +13,7 @@ import streamlit as st
 from pneumo.analysis import warning_label
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
 from pneumo.heatmaps import WHAT_IT_MEASURES, where
+from pneumo.lungs import draw_outline, in_lungs_sentence, lung_share, map_in_lungs
 from pneumo.operating import Band, band_at, operating_point, ppv_npv, reading
 from pneumo.overlay import overlay, to_png_bytes
 from pneumo.studyreport import Study, report_pdf, results_csv
@@ -94,23 +95,37 @@ def _reading_cell(analysis: Analysis, threshold: float, band: Band | None) -> st
     return f"{shown.label} (leaning {shown.leaning})" if shown.indeterminate else shown.label
 
 
-def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, view: View, with_identifiers: bool) -> Study:
-    """The report's view of one analysis: its map for the current settings (cached), its picture as viewed."""
+def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, view: View, with_identifiers: bool,
+           outlined: bool = False) -> Study:
+    """The report's view of one analysis: its map for the current settings (cached), its picture as
+    viewed (with the lung outline when the viewer shows it)."""
     prepared = analysis.prepared
     explained, heat = map_for(analysis, engine, settings)
     picture = view.show(source_of(prepared))
     withheld = analysis.warning is not None
+    outlined = outlined and analysis.lungs is not None
+    blended = None if heat.empty or withheld else overlay(picture, heat.heatmap, settings.opacity)
+    if outlined:
+        picture, blended = draw_outline(picture, analysis.lungs), blended and draw_outline(blended, analysis.lungs)
     return Study(
         name=analysis.name, picture=picture, probability=analysis.probability, threshold=settings.threshold,
         reading=reading(analysis.probability, settings.threshold, band),
-        overlay=None if heat.empty or withheld else overlay(picture, heat.heatmap, settings.opacity),
+        overlay=blended,
         method=settings.method_name, method_measures=WHAT_IT_MEASURES[settings.method], explained=CLASS_NAMES[explained],
         where=f"no region raised the score for {CLASS_NAMES[explained]}; the map is empty." if heat.empty
         else ("withheld with the reading." if withheld else where(heat.heatmap)),
+        lungs=_lungs_text(analysis, heat) if not withheld else "",
         warning=_report_warning(analysis, engine.bundle), population_source=_population_source(analysis),
         image_format=prepared.format, size=prepared.size,
         identifiers=prepared.identifiers if with_identifiers else {},
     )
+
+
+def _lungs_text(analysis: Analysis, heat) -> str:
+    """"NN % of the map lies inside the lungs, which cover MM % of the image" (pneumo.lungs), or nothing without a segmenter."""
+    if analysis.lungs is None:
+        return ""
+    return in_lungs_sentence(None if heat.empty else map_in_lungs(heat.heatmap, analysis.lungs), lung_share(analysis.lungs))
 
 
 def _identifiers_on(prepared) -> bool:
@@ -121,11 +136,12 @@ def _report_maker(analyses: list[Analysis], engine, settings: Settings, band: Ba
     """The PDF, built only when its button is clicked (Streamlit calls this then, outside the page's
     run, so the views and the identifier switches are read now). Without `views`, each X-ray in its
     default window: the batch PDF does not follow the one detail view's controls."""
-    views = [(a, view, _identifiers_on(a.prepared)) for a, view in zip(analyses, views or [default_view(a.prepared) for a in analyses])]
+    views = [(a, view, _identifiers_on(a.prepared), bool(st.session_state.get(f"lungs-{a.prepared.digest}", False)))
+             for a, view in zip(analyses, views or [default_view(a.prepared) for a in analyses])]
     point = operating_point(engine.bundle, settings.threshold)
 
     def make() -> bytes:
-        studies = [_study(a, engine, settings, band, view, ids) for a, view, ids in views]
+        studies = [_study(a, engine, settings, band, view, ids, outlined) for a, view, ids, outlined in views]
         return report_pdf(studies, engine.bundle, point, settings.prevalence, band)
 
     return make
@@ -225,27 +241,36 @@ def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, s
     prepared = analysis.prepared
     view, source = view_controls(prepared), source_of(prepared)
     picture = view.show(source)
+    outlined = analysis.lungs is not None and st.toggle(
+        "Outline the lungs", key=f"lungs-{prepared.digest}",
+        help="The lung fields as the shipped segmenter finds them (pneumo.lungs), on the X-ray and the overlay.")
+    shown = draw_outline(picture, analysis.lungs) if outlined else picture
     st.download_button("Download report (PDF)", data=_report_maker([analysis], engine, settings, band, [view]),
                        file_name=f"{Path(analysis.name).stem}_report.pdf", mime="application/pdf",
                        icon=":material/picture_as_pdf:", on_click="ignore", key=f"report-{prepared.digest}",
                        help="This study as viewed (window, invert), with its reading, heatmap and what the threshold means.")
     if not show_reading:
-        st.image(view.zoom_in(picture), caption="Uploaded picture" + view.caption(source), width="stretch")
+        st.image(view.zoom_in(shown), caption="Uploaded picture" + view.caption(source), width="stretch")
         return
     with st.spinner("Computing the heatmap…"):
         explained, heat = map_for(analysis, engine, settings)
     a, b = st.columns(2)
-    a.image(view.zoom_in(picture), caption="Original" + view.caption(source), width="stretch")
+    a.image(view.zoom_in(shown), caption="Original" + view.caption(source), width="stretch")
     title = f"{settings.method_name} for {CLASS_NAMES[explained]}"
     if heat.empty:  # a blank overlay would read as "nothing there": say what the map found
         b.info(f"**{title}**: no region raised the score for {CLASS_NAMES[explained]}; the map is empty, so there is no overlay.",
                icon=":material/visibility_off:")
         st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]}")
+        if analysis.lungs is not None:
+            st.markdown(_lungs_text(analysis, heat))
         return
     blended = overlay(picture, heat.heatmap, settings.opacity)
-    b.image(view.zoom_in(blended), caption=title + view.caption(source), width="stretch")
+    b.image(view.zoom_in(draw_outline(blended, analysis.lungs) if outlined else blended), caption=title + view.caption(source),
+            width="stretch")
     st.image(resources.legend_png(), width="stretch")
     st.markdown(where(heat.heatmap))
+    if analysis.lungs is not None:
+        st.markdown(_lungs_text(analysis, heat))
     st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]} Coarse (9×9 features), not a segmentation of disease.")
     st.download_button(
         "Download overlay (PNG)",

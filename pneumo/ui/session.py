@@ -23,6 +23,7 @@ class Analysis:
     prepared: PreparedImage
     probability: float
     maps: dict[tuple[int, str], Map] = field(default_factory=dict)  # (explained class, method) -> map
+    lungs: np.ndarray | None = field(default=None, repr=False)  # boolean 299x299 lung mask (None without a segmenter)
 
     @property
     def warning(self) -> tuple[str, str] | None:
@@ -57,11 +58,13 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
         try:
             prepared = prepare(data, name, guard)
             result = engine.analyze(prepared.gray299, target=settings.target, threshold=settings.threshold, method=settings.method)
+            lungs = engine.lungs(prepared.gray299)
         except ImageReadError as error:
             return Failure(name, str(error))
         except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
             return Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
-        analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): Map(result.heatmap, result.empty)})
+        analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): Map(result.heatmap, result.empty)},
+                            lungs)
         store[key] = analysis
         while len(store) > MAX_CACHED_FILES:
             store.pop(next(iter(store)))

@@ -1,0 +1,180 @@
+"""Where the lungs are: a small U-Net that outlines the lung fields on the model's own 299x299 gray
+input, and what follows from the outline: the share of the image the lungs cover, the share of a
+heatmap's mass inside them, and whether the picture shows two plausible lung fields at all.
+
+The segmenter is trained by `python -m pneumo.training.lungs --fit` on lung masks of the training
+children only (V7 Labs annotations of Kermany et al. 2018, CC BY 4.0, which include the lung behind
+the heart) and shipped as weights/lungs.keras with its measurements (weights/lungs.json). It sees
+the histogram-equalised input (pneumo.preprocess.equalize, the classifier's own step) at
+LUNG_SIZE px; its mask is brought back to 299 px.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pneumo.bundle import REPO_ROOT
+from pneumo.preprocess import equalize
+
+LUNG_SIZE = 160
+LUNGS_FILE = REPO_ROOT / "weights" / "lungs.keras"
+LUNGS_INFO = REPO_ROOT / "weights" / "lungs.json"
+MOSTLY_OUTSIDE = 0.5  # below this share of the map's mass inside the lungs, the page says the evidence lies mostly outside
+
+
+def lung_input(gray299: np.ndarray, size: int = LUNG_SIZE) -> np.ndarray:
+    """uint8 (N, 299, 299) or (299, 299) -> float32 (N, size, size, 1): equalised, then resized."""
+    gray299 = np.asarray(gray299, dtype=np.uint8)
+    if gray299.ndim == 2:
+        gray299 = gray299[np.newaxis]
+    flat = equalize(gray299)
+    small = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR)) for f in flat])
+    return small[..., np.newaxis].astype(np.float32)
+
+
+def to_frame(probability: np.ndarray, side: int = 299) -> np.ndarray:
+    """(N, s, s) lung probabilities -> (N, side, side) boolean masks (bilinear up, then >= 0.5)."""
+    return np.stack([np.asarray(Image.fromarray(p.astype(np.float32)).resize((side, side), Image.Resampling.BILINEAR)) >= 0.5
+                     for p in probability])
+
+
+def lung_share(mask: np.ndarray) -> float:
+    """The share of the image the lungs cover."""
+    return float(np.asarray(mask, dtype=bool).mean())
+
+
+def map_in_lungs(heatmap: np.ndarray, mask: np.ndarray) -> float | None:
+    """The share of the map's mass that lies inside the lungs (None for an empty map)."""
+    heat = np.clip(np.asarray(heatmap, dtype=np.float64), 0, None)
+    total = heat.sum()
+    return None if total <= 0 else float(heat[np.asarray(mask, dtype=bool)].sum() / total)
+
+
+def in_lungs_sentence(inside: float | None, share: float) -> str:
+    """What the page and the PDF say for every X-ray whose map is not empty."""
+    if inside is None:
+        return f"The lungs cover {share:.0%} of the image; the map is empty."
+    text = f"{inside:.0%} of the map lies inside the lungs, which cover {share:.0%} of the image."
+    if inside < MOSTLY_OUTSIDE:
+        text += " The model's evidence for this reading lies mostly outside the lungs."
+    return text
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The mask's boundary pixels (a pixel of the mask with a 4-neighbour outside it)."""
+    m = np.asarray(mask, dtype=bool)
+    padded = np.pad(m, 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return m & ~inner
+
+
+def draw_outline(picture: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = (0, 230, 255), width: int = 2) -> Image.Image:
+    """The picture (any size) with the 299 px mask's outline drawn on it, in RGB."""
+    rgb = picture.convert("RGB")
+    scaled = np.asarray(Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).resize(rgb.size, Image.Resampling.NEAREST)) > 127
+    edge = outline(scaled)
+    for _ in range(max(width - 1, 0)):  # thicken inwards and outwards
+        edge = edge | np.pad(edge, 1)[:-2, 1:-1] | np.pad(edge, 1)[2:, 1:-1] | np.pad(edge, 1)[1:-1, :-2] | np.pad(edge, 1)[1:-1, 2:]
+    pixels = np.asarray(rgb).copy()
+    pixels[edge] = colour
+    return Image.fromarray(pixels)
+
+
+@dataclass(frozen=True)
+class LungFields:
+    """The two lung fields the mask shows, one per half of the image: their areas (share of the
+    image), centres (x, y as shares of the width and height) and their symmetry (smaller area over
+    larger)."""
+
+    left_area: float  # the image's left half (the patient's right lung on a PA film)
+    right_area: float
+    left_centre: tuple[float, float]
+    right_centre: tuple[float, float]
+
+    @property
+    def symmetry(self) -> float:
+        big = max(self.left_area, self.right_area)
+        return 0.0 if big == 0 else min(self.left_area, self.right_area) / big
+
+    @property
+    def total(self) -> float:
+        return self.left_area + self.right_area
+
+
+FIELD_VALUES = ("left_area", "right_area", "left_x", "left_y", "right_x", "right_y", "symmetry")
+
+
+def field_values(fields: LungFields) -> dict[str, float]:
+    """The seven values the lung-field check bounds (docs/LUNGS.md, campaign g4)."""
+    return {"left_area": fields.left_area, "right_area": fields.right_area, "left_x": fields.left_centre[0],
+            "left_y": fields.left_centre[1], "right_x": fields.right_centre[0], "right_y": fields.right_centre[1],
+            "symmetry": fields.symmetry}
+
+
+def plausible_fields(fields: LungFields, limits: dict[str, tuple[float, float]]) -> bool:
+    """Two plausible lung fields: each of the seven values within its [low, high] (NaN never is)."""
+    values = field_values(fields)
+    return all(limits[k][0] <= values[k] <= limits[k][1] for k in FIELD_VALUES)
+
+
+def lung_fields(mask: np.ndarray) -> LungFields:
+    m = np.asarray(mask, dtype=bool)
+    h, w = m.shape
+    half = w // 2
+    ys, xs = np.mgrid[:h, :w]
+
+    def field(part: np.ndarray) -> tuple[float, tuple[float, float]]:
+        n = part.sum()
+        if n == 0:
+            return 0.0, (float("nan"), float("nan"))
+        return float(n / m.size), (float(xs[part].mean() / w), float(ys[part].mean() / h))
+
+    left, right = m.copy(), m.copy()
+    left[:, half:], right[:, :half] = False, False
+    (la, lc), (ra, rc) = field(left), field(right)
+    return LungFields(la, ra, lc, rc)
+
+
+class LungSegmenter:
+    """The shipped U-Net, called directly (no Keras predict loop: ~10 ms warm per X-ray here)."""
+
+    def __init__(self, model, info: dict | None = None):
+        import tensorflow as tf
+
+        self.model = model
+        self.info = info or {}
+        self.size = int(model.input_shape[1])
+        self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def probabilities(self, gray299: np.ndarray) -> np.ndarray:
+        """(N, size, size) lung probabilities for uint8 (N, 299, 299) images."""
+        return np.asarray(self._call(lung_input(gray299, self.size)))[..., 0]
+
+    def masks(self, gray299: np.ndarray) -> np.ndarray:
+        """(N, 299, 299) boolean lung masks."""
+        gray299 = np.asarray(gray299)
+        side = gray299.shape[-1]
+        return to_frame(self.probabilities(gray299), side)
+
+    def mask(self, gray299: np.ndarray) -> np.ndarray:
+        return self.masks(np.asarray(gray299)[np.newaxis] if np.ndim(gray299) == 2 else gray299)[0]
+
+
+def load_segmenter(path: str | Path = LUNGS_FILE) -> LungSegmenter | None:
+    """The shipped segmenter (it does not depend on the classifier's weights); None if absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    from pneumo.runtime import configure_tensorflow_env
+
+    configure_tensorflow_env()
+    import keras
+
+    info_file = path.with_suffix(".json")
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    return LungSegmenter(keras.saving.load_model(path, compile=False), info)

@@ -1,0 +1,123 @@
+"""The lung segmenter (pneumo.lungs; trained by pneumo.training.lungs): Dice on shipped fixtures,
+no plausible lungs on a blank or a photo, the map-in-lungs arithmetic, the outline, the CLI fields."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
+from pneumo.lungs import (LUNGS_FILE, MOSTLY_OUTSIDE, draw_outline, in_lungs_sentence, lung_fields, lung_share, map_in_lungs,
+                          outline, plausible_fields)
+
+FIXTURE_MASKS = sorted((REPO_ROOT / "tests" / "data" / "lungs").glob("*.png"))
+needs_segmenter = pytest.mark.skipif(not LUNGS_FILE.is_file(), reason="no shipped lung segmenter")
+
+
+def _two_fields(side: int = 299) -> np.ndarray:
+    mask = np.zeros((side, side), bool)
+    mask[60:240, 40:130] = True
+    mask[60:240, 170:260] = True
+    return mask
+
+
+def test_map_in_lungs_is_the_share_of_the_maps_mass_inside_the_mask():
+    mask = np.zeros((10, 10), bool)
+    mask[:, :5] = True
+    heat = np.zeros((10, 10))
+    heat[:, :5], heat[:, 5:] = 1.0, 3.0  # a quarter of the mass inside
+    assert lung_share(mask) == 0.5
+    assert map_in_lungs(heat, mask) == pytest.approx(0.25)
+    assert map_in_lungs(np.ones((10, 10)), mask) == pytest.approx(lung_share(mask))  # a flat map: the lungs' share
+    assert map_in_lungs(np.zeros((10, 10)), mask) is None  # an empty map has no mass
+    assert map_in_lungs(heat, np.zeros((10, 10), bool)) == 0.0
+
+
+def test_the_sentence_says_both_shares_and_when_the_evidence_lies_mostly_outside():
+    inside = in_lungs_sentence(0.72, 0.31)
+    assert inside == "72% of the map lies inside the lungs, which cover 31% of the image."
+    outside = in_lungs_sentence(MOSTLY_OUTSIDE - 0.01, 0.31)
+    assert outside.startswith("49% of the map") and "evidence for this reading lies mostly outside the lungs" in outside
+    assert "empty" in in_lungs_sentence(None, 0.3)
+
+
+def test_lung_fields_and_their_plausibility():
+    fields = lung_fields(_two_fields())
+    assert fields.left_area == pytest.approx(fields.right_area) and fields.symmetry == pytest.approx(1.0)
+    assert fields.left_centre[0] < 0.5 < fields.right_centre[0]
+    limits = {"left_area": (0.1, 0.3), "right_area": (0.1, 0.3), "left_x": (0.1, 0.45), "left_y": (0.3, 0.7),
+              "right_x": (0.55, 0.9), "right_y": (0.3, 0.7), "symmetry": (0.5, 1.0)}
+    assert plausible_fields(fields, limits)
+    one = _two_fields()
+    one[:, 150:] = False  # one lung only
+    assert not plausible_fields(lung_fields(one), limits)
+    assert not plausible_fields(lung_fields(np.zeros((299, 299), bool)), limits)  # nothing: NaN centres are never plausible
+
+
+def test_the_outline_is_the_masks_boundary_and_is_drawn_at_the_pictures_size():
+    mask = _two_fields()
+    edge = outline(mask)
+    assert edge.sum() > 0 and not edge[150, 80] and edge[60, 80] and not edge[150, 150]
+    picture = Image.new("L", (600, 400), 90)
+    drawn = np.asarray(draw_outline(picture, mask))
+    assert drawn.shape == (400, 600, 3)
+    assert (drawn == (0, 230, 255)).all(axis=-1).any() and tuple(drawn[200, 300]) == (90, 90, 90)
+
+
+@needs_segmenter
+def test_the_shipped_segmenter_finds_the_fixture_childrens_lungs():
+    """Dice against the V7 Labs masks of three training children (tests/data/lungs; in the
+    segmenter's training set, so this checks the shipped file and its preprocessing, not generalisation:
+    docs/LUNGS.md has the held-out numbers)."""
+    from pneumo.imageio import read_image_file
+    from pneumo.lungs import load_segmenter
+    from pneumo.preprocess import to_gray299
+    from pneumo.training.lungs import dice
+
+    segmenter = load_segmenter()
+    gray = np.stack([to_gray299(read_image_file(TINY_DATA / "train" / "NORMAL" / f"{m.stem}.jpeg")) for m in FIXTURE_MASKS])
+    truth = np.stack([np.asarray(Image.open(m).convert("L").resize((299, 299), Image.Resampling.BILINEAR)) >= 128 for m in FIXTURE_MASKS])
+    scores = dice(segmenter.masks(gray), truth)
+    assert len(scores) == 3 and scores.min() >= 0.9, scores
+    info = json.loads(LUNGS_FILE.with_suffix(".json").read_text())
+    assert "CC BY 4.0" in info["terms"] and info["parameters"] < 500_000 and LUNGS_FILE.stat().st_size <= 2_000_000
+    assert set(info["held_out"]) == {"children", "JSRT", "Montgomery", "Shenzhen"}
+
+
+@needs_segmenter
+def test_no_plausible_lungs_on_a_blank_or_a_photo():
+    from pneumo.lungs import load_segmenter
+    from pneumo.preprocess import to_gray299
+    from pneumo.training.synthetic import non_xray_images
+
+    segmenter = load_segmenter()
+    limits = {k: tuple(v) for k, v in segmenter.info["field_limits"].items()}
+    pictures = dict(non_xray_images())
+    blank = np.full((299, 299), 128, np.uint8)
+    photo = to_gray299(pictures["photo/grace_hopper_gray"])
+    for gray in (blank, photo):
+        assert not plausible_fields(lung_fields(segmenter.mask(gray)), limits)
+    child = to_gray299(Image.open(TINY_DATA / "train" / "NORMAL" / "IM-0117-0001.jpeg"))
+    assert plausible_fields(lung_fields(segmenter.mask(child)), limits)
+
+
+@needs_segmenter
+def test_the_cli_gives_lung_share_and_map_in_lungs_for_every_file_read(tmp_path, untrained_model_file):
+    xray = TINY_DATA / "test" / "NORMAL" / "IM-0001-0001.jpeg"
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    result = subprocess.run([sys.executable, "-m", "pneumo.predict", str(xray), str(tmp_path / "bad.png"), "--weights",
+                             str(untrained_model_file), "--json", "--csv", str(tmp_path / "out.csv")],
+                            capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300)
+    rows = {Path(json.loads(line)["file"]).name: json.loads(line) for line in result.stdout.splitlines()}
+    good, bad = rows[xray.name], rows["bad.png"]
+    assert 0.1 < good["lung_share"] < 0.6
+    assert good["map_in_lungs"] is None or 0.0 <= good["map_in_lungs"] <= 1.0
+    assert bad["lung_share"] is None and bad["error"]
+    header = (tmp_path / "out.csv").read_text().splitlines()[0].split(",")
+    assert "lung_share" in header and "map_in_lungs" in header
