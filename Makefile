@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: requirements.txt requirements-train.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-train.txt -r requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed

@@ -1,38 +1,9 @@
-"""pneumo: drop a chest X-ray, see whether the model reads it as PNEUMONIA or NORMAL, how sure it
-is, and a heatmap of where its evidence lies. Run with `streamlit run streamlit_app.py`.
-
-The page reads top to bottom: the frame, the sidebar's settings, then three sections (pneumo/ui/).
-The model loads on a background thread at the first visit; only the analysis waits for it.
+"""pneumo's page: `streamlit run streamlit_app.py` (the Hugging Face Space runs this too).
+The page itself is pneumo/app.py; installed, `pneumo app` starts it.
 
 Research and education demo, not a medical device.
 """
 
-import streamlit as st
+from pneumo.app import render
 
-from pneumo.bundle import DEFAULT_MODEL
-from pneumo.ui import resources
-from pneumo.ui.analyze import analyze_section
-from pneumo.ui.curves import curves_section
-from pneumo.ui.model_info import model_section
-from pneumo.ui.sidebar import sidebar
-
-st.set_page_config(page_title="pneumo · pneumonia on chest X-rays", page_icon="🫁", layout="wide")
-st.title("pneumo: pneumonia on chest X-rays")
-st.warning(
-    "**Research and education demo, not a medical device.** Trained on pediatric chest X-rays (ages 1–5) "
-    "from a single hospital in Guangzhou; it has not been validated on adults, other hospitals or other scanners. "
-    "Do not use it to make clinical decisions.",
-    icon=":material/info:",
-)
-if DEFAULT_MODEL.is_file():
-    resources.start_loading_engine()
-bundle = resources.get_bundle()
-settings = sidebar(bundle)
-
-analyze, curves, model = st.tabs(["Analyze", "Training curves", "Model"])
-with analyze:
-    analyze_section(settings)
-with curves:
-    curves_section(bundle)
-with model:
-    model_section(bundle)
+render()

@@ -10,3 +10,11 @@ preprocessing, metrics) stay fast to import.
 """
 
 __version__ = "0.1.0"
+
+
+def load(weights=None):
+    """The model with the page's checks, ready to read X-rays: `pneumo.load().predict("xray.dcm")`.
+    See pneumo.api (imported here only when called: TensorFlow loads then)."""
+    from pneumo.api import load as _load
+
+    return _load(weights)

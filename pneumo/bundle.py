@@ -20,6 +20,17 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _shipped(folder: str) -> Path:
+    """A folder that ships with the code: inside the package when installed (`pip install .` puts
+    weights/ and examples/ there), else at the top of the checkout."""
+    return _PACKAGE / folder if (_PACKAGE / folder).is_dir() else REPO_ROOT / folder
+
+
+WEIGHTS_DIR = _shipped("weights")
+EXAMPLES_DIR = _shipped("examples")
 CLASS_NAMES = ("NORMAL", "PNEUMONIA")  # index = label; the positive class is PNEUMONIA = 1
 MODEL_FILE = "pneumonia.keras"
 METRICS_FILE = "metrics.json"
@@ -31,11 +42,11 @@ GALLERY_DIR = "gallery"  # the test split's misread X-rays as thumbnails (pneumo
 GALLERY_FILE = "gallery.json"
 UNCERTAINTY_FILE = "uncertainty.json"  # validation scores behind the indeterminate band (pneumo.operating)
 DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
-DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or REPO_ROOT / "weights" / MODEL_FILE)
+DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or WEIGHTS_DIR / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
-GUARD_FILE = REPO_ROOT / "weights" / "xray_guard.npz"
+GUARD_FILE = WEIGHTS_DIR / "xray_guard.npz"
 # Nor does the image score that tells an adult's chest X-ray from a training child's (pneumo.population).
-ADULT_SCORE_FILE = REPO_ROOT / "weights" / "adult_score.npz"
+ADULT_SCORE_FILE = WEIGHTS_DIR / "adult_score.npz"
 
 
 def predicted_label(probability: float | np.ndarray, threshold: float) -> int | np.ndarray:

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pneumo.bundle import REPO_ROOT
+from pneumo.bundle import WEIGHTS_DIR
 from pneumo.preprocess import equalize
 
 LUNG_SIZE = 160
-LUNGS_FILE = REPO_ROOT / "weights" / "lungs.keras"
-LUNGS_INFO = REPO_ROOT / "weights" / "lungs.json"
+LUNGS_FILE = WEIGHTS_DIR / "lungs.keras"
+LUNGS_INFO = WEIGHTS_DIR / "lungs.json"
 MOSTLY_OUTSIDE = 0.5  # below this share of the map's mass inside the lungs, the page says the evidence lies mostly outside
 
 

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, SUBPROCESS_ENV
+from conftest import REPO_ROOT
 from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
+from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = REPO_ROOT / "test-artifacts"
 EXAMPLE = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.jpeg"
-# Chromium on a closed network: no background fetches, no sandbox as root.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
 def _browser_or_skip():
@@ -38,53 +31,6 @@ def _browser_or_skip():
     from playwright.sync_api import sync_playwright
 
     return sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class StreamlitServer:
-    """`streamlit run` on a free port: the project's command by default, or `command` (its port
-    filled in with {port}) in `cwd`, with `env` on top of the test environment, optionally as
-    another user (uid, gid)."""
-
-    def __init__(self, env: dict | None = None, command: list[str] | None = None, cwd: Path = REPO_ROOT,
-                 user: tuple[int, int] | None = None):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = command or [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"), "--server.port", "{port}",
-                              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-        identity = {"user": user[0], "group": user[1], "extra_groups": []} if user else {}
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [part.replace("{port}", str(self.port)) for part in command],
-            cwd=cwd, env={**SUBPROCESS_ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **identity,
-        )
-
-    def wait_until_healthy(self, timeout: float = 60) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("streamlit exited:\n" + self.process.stdout.read())
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError("streamlit did not become healthy")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -103,17 +49,13 @@ def server(browser):
     server.stop()
 
 
-def _wait_for_result(page, timeout_ms: int = 90_000) -> None:
-    page.locator("[data-testid='stMetricLabel']").filter(has_text="Probability of pneumonia").first.wait_for(timeout=timeout_ms)
-
-
 def test_upload_shows_label_probability_overlay_and_curves(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
     server.wait_until_healthy()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(server.url)
     page.locator("input[type=file]").first.set_input_files(str(EXAMPLE))
-    _wait_for_result(page)
+    wait_for_result(page)
     cold_start_s = time.monotonic() - server.started
 
     main = page.locator("section.main, [data-testid='stMain']").first
@@ -167,7 +109,7 @@ def test_a_bad_file_and_a_good_file_uploaded_together(browser, server, tmp_path)
     good = _write(tmp_path, "chest.jpeg", EXAMPLE.read_bytes())
     page.locator("input[type=file]").first.set_input_files([bad, good])
     page.get_by_text("minutes.png: this is a text file, not an image", exact=False).wait_for(timeout=90_000)
-    _wait_for_result(page)
+    wait_for_result(page)
     assert page.locator("[data-testid='stMetricLabel']").filter(has_text="Probability of pneumonia").count() == 1
     assert "Traceback" not in page.content()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -200,7 +142,7 @@ def test_eight_sessions_upload_at_once_and_each_gets_its_own_result(browser, ser
         page.locator("input[type=file]").first.set_input_files(str(path))
     shown = []
     for page, path in zip(pages, files):
-        _wait_for_result(page)
+        wait_for_result(page)
         page.get_by_text(path.name).first.wait_for()  # its own file, not another session's
         shown.append(float(page.locator("[data-testid='stMetricValue']").first.inner_text().rstrip("%")) / 100)
         assert page.locator("[data-testid='stAlert']").filter(has_text="could not").count() == 0
@@ -232,7 +174,7 @@ def test_reading_room_window_control_redraws_and_the_pdf_and_csv_download(browse
     page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     page.goto(server.url)
     page.locator("input[type=file]").first.set_input_files([dicom, jpeg])
-    _wait_for_result(page)
+    wait_for_result(page)
     page.locator("h4").filter(has_text="chest.jpeg").wait_for()  # the detail view shows the higher probability
     probability = page.locator("[data-testid='stMetric']").filter(has_text="Probability of pneumonia").locator("[data-testid='stMetricValue']").inner_text()
 

@@ -30,7 +30,8 @@ import pytest
 
 from conftest import REPO_ROOT
 from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
-from test_browser import ARTIFACTS, EXAMPLE, StreamlitServer, _free_port
+from pneumo.training.screenshot import StreamlitServer, free_port
+from test_browser import ARTIFACTS, EXAMPLE
 from test_browser import browser  # noqa: F401 (the same headless Chromium fixture)
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -169,7 +170,7 @@ class _EmbeddingSite:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.url = f"http://localhost:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -192,7 +192,7 @@ def g3_measure(guard, data: dict, crossed: np.ndarray, score: ImageScore, test_g
     failures. Adults by their cross-fitted score (a fit that never saw their patient); the generated
     non-X-rays and the inverted test X-rays by the shipped score (none of them in its fit); the test
     and validation X-rays' guard false alarms."""
-    adults, source = data["adults"], data["source"][data["labels"] == 1]
+    source = data["source"][data["labels"] == 1]
     adult_scores = crossed[data["labels"] == 1]
     told = {s: {"images": int((source == s).sum()), "not_xray": 0, "inverted": 0, "routed": 0} for s in ADULT_SOURCES}
     for gray, s, value in zip(data["gray_adults"], source, adult_scores):

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from pneumo.bundle import DEFAULT_MODEL, REPO_ROOT, Bundle, read_bundle
+from pneumo.bundle import DEFAULT_MODEL, EXAMPLES_DIR, Bundle, read_bundle
 
-EXAMPLES_DIR = REPO_ROOT / "examples"
 EXAMPLE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
