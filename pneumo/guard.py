@@ -98,9 +98,9 @@ class XrayGuard:
         self.segmenter, self.lung_limits, self.lung_mode = None, None, None
 
     def _lungs_plausible(self, gray299: np.ndarray) -> bool:
-        from pneumo.lungs import lung_fields, plausible_fields
+        from pneumo.lungs import plausible_fields
 
-        return plausible_fields(lung_fields(self.segmenter.mask(gray299)), self.lung_limits)
+        return plausible_fields(self.segmenter.fields(gray299)[1], self.lung_limits)
 
     def distances(self, gray299: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(residual, Mahalanobis distance) of each image from the X-ray layout."""

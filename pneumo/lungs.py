@@ -39,7 +39,12 @@ def lung_input(gray299: np.ndarray, size: int = LUNG_SIZE) -> np.ndarray:
 
 def to_frame(probability: np.ndarray, side: int = 299) -> np.ndarray:
     """(N, s, s) lung probabilities -> (N, side, side) boolean masks (bilinear up, then >= 0.5)."""
-    return np.stack([np.asarray(Image.fromarray(p.astype(np.float32)).resize((side, side), Image.Resampling.BILINEAR)) >= 0.5
+    return upsampled(probability, side) >= 0.5
+
+
+def upsampled(probability: np.ndarray, side: int = 299) -> np.ndarray:
+    """(N, s, s) lung probabilities -> (N, side, side), bilinear."""
+    return np.stack([np.asarray(Image.fromarray(p.astype(np.float32)).resize((side, side), Image.Resampling.BILINEAR))
                      for p in probability])
 
 
@@ -95,6 +100,8 @@ class LungFields:
     right_area: float
     left_centre: tuple[float, float]
     right_centre: tuple[float, float]
+    contrast: float = float("nan")  # mean equalised gray inside the lungs / outside them within their bounding box
+    confidence: float = float("nan")  # the segmenter's mean probability over the pixels it calls lung
 
     @property
     def symmetry(self) -> float:
@@ -106,23 +113,39 @@ class LungFields:
         return self.left_area + self.right_area
 
 
-FIELD_VALUES = ("left_area", "right_area", "left_x", "left_y", "right_x", "right_y", "symmetry")
+FIELD_VALUES = ("left_area", "right_area", "left_x", "left_y", "right_x", "right_y", "symmetry")  # campaign g4
+EVIDENCE_VALUES = (*FIELD_VALUES, "contrast", "confidence")  # campaign g5 (docs/LUNGS.md)
 
 
 def field_values(fields: LungFields) -> dict[str, float]:
-    """The seven values the lung-field check bounds (docs/LUNGS.md, campaign g4)."""
+    """The values the lung-field check bounds (docs/LUNGS.md)."""
     return {"left_area": fields.left_area, "right_area": fields.right_area, "left_x": fields.left_centre[0],
             "left_y": fields.left_centre[1], "right_x": fields.right_centre[0], "right_y": fields.right_centre[1],
-            "symmetry": fields.symmetry}
+            "symmetry": fields.symmetry, "contrast": fields.contrast, "confidence": fields.confidence}
 
 
 def plausible_fields(fields: LungFields, limits: dict[str, tuple[float, float]]) -> bool:
-    """Two plausible lung fields: each of the seven values within its [low, high] (NaN never is)."""
+    """Two plausible lung fields: each bounded value within its [low, high] (NaN never is)."""
     values = field_values(fields)
-    return all(limits[k][0] <= values[k] <= limits[k][1] for k in FIELD_VALUES)
+    return all(limits[k][0] <= values[k] <= limits[k][1] for k in limits)
 
 
-def lung_fields(mask: np.ndarray) -> LungFields:
+def lung_evidence(gray299: np.ndarray, probability: np.ndarray) -> tuple[float, float]:
+    """(contrast, confidence) of the lungs the 299 px probability map draws on this image."""
+    mask = probability >= 0.5
+    if not mask.any():
+        return float("nan"), float("nan")
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = np.zeros_like(mask)
+    box[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = True
+    flat = equalize(gray299)
+    around = box & ~mask
+    outside = flat[around].mean() if around.any() else float("nan")
+    contrast = float(flat[mask].mean() / outside) if outside and outside > 0 else float("nan")
+    return contrast, float(probability[mask].mean())
+
+
+def lung_fields(mask: np.ndarray, gray299: np.ndarray | None = None, probability: np.ndarray | None = None) -> LungFields:
     m = np.asarray(mask, dtype=bool)
     h, w = m.shape
     half = w // 2
@@ -137,7 +160,8 @@ def lung_fields(mask: np.ndarray) -> LungFields:
     left, right = m.copy(), m.copy()
     left[:, half:], right[:, :half] = False, False
     (la, lc), (ra, rc) = field(left), field(right)
-    return LungFields(la, ra, lc, rc)
+    evidence = lung_evidence(gray299, probability) if gray299 is not None and probability is not None else (float("nan"),) * 2
+    return LungFields(la, ra, lc, rc, *evidence)
 
 
 class LungSegmenter:
@@ -163,6 +187,13 @@ class LungSegmenter:
 
     def mask(self, gray299: np.ndarray) -> np.ndarray:
         return self.masks(np.asarray(gray299)[np.newaxis] if np.ndim(gray299) == 2 else gray299)[0]
+
+    def fields(self, gray299: np.ndarray) -> tuple[np.ndarray, LungFields]:
+        """One X-ray's 299 px mask and its lung fields, with their contrast and the segmenter's confidence."""
+        gray299 = np.asarray(gray299)
+        probability = upsampled(self.probabilities(gray299[np.newaxis]), gray299.shape[-1])[0]
+        mask = probability >= 0.5
+        return mask, lung_fields(mask, gray299, probability)
 
 
 def load_segmenter(path: str | Path = LUNGS_FILE) -> LungSegmenter | None:

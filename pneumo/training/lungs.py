@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from pneumo.bundle import REPO_ROOT
-from pneumo.lungs import LUNG_SIZE, LUNGS_FILE, lung_input
+from pneumo.lungs import EVIDENCE_VALUES, FIELD_VALUES, LUNG_SIZE, LUNGS_FILE, lung_input
 from pneumo.preprocess import to_gray299
 
 DEFAULT_MASK_DIR = REPO_ROOT.parent / "shared" / "data" / "lungmasks"
@@ -189,33 +189,33 @@ def speed(segmenter, image: np.ndarray, repeats: int = 30) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-# --- guard campaign g4 (docs/LUNGS.md): a chest X-ray by its lungs ----------------------------------
+# --- guard campaigns g4 and g5 (docs/LUNGS.md): a chest X-ray by its lungs -------------------------
 
 LIMIT_QUANTILES, LIMIT_MARGIN = (0.001, 0.999), 0.25
 
 
-def field_limits(masks: np.ndarray) -> dict[str, list[float]]:
-    """Each lung-field value's 0.1st-99.9th percentile range over the training children, widened by
-    25 % of that range on both sides."""
-    from pneumo.lungs import FIELD_VALUES, field_values, lung_fields
+def field_limits(fields: list, keys: tuple[str, ...]) -> dict[str, list[float]]:
+    """Each value's 0.1st-99.9th percentile range over the training children's lung fields, widened
+    by 25 % of that range on both sides."""
+    from pneumo.lungs import field_values
 
-    values = [field_values(lung_fields(m)) for m in masks]
+    values = [field_values(f) for f in fields]
     limits = {}
-    for key in FIELD_VALUES:
+    for key in keys:
         column = np.array([v[key] for v in values], dtype=np.float64)
         low, high = np.nanquantile(column, LIMIT_QUANTILES)
         limits[key] = [float(low - LIMIT_MARGIN * (high - low)), float(high + LIMIT_MARGIN * (high - low))]
     return limits
 
 
-def guard_outcomes(guard, gray: np.ndarray, masks: np.ndarray, limits: dict, pictures: list | None = None) -> dict[str, np.ndarray]:
+def guard_outcomes(guard, gray: np.ndarray, fields: list, limits: dict, pictures: list | None = None) -> dict[str, np.ndarray]:
     """The warning kind ("" for none) each picture gets from today's guard and from variants R and S."""
-    from pneumo.lungs import lung_fields, plausible_fields
+    from pneumo.lungs import plausible_fields
 
     today, rescue, substitute = [], [], []
-    for i, (g, m) in enumerate(zip(gray, masks)):
+    for i, (g, f) in enumerate(zip(gray, fields)):
         verdict = guard.check(g, pictures[i] if pictures is not None else None)
-        lungs_ok = plausible_fields(lung_fields(m), limits)
+        lungs_ok = plausible_fields(f, limits)
         kind = "" if verdict.plausible else verdict.kind
         today.append(kind)
         rescue.append("" if (verdict.check == "layout" and verdict.kind == "not_xray" and lungs_ok) else kind)
@@ -228,56 +228,61 @@ def guard_outcomes(guard, gray: np.ndarray, masks: np.ndarray, limits: dict, pic
     return {"today": np.array(today), "R": np.array(rescue), "S": np.array(substitute)}
 
 
-def g4(data_dir: Path, mask_dir: Path, cache_dir: str | None) -> dict:
-    """Campaign g4 as docs/LUNGS.md pre-registered it: limits on the training children, then every
-    count for today's guard and variants R and S, and the rule's pick."""
+CAMPAIGNS = {"g4": (FIELD_VALUES, ("R", "S")), "g5": (EVIDENCE_VALUES, ("R",))}
+
+
+def lung_guard_campaign(campaign: str, data_dir: Path, mask_dir: Path, cache_dir: str | None) -> dict:
+    """Campaign g4 or g5 as docs/LUNGS.md pre-registered it: limits on the training children, then
+    every count for today's guard and the campaign's variants, and the rule's pick."""
     from pneumo.guard import load_guard
     from pneumo.imageio import read_file
-    from pneumo.lungs import load_segmenter
+    from pneumo.lungs import lung_fields, load_segmenter, upsampled
     from pneumo.training.data import list_adult_sources, list_split, load_images, optional_test_split, train_val_split
     from pneumo.training.synthetic import non_xray_images
 
+    keys, variants = CAMPAIGNS[campaign]
     segmenter = load_segmenter()
     guard = load_guard(adult_score=None)
 
-    def masks_of(gray: np.ndarray) -> np.ndarray:
-        return np.concatenate([segmenter.masks(gray[i:i + 64]) for i in range(0, len(gray), 64)])
+    def fields_of(gray: np.ndarray) -> list:
+        out = []
+        for i in range(0, len(gray), 64):
+            probability = upsampled(segmenter.probabilities(gray[i:i + 64]))
+            out += [lung_fields(p >= 0.5, g, p) for g, p in zip(gray[i:i + 64], probability)]
+        return out
 
     children = list_split(data_dir, "train")
     gray_children, _ = load_images(children, cache_dir, progress=False)
-    children_masks = masks_of(gray_children)
-    limits = field_limits(children_masks)
-    sets: dict[str, tuple[np.ndarray, np.ndarray, list | None]] = {}
+    children_fields = fields_of(gray_children)
+    limits = field_limits(children_fields, keys)
+    sets: dict[str, tuple[np.ndarray, list, list | None]] = {}
     adults = list_adult_sources()
     gray_adults, _ = load_images(adults, cache_dir, progress=False)
-    adult_masks = masks_of(gray_adults)
     source = np.array([a.source for a in adults])
     for name in ("NIH", "Hannover", "web"):
-        sets[name] = (gray_adults[source == name], adult_masks[source == name], None)
+        sets[name] = (gray_adults[source == name], fields_of(gray_adults[source == name]), None)
     pairs = [p for p in list_pairs(mask_dir) if p.source != "children"]
     gray_pairs = np.stack([load_pair(p)[0] for p in pairs])
-    pair_masks = masks_of(gray_pairs)
     pair_source = np.array([p.source for p in pairs])
     for name in ("JSRT", "Montgomery", "Shenzhen"):
-        sets[name] = (gray_pairs[pair_source == name], pair_masks[pair_source == name], None)
-    non_xrays = non_xray_images()
-    pictures = [image for _, image in non_xrays]
+        sets[name] = (gray_pairs[pair_source == name], fields_of(gray_pairs[pair_source == name]), None)
+    pictures = [image for _, image in non_xray_images()]
     gray_non = np.stack([to_gray299(p) for p in pictures])
-    sets["non-X-rays"] = (gray_non, masks_of(gray_non), pictures)
+    sets["non-X-rays"] = (gray_non, fields_of(gray_non), pictures)
     test = optional_test_split(data_dir)
     gray_test, _ = load_images(test, cache_dir, progress=False)
-    sets["test"] = (gray_test, masks_of(gray_test), None)
-    sets["test inverted"] = (255 - gray_test, masks_of(255 - gray_test), None)
+    sets["test"] = (gray_test, fields_of(gray_test), None)
+    sets["test inverted"] = (255 - gray_test, fields_of(255 - gray_test), None)
     _, validation = train_val_split(data_dir, 0.1, SEED)
-    in_validation = np.isin([str(s.path) for s in children], [str(s.path) for s in validation])
-    sets["validation"] = (gray_children[in_validation], children_masks[in_validation], None)
+    in_validation = np.flatnonzero(np.isin([str(s.path) for s in children], [str(s.path) for s in validation]))
+    sets["validation"] = (gray_children[in_validation], [children_fields[i] for i in in_validation], None)
     dicoms = sorted((data_dir.parent / "dicom").glob("*.dcm"))
     decoded = [read_file(d).image for d in dicoms]
     gray_dicom = np.stack([to_gray299(d) for d in decoded])
-    sets["DICOMs"] = (gray_dicom, masks_of(gray_dicom), decoded)
+    sets["DICOMs"] = (gray_dicom, fields_of(gray_dicom), decoded)
     counts: dict = {}
-    for name, (gray, masks, pics) in sets.items():
-        outcomes = guard_outcomes(guard, gray, masks, limits, pics)
+    for name, (gray, fields, pics) in sets.items():
+        outcomes = {v: k for v, k in guard_outcomes(guard, gray, fields, limits, pics).items() if v == "today" or v in variants}
         counts[name] = {variant: {"images": len(kinds), "not_xray": int((kinds == "not_xray").sum()),
                                   "inverted": int((kinds == "inverted").sum()), "passed": int((kinds == "").sum())}
                         for variant, kinds in outcomes.items()}
@@ -301,16 +306,21 @@ def g4(data_dir: Path, mask_dir: Path, cache_dir: str | None) -> dict:
                 and c["validation"]["passed"] >= t["validation"]["passed"]
                 and c["test inverted"]["inverted"] >= t["test inverted"]["inverted"] and c["DICOMs"]["kinds"] == t["DICOMs"]["kinds"])
 
-    pick = next((v for v in ("R", "S") if meets(v)), None) or next((v for v in ("R", "S") if as_good(v)), None)
-    return {"limits": limits, "counts": counts, "meets_targets": {v: meets(v) for v in ("R", "S")},
-            "as_good_as_today": {v: as_good(v) for v in ("R", "S")}, "pick": pick}
+    pick = next((v for v in variants if meets(v)), None) or next((v for v in variants if as_good(v)), None)
+    from pneumo.lungs import plausible_fields
+
+    missed = [name for (name, _), f in zip(non_xray_images(), sets["non-X-rays"][1]) if plausible_fields(f, limits)]
+    return {"campaign": campaign, "limits": limits, "counts": counts, "meets_targets": {v: meets(v) for v in variants},
+            "as_good_as_today": {v: as_good(v) for v in variants}, "pick": pick, "non_xrays_with_plausible_lungs": missed}
 
 
-def print_g4(result: dict) -> None:
-    print(f"{'set':<14}" + "".join(f"{v + ' not_xray':>14}{v + ' inverted':>13}{v + ' passed':>11}" for v in ("today", "R", "S")))
+def print_campaign(result: dict) -> None:
+    variants = list(next(iter(result["counts"].values())))
+    print(f"{'set':<14}" + "".join(f"{v + ' not_xray':>14}{v + ' inverted':>13}{v + ' passed':>11}" for v in variants))
     for name, c in result["counts"].items():
-        print(f"{name:<14}" + "".join(f"{c[v]['not_xray']:>14}{c[v]['inverted']:>13}{c[v]['passed']:>11}" for v in ("today", "R", "S"))
+        print(f"{name:<14}" + "".join(f"{c[v]['not_xray']:>14}{c[v]['inverted']:>13}{c[v]['passed']:>11}" for v in variants)
               + f"   of {c['today']['images']}")
+    print(f"non-X-rays with plausible lungs: {result['non_xrays_with_plausible_lungs']}")
     print(f"meets every target: {result['meets_targets']}; at least as good as today: {result['as_good_as_today']}; pick: {result['pick']}")
 
 
@@ -357,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.lungs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true", help="train on the children's masks and write the segmenter")
     parser.add_argument("--measure", action="store_true", help="Dice per source of the shipped segmenter, and its speed")
-    parser.add_argument("--guard", action="store_true", help="campaign g4: the lung-field check's limits and every count (docs/LUNGS.md)")
+    parser.add_argument("--guard", choices=sorted(CAMPAIGNS), help="a lung-field guard campaign: its limits and every count (docs/LUNGS.md)")
     parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data" / "chest_xray"))
     parser.add_argument("--cache-dir", default=str(REPO_ROOT / ".cache"))
     parser.add_argument("--mask-dir", default=str(DEFAULT_MASK_DIR))
@@ -369,14 +379,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.guard:
-            result = g4(Path(args.data_dir), Path(args.mask_dir), args.cache_dir or None)
-            print_g4(result)
+            result = lung_guard_campaign(args.guard, Path(args.data_dir), Path(args.mask_dir), args.cache_dir or None)
+            print_campaign(result)
             print(json.dumps(result))
             # The limits ship whatever the outcome (the page and tests use them); the guard uses them only if g4 picked a variant.
             info_file = Path(args.out).with_suffix(".json")
             info = json.loads(info_file.read_text()) if info_file.is_file() else {}
             info |= {"field_limits": result["limits"], "guard": result["pick"],
-                     "g4": {k: result[k] for k in ("counts", "meets_targets", "as_good_as_today", "pick")}}
+                     args.guard: {k: result[k] for k in ("counts", "meets_targets", "as_good_as_today", "pick")}}
             info_file.write_text(json.dumps(info, indent=2) + "\n")
             return 0
         if args.fit:
