@@ -25,6 +25,7 @@ import platform
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pneumo.runtime import configure_tensorflow_env
@@ -71,10 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha: blend random pairs of images and labels, 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    p.add_argument("--teacher", action="append", default=[], metavar="KERAS_FILE",
-                   help="a finished run's pneumonia.keras to distil from (repeat for several; their mean probability is used)")
-    p.add_argument("--distill", type=float, default=0.0, help="train on (1-D) * label + D * the teachers' mean probability, "
-                   "0 = off (default: %(default)s)")
     p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
@@ -100,8 +97,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--weight-decay must be >= 0 (0 = plain Adam); got {args.weight_decay}")
     if not 0.0 <= args.ema < 1.0:
         p.error(f"--ema must be a decay in [0, 1), e.g. 0.998 (0 = off); got {args.ema}")
-    if not 0.0 <= args.distill <= 1.0:
-        p.error(f"--distill must be a weight in [0, 1] (0 = off); got {args.distill}")
     if args.folds:
         if args.folds < 2:
             p.error(f"--folds must be at least 2 (0 = off); got {args.folds}")
@@ -111,10 +106,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--fold goes with --folds K")
     if args.cpu_devices and args.strategy != "mirrored":
         p.error("--cpu-devices goes with --strategy mirrored")
-    if args.distill and args.strategy != "one":
-        p.error("--distill runs its teachers before the strategy could be set up: use it with --strategy one")
-    if bool(args.distill) != bool(args.teacher):
-        p.error("--distill and --teacher go together: give both (or neither)")
     if not args.no_augment:
         from pneumo.training.augment import Augmentation
 
@@ -166,167 +157,216 @@ def weights_digest(model) -> str:
     return hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights())).hexdigest()[:16]
 
 
+class RunError(Exception):
+    """A reason the run cannot go on, for a person (printed as `error: ...`, exit status 2)."""
+
+
+@dataclass
+class Run:
+    """One training run: its recipe (cfg), its progress (state, checkpointed after every epoch) and where it lives."""
+
+    cfg: dict
+    state: dict
+    out: Path
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoint"
+
+    @property
+    def state_file(self) -> Path:
+        return self.ckpt_dir / "state.json"
+
+
+@dataclass
+class Data:
+    """The decoded images (uint8, 299 px), labels and original sizes of the run's splits."""
+
+    train: list
+    val: list
+    test: list
+    x_train: np.ndarray
+    y_train: np.ndarray
+    size_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    size_val: np.ndarray
+
+    @property
+    def validates(self) -> bool:
+        return len(self.val) > 0
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(PNEUMONIA, NORMAL) training images."""
+        n_pos = int(self.y_train.sum())
+        return n_pos, len(self.y_train) - n_pos
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The run's steps, in order."""
     args = parse_args(argv)
-    out = Path(args.out)
-    ckpt_dir = out / "checkpoint"
-    state_file = ckpt_dir / "state.json"
+    try:
+        run = start_or_resume(args)
+        data = load_data(run.cfg, args.cache_dir or None)
+        strategy = set_up_devices(args, run.cfg, data)
+        training = set_up_training(run, data, strategy)
+        train(run, data, training, strategy)
+        from pneumo.training.distribute import is_chief
 
-    # ---- run state: fresh, or resumed from the last completed epoch ------------------------------
+        if not is_chief(strategy):
+            print("training done; the chief writes the model and the report")
+            return 0
+        best = save_best(run, data, training.model)
+        if not data.validates:
+            return finish_without_validation(run.out, run.cfg, run.state, *data.counts, run.state_file)
+        report(run, data, best, strategy, args, args.cache_dir or None)
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def start_or_resume(args: argparse.Namespace) -> Run:
+    """A fresh run's recipe and empty state, or the checkpointed run's, resumed after its last completed epoch."""
+    run = Run({}, {}, Path(args.out))
     if args.resume:
-        if not state_file.is_file():
-            print(f"error: --resume given but there is no checkpoint in {ckpt_dir}", file=sys.stderr)
-            return 2
-        state = json.loads(state_file.read_text())
-        if state.get("finished"):
-            print(f"error: the run in {ckpt_dir} already finished; start a new one without --resume", file=sys.stderr)
-            return 2
-        cfg = state["config"]
-        print(f"resuming after epoch {state['epoch']} of {cfg['epochs']} (settings of the checkpointed run)")
-    else:
-        if state_file.is_file() and not json.loads(state_file.read_text()).get("finished"):
-            print(
-                f"error: {ckpt_dir} holds an unfinished run; continue it with --resume, or delete that folder "
-                "(or choose another --out) to start over",
-                file=sys.stderr,
-            )
-            return 2
-        # Where and on how many devices a run trains is not part of its recipe: a run may resume elsewhere.
-        cfg = {k: v for k, v in vars(args).items() if k not in ("resume", "out", "cache_dir", "strategy", "cpu_devices")}
-        state = {"config": cfg, "epoch": 0, "history": [], "best_epoch": 0, "best_val_auc": -1.0, "train_seconds": 0.0}
+        if not run.state_file.is_file():
+            raise RunError(f"--resume given but there is no checkpoint in {run.ckpt_dir}")
+        run.state = json.loads(run.state_file.read_text())
+        if run.state.get("finished"):
+            raise RunError(f"the run in {run.ckpt_dir} already finished; start a new one without --resume")
+        run.cfg = run.state["config"]
+        print(f"resuming after epoch {run.state['epoch']} of {run.cfg['epochs']} (settings of the checkpointed run)")
+        return run
+    if run.state_file.is_file() and not json.loads(run.state_file.read_text()).get("finished"):
+        raise RunError(f"{run.ckpt_dir} holds an unfinished run; continue it with --resume, or delete that folder "
+                       "(or choose another --out) to start over")
+    # Where and on how many devices a run trains is not part of its recipe: a run may resume elsewhere.
+    run.cfg = {k: v for k, v in vars(args).items() if k not in ("resume", "out", "cache_dir", "strategy", "cpu_devices")}
+    run.state = {"config": run.cfg, "epoch": 0, "history": [], "best_epoch": 0, "best_val_auc": -1.0, "train_seconds": 0.0}
+    return run
 
-    # ---- data: decoded once, cached; the split is a pure function of the file list and the seed ---
+
+def load_data(cfg: dict, cache_dir: str | None) -> Data:
+    """The split (a pure function of the file list and the seed) and its images, decoded once and cached."""
     try:
         train_samples, val_samples = run_split(cfg["data_dir"], cfg)
         # A fold model is judged on its fold; the test split is read once, for what ships (docs/TRAINING.md).
         # A run without validation has no threshold to report the test split at: release reads it.
         test_samples = [] if cfg.get("folds") or not run_split_validates(cfg) else optional_test_split(cfg["data_dir"])
+        y_train, y_val = labels_of(train_samples), labels_of(val_samples)
+        balanced_class_weights(y_train)  # both classes are needed
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    y_train, y_val = labels_of(train_samples), labels_of(val_samples)
-    n_pos, n_neg = int(y_train.sum()), int(len(y_train) - y_train.sum())
-    print(f"train {len(y_train)} ({n_pos} PNEUMONIA / {n_neg} NORMAL), val {len(y_val)}, test {len(test_samples)}")
-    try:
-        class_weight = balanced_class_weights(y_train)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    cache_dir = args.cache_dir or None
+        raise RunError(str(error)) from error
+    n_pos = int(y_train.sum())
+    print(f"train {len(y_train)} ({n_pos} PNEUMONIA / {len(y_train) - n_pos} NORMAL), val {len(y_val)}, test {len(test_samples)}")
     t_cache = time.time()
     x_train, size_train = load_images(train_samples, cache_dir)
-    validates = bool(val_samples)
-    x_val, size_val = load_images(val_samples, cache_dir) if validates else (np.empty((0, 299, 299), np.uint8), np.empty((0, 2), np.int32))
+    x_val, size_val = load_images(val_samples, cache_dir) if val_samples else (np.empty((0, 299, 299), np.uint8), np.empty((0, 2), np.int32))
     print(f"images ready in {time.time() - t_cache:.1f} s")
-    sharp_train, sharp_val = is_sharp(size_train), is_sharp(size_val)
-    targets_train = None
-    if cfg.get("distill"):
-        from pneumo.training.distill import check_teachers, soft_targets, teacher_probabilities
+    return Data(train_samples, val_samples, test_samples, x_train, y_train, size_train, x_val, y_val, size_val)
 
-        # Predicted once, kept with the checkpoint: a resumed run trains on the same targets.
-        teacher_file = ckpt_dir / "teacher_probabilities.npy"
-        if state["epoch"] > 0 and teacher_file.is_file():
-            teacher_prob = np.load(teacher_file)
-        else:
-            try:
-                check_teachers(cfg["teacher"], cfg["data_dir"], val_samples)
-            except ValueError as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 2
-            t_teach = time.time()
-            try:
-                teacher_prob = teacher_probabilities(cfg["teacher"], x_train)
-            except (OSError, ValueError) as error:  # a file that is not a saved Keras model
-                print(f"error: a teacher could not be loaded: {error}", file=sys.stderr)
-                return 2
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
-            np.save(teacher_file, teacher_prob)
-            print(f"{len(cfg['teacher'])} teachers predicted the training images in {time.time() - t_teach:.0f} s")
-        targets_train = soft_targets(y_train, teacher_prob, cfg["distill"])
-        print(f"distillation: targets {1 - cfg['distill']:g} x label + {cfg['distill']:g} x the teachers' mean; "
-              f"mean |target - label| {np.abs(targets_train - y_train).mean():.3f}")
 
-    import keras  # after the data is decoded: the decoder forks worker processes
+def set_up_devices(args: argparse.Namespace, cfg: dict, data: Data):
+    """--strategy: None for one device, else the tf.distribute strategy (before any TensorFlow op)."""
+    from pneumo.training.distribute import is_chief, make_strategy, workers
 
-    from pneumo.training.distribute import is_chief, make_strategy, sharded, synchronize_batchnorm, workers
-
-    try:  # before any TensorFlow op: a multi-worker strategy sets up its collectives at startup
+    try:  # a multi-worker strategy sets up its collectives at startup
         strategy = make_strategy(args.strategy, args.cpu_devices)
     except (ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    scope = contextlib.nullcontext() if strategy is None else strategy.scope()
-    chief = is_chief(strategy)
+        raise RunError(str(error)) from error
     if strategy is not None:
         replicas = strategy.num_replicas_in_sync
         if cfg["batch_size"] % replicas:
-            print(f"error: the global batch {cfg['batch_size']} does not split over {replicas} replicas", file=sys.stderr)
-            return 2
+            raise RunError(f"the global batch {cfg['batch_size']} does not split over {replicas} replicas")
         print(f"strategy {args.strategy}: {replicas} replicas on {workers(strategy)} worker(s); global batch {cfg['batch_size']} "
-              f"= {cfg['batch_size'] // replicas} per replica; {math.ceil(len(y_train) / cfg['batch_size'])} steps per epoch"
-              + ("" if chief else "; this worker writes no files (the chief does)"), flush=True)
-    from pneumo.training.augment import Augmentation, make_dataset
-    from pneumo.training.ema import WeightEMA
-    from pneumo.inference import predict_gray
-    from pneumo.model import build_model, calibrate_batchnorm, output_bias_for
-    from pneumo.preprocess import to_model_input
+              f"= {cfg['batch_size'] // replicas} per replica; {math.ceil(len(data.y_train) / cfg['batch_size'])} steps per epoch"
+              + ("" if is_chief(strategy) else "; this worker writes no files (the chief does)"), flush=True)
+    return strategy
 
+
+@dataclass
+class Training:
+    """What the loop works with: the network (with its optimizer), the weight average (--ema), the
+    augmentation, the validation batches and, with a strategy, a copy of the network to validate on."""
+
+    model: object
+    ema: object | None
+    augmentation: object | None
+    val_ds: object | None
+    evaluator: object | None
+
+
+def set_up_training(run: Run, data: Data, strategy) -> Training:
+    """A new network (output bias at the training prior, BatchNorm calibrated) or the checkpoint's
+    model, optimizer and average; made in this order so that a seed gives the same run as before."""
+    import keras
+
+    from pneumo.model import calibrate_batchnorm, output_bias_for
+    from pneumo.preprocess import to_model_input
+    from pneumo.training.augment import Augmentation, make_dataset
+    from pneumo.training.distribute import is_chief, synchronize_batchnorm
+    from pneumo.training.ema import WeightEMA
+
+    cfg, state = run.cfg, run.state
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
     augmentation = None if cfg["no_augment"] else Augmentation.from_config(cfg)
-    val_ds = make_dataset(x_val, y_val, cfg["batch_size"]) if validates else None
+    val_ds = make_dataset(data.x_val, data.y_val, cfg["batch_size"]) if data.validates else None
     # With a strategy, validation runs on a copy of the network outside it: Keras's metrics under
     # MultiWorkerMirroredStrategy average the replicas' own AUCs, which is not the AUC of the split.
-    evaluator = None if strategy is None else new_model(cfg, n_pos, n_neg)
-
-    if chief:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-    last_model_file, best_weights_file = ckpt_dir / "last.keras", ckpt_dir / "best.weights.h5"
+    evaluator = None if strategy is None else new_model(cfg, *data.counts)
+    if is_chief(strategy):
+        run.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    scope = contextlib.nullcontext() if strategy is None else strategy.scope()
     with scope:  # a strategy's variables (model, optimizer, metrics) are made in its scope
         if state["epoch"] > 0:
             from pneumo.training import objectives  # noqa: F401 (registers the loss and metrics the checkpoint names)
 
-            model = keras.saving.load_model(last_model_file)  # weights and optimizer state
+            model = keras.saving.load_model(run.ckpt_dir / "last.keras")  # weights and optimizer state
         else:
+            n_pos, n_neg = data.counts
             model = new_model(cfg, n_pos, n_neg)
-            calibrate_batchnorm(model, to_model_input(x_train[np.random.default_rng(cfg["seed"]).permutation(len(x_train))[:64]]))
+            calibrate_batchnorm(model, to_model_input(data.x_train[np.random.default_rng(cfg["seed"]).permutation(len(data.x_train))[:64]]))
             print(f"output bias initialised to log({n_pos}/{n_neg}) = {output_bias_for(n_pos, n_neg):.4f}")
     # With a strategy: the global batch's statistics, so that every replica keeps the same weights (and
     # back to local ones for a checkpoint of a distributed run resumed on one device).
     synchronize_batchnorm(model, strategy is not None)
     # --ema: a resumed run goes on with its saved average (a fresh one if none was saved yet).
-    ema_decay, ema_file = cfg.get("ema", 0.0), ckpt_dir / "ema.npz"
+    ema_decay, ema_file = cfg.get("ema", 0.0), run.ckpt_dir / "ema.npz"
     ema = None
     if ema_decay:
         ema = WeightEMA.load(ema_file, ema_decay) if state["epoch"] > 0 and ema_file.is_file() else WeightEMA(ema_decay)
+    return Training(model, ema, augmentation, val_ds, evaluator)
 
-    # ---- the training loop: one fit() call per epoch, checkpoint after each ----------------------
+
+def train(run: Run, data: Data, training: Training, strategy) -> None:
+    """The training loop: one fit() per epoch, validated (the average with --ema), the best kept, a
+    checkpoint after each; early stop after --patience epochs without a better validation AUC."""
+    from pneumo.training.augment import make_dataset
+    from pneumo.training.distribute import is_chief, sharded
+
+    cfg, state = run.cfg, run.state
+    model, ema, augmentation, val_ds, evaluator = training.model, training.ema, training.augmentation, training.val_ds, training.evaluator
+    chief = is_chief(strategy)
+    class_weight = balanced_class_weights(data.y_train)
+    sharp_train = is_sharp(data.size_train)
     verbose = 1 if sys.stdout.isatty() else 2
     for epoch in range(state["epoch"], cfg["epochs"]):
         lr = learning_rate_at(epoch, cfg)
         model.optimizer.learning_rate.assign(lr)
         train_ds = sharded(make_dataset(
-            x_train,
-            y_train,
-            cfg["batch_size"],
-            sharp=sharp_train,
-            augmentation=augmentation,
+            data.x_train, data.y_train, cfg["batch_size"], sharp=sharp_train, augmentation=augmentation,
             shuffle_seed=cfg["seed"] * 1000 + epoch,
             class_weight=class_weight,  # as per-example weights, so that mixup can blend them
-            targets=targets_train,
         ), strategy)
         t0 = time.time()
-        fit = model.fit(
-            train_ds,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            shuffle=False,
-            verbose=verbose,
-            callbacks=[] if ema is None else [ema],
-        )
+        fit = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, shuffle=False, verbose=verbose,
+                        callbacks=[] if ema is None else [ema])
         record = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in fit.history.items()}}
         # Validated (and kept, if best): the weights, or with --ema their average; training goes on from the raw ones.
         with contextlib.nullcontext() if ema is None else ema.swapped_in(model):
-            if not validates:  # all of train/: the last epoch is the one kept
+            if not data.validates:  # all of train/: the last epoch is the one kept
                 scores = {}
             elif evaluator is None:
                 scores = model.evaluate(val_ds, return_dict=True, verbose=0)
@@ -334,68 +374,77 @@ def main(argv: list[str] | None = None) -> int:
                 evaluator.set_weights(model.get_weights())
                 scores = evaluator.evaluate(val_ds, return_dict=True, verbose=0)
             record.update({f"val_{k}": float(v) for k, v in scores.items()})
-            improved = record["val_auc"] > state["best_val_auc"] if validates else True
+            improved = record["val_auc"] > state["best_val_auc"] if data.validates else True
             if improved and chief:
-                model.save_weights(best_weights_file)
+                model.save_weights(run.ckpt_dir / "best.weights.h5")
         seconds = time.time() - t0
-        record.update({"learning_rate": lr, "seconds": seconds, "images_per_second": len(y_train) / seconds})
+        record.update({"learning_rate": lr, "seconds": seconds, "images_per_second": len(data.y_train) / seconds})
         state["history"].append(record)
         state["epoch"], state["train_seconds"] = epoch + 1, state["train_seconds"] + seconds
         if improved:
             state["best_epoch"], state["best_val_auc"] = epoch + 1, record.get("val_auc", -1.0)
         if chief:
-            model.save(ckpt_dir / "last.tmp.keras")
-            os.replace(ckpt_dir / "last.tmp.keras", last_model_file)
-            if ema is not None:
-                ema.save(ema_file)
-            write_json(state_file, state)
+            checkpoint(run, model, ema)
         print(
             f"epoch {epoch + 1}/{cfg['epochs']}: "
-            + (f"val AUC {record['val_auc']:.4f}{' (best)' if improved else ''}, " if validates else "no validation (all of train/), ")
-            + 
-f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); "
+            + (f"val AUC {record['val_auc']:.4f}{' (best)' if improved else ''}, " if data.validates else "no validation (all of train/), ")
+            + f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); "
             + ("checkpoint saved" if chief else "no checkpoint (not the chief)")
             + ("" if strategy is None else f"; weights {weights_digest(model)}"),  # equal on every worker
             flush=True,
         )
-        if validates and epoch + 1 - state["best_epoch"] >= cfg["patience"]:
+        if data.validates and epoch + 1 - state["best_epoch"] >= cfg["patience"]:
             print(f"early stop: no better val AUC for {cfg['patience']} epochs")
             break
 
-    if not chief:
-        print("training done; the chief writes the model and the report")
-        return 0
 
-    # ---- the deliverables: best weights without optimizer state, history, metrics ----------------
-    out.mkdir(parents=True, exist_ok=True)
-    model.load_weights(best_weights_file)
+def checkpoint(run: Run, model, ema) -> None:
+    """The model with its optimizer, the weight average and the run's state: what --resume reads."""
+    model.save(run.ckpt_dir / "last.tmp.keras")
+    os.replace(run.ckpt_dir / "last.tmp.keras", run.ckpt_dir / "last.keras")
+    if ema is not None:
+        ema.save(run.ckpt_dir / "ema.npz")
+    write_json(run.state_file, run.state)
+
+
+def save_best(run: Run, data: Data, model):
+    """The kept epoch's weights in a fresh network (no optimizer state) and the history, in OUT."""
+    from pneumo.model import build_model
+
+    run.out.mkdir(parents=True, exist_ok=True)
+    model.load_weights(run.ckpt_dir / "best.weights.h5")
     best = build_model()
     best.set_weights(model.get_weights())
-    best.save(out / MODEL_FILE)
-    write_json(out / HISTORY_FILE, {"best_epoch": state["best_epoch"], "monitor": "val_auc" if validates else "last epoch",
-                                    "epochs": state["history"]})
-    if not validates:
-        return finish_without_validation(out, cfg, state, n_pos, n_neg, state_file)
+    best.save(run.out / MODEL_FILE)
+    write_json(run.out / HISTORY_FILE, {"best_epoch": run.state["best_epoch"], "monitor": "val_auc" if data.validates else "last epoch",
+                                        "epochs": run.state["history"]})
+    return best
 
-    # Threshold chosen on validation; the test split is predicted once, here, for reporting only.
+
+def report(run: Run, data: Data, best, strategy, args: argparse.Namespace, cache_dir: str | None) -> None:
+    """The threshold, chosen on validation under the fixed acquisition changes; the test split
+    predicted once, for reporting only; metrics.json, the model card, and a fold's out-of-fold scores."""
+    from pneumo.inference import predict_gray
+    from pneumo.training.distribute import workers
     from pneumo.training.shift import SHIFT_SCORE, THRESHOLD_RULE, shift_predictions, shift_scores
 
-    probs_val = shift_predictions(best, x_val)
-    shift, threshold = shift_scores(probs_val, y_val, None)  # chosen on validation, under the fixed changes
+    cfg, state, out = run.cfg, run.state, run.out
+    probs_val = shift_predictions(best, data.x_val)
+    shift, threshold = shift_scores(probs_val, data.y_val, None)
     p_val = probs_val["identity"]
     y_test = p_test = None
-    if test_samples:
-        x_test, _ = load_images(test_samples, cache_dir)
-        y_test, p_test = labels_of(test_samples), predict_gray(best, x_test)
-    metrics = evaluation(y_val, p_val, sharp_val, y_test, p_test, threshold, THRESHOLD_RULE, validation_shift=shift)
-    metrics.update(run_facts(cfg, state, n_pos, n_neg, len(y_val), len(test_samples)))
+    if data.test:
+        x_test, _ = load_images(data.test, cache_dir)
+        y_test, p_test = labels_of(data.test), predict_gray(best, x_test)
+    metrics = evaluation(data.y_val, p_val, is_sharp(data.size_val), y_test, p_test, threshold, THRESHOLD_RULE, validation_shift=shift)
+    metrics.update(run_facts(cfg, state, *data.counts, len(data.y_val), len(data.test)))
     if strategy is not None:
         metrics["distribution"] = {"strategy": args.strategy, "replicas": strategy.num_replicas_in_sync, "workers": workers(strategy)}
     write_report(out, metrics, y_test, p_test)
     if cfg.get("folds"):
-        write_out_of_fold(out / OOF_FILE, val_samples, size_val, p_val, cfg["fold"])
+        write_out_of_fold(out / OOF_FILE, data.val, data.size_val, p_val, cfg["fold"])
     state["finished"] = True
-    write_json(state_file, state)
+    write_json(run.state_file, state)
     print(
         f"best epoch {state['best_epoch']} (val AUC {state['best_val_auc']:.4f}); threshold {threshold:.4f} chosen on validation; "
         f"shift score {shift['mean'][SHIFT_SCORE]:.4f} (validation under pneumo.training.shift's changes)"
@@ -404,7 +453,6 @@ f"lr {lr:.2e}, {seconds:.0f} s ({record['images_per_second']:.1f} img/s); "
     if metrics["test"]:
         print("test metrics are in metrics.json and the model card: read them for the run you ship, compare runs on validation")
     print(f"wrote {out / MODEL_FILE}, {out / HISTORY_FILE}, {out / METRICS_FILE}, {out / 'MODEL_CARD.md'}")
-    return 0
 
 
 def run_facts(cfg: dict, state: dict, n_pos: int, n_neg: int, n_val: int, n_test: int) -> dict:

@@ -128,13 +128,5 @@ def read_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
 
 
 def load_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
-    """read_bundle, for predicting with the model. Raises ValueError for weights whose metrics.json
-    says their threshold was chosen on test-time augmented probabilities (an experiment of earlier
-    runs that nothing here predicts with any more): that threshold would not fit these probabilities."""
-    bundle = read_bundle(weights)
-    if bundle.metrics.get("tta"):
-        raise ValueError(
-            f"{bundle.file(METRICS_FILE)} says these weights use test-time augmentation, which pneumo no longer "
-            "supports; choose their threshold again with `python -m pneumo.training.report --choose-threshold`"
-        )
-    return bundle
+    """The bundle beside the model at `weights`, for predicting with it."""
+    return read_bundle(weights)

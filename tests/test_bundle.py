@@ -6,10 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
-from pneumo.bundle import CLASS_NAMES, DEFAULT_THRESHOLD, label_name, load_bundle, predicted_label, read_bundle
+from pneumo.bundle import CLASS_NAMES, DEFAULT_THRESHOLD, label_name, load_bundle, predicted_label
 from pneumo.inference import predict_gray
 
 
@@ -42,13 +41,6 @@ def test_bundle_reads_what_ships_beside_the_weights(tmp_path):
     assert (bundle.threshold, bundle.test, bundle.config, bundle.history["best_epoch"]) == (0.3, {"auc": 0.9}, {"seed": 1}, 2)
     assert (bundle.threshold_or(None), bundle.threshold_or(0.7)) == (0.3, 0.7)
     assert bundle.file("roc.png") == tmp_path / "roc.png"
-
-
-def test_weights_calibrated_with_test_time_augmentation_are_refused_for_prediction(tmp_path):
-    (tmp_path / "metrics.json").write_text(json.dumps({"threshold": 0.3, "tta": True}))
-    with pytest.raises(ValueError, match="test-time augmentation.*--choose-threshold"):
-        load_bundle(tmp_path / "pneumonia.keras")
-    assert read_bundle(tmp_path / "pneumonia.keras").threshold == 0.3  # the report can still read it
 
 
 def test_shipped_bundle_is_complete():

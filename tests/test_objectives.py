@@ -1,5 +1,5 @@
-"""train.py's loss fits the target column of y, its metrics count the label column: a distilled
-run's training accuracy and AUC are measured against labels, not soft targets."""
+"""train.py's loss fits the target column of y, its metrics count the label column: with soft
+targets, training accuracy and AUC are measured against labels, not the targets."""
 
 import keras
 import numpy as np

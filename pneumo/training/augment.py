@@ -310,12 +310,9 @@ def make_dataset(
     augmentation: Augmentation | None = None,
     shuffle_seed: int | None = None,
     class_weight: dict[int, float] | None = None,
-    targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (model input, y), or (model input, y, sample weight) when class_weight is given (then
-    pass none to fit()). y is the label (N,), or with `targets` (soft ones, e.g. pneumo.training.distill's)
-    the target and the label side by side (N, 2), as pneumo.training.objectives reads them: the loss fits the
-    target, the metrics count the label. The class weight always follows the label. Shuffled when
+    """Batches of (model input, label), or (model input, label, sample weight) when class_weight is
+    given (then pass none to fit()). The class weight follows the label. Shuffled when
     shuffle_seed is given, augmented when augmentation is given; the randomness is a pure function of
     shuffle_seed and the batch index."""
     import tensorflow as tf
@@ -330,9 +327,7 @@ def make_dataset(
         index = np.random.default_rng(shuffle_seed).permutation(index)
     ds = tf.data.Dataset.from_tensor_slices(index).batch(batch_size).enumerate()
     images_t, labels_t, sharp_t = tf.constant(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
-    if targets is not None and len(targets) != len(labels):
-        raise ValueError(f"{len(targets)} targets for {len(labels)} labels")
-    y_t = labels_t if targets is None else tf.stack([tf.constant(np.asarray(targets, dtype=np.float32)), labels_t], axis=-1)
+    y_t = labels_t
     if class_weight is not None:
         weights_t = tf.constant([class_weight.get(0, 1.0), class_weight.get(1, 1.0)], dtype=tf.float32)
 

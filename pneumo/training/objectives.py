@@ -1,9 +1,9 @@
 """The loss and metrics `train.py` compiles with, for batches whose y holds the training target and
 the label side by side.
 
-Distillation (pneumo.training.distill) trains on soft targets, but accuracy, precision, recall and AUC mean
-something only against labels: counted against a soft target, a run's training accuracy read 0 and
-its AUC 0 in history.json and in the app's curves (r17, r18). So a training batch may carry y of
+Accuracy, precision, recall and AUC mean something only against labels: counted against a soft
+target (the closed distillation experiment of r17 and r18), a run's training accuracy read 0 and its
+AUC 0 in history.json and in the app's curves. So a training batch may carry y of
 shape (N, 2): column 0 the target the loss fits, column 1 the label the metrics count. A plain y of
 shape (N,) or (N, 1) is both. The label is rounded before counting, so that a mixup blend counts as
 the label of its larger part.

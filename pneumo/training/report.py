@@ -203,12 +203,6 @@ def model_card(metrics: dict, history: dict | None) -> str:
         + ", "
         f"label smoothing {cfg.get('label_smoothing')}"
         + (f", validated and shipped: the exponential moving average of the weights, decay {cfg['ema']} per step" if cfg.get("ema") else "")
-        + (
-            f", distilled: targets {1 - cfg['distill']:g} × label + {cfg['distill']:g} × the mean probability of "
-            f"{len(cfg['teacher'])} earlier run{'s' if len(cfg['teacher']) != 1 else ''} on each training image"
-            if cfg.get("distill")
-            else ""
-        )
         + ")."
         + ("" if members else (f" The last epoch kept (no validation split): **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')}; "
                                if folds else f" Best epoch by validation AUC: **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; ")
@@ -354,9 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     test = optional_test_split(data_dir)
     x_val, size_val = load_images(val, args.cache_dir or None)
     model = load_model(shipped.model_file)
-    # A threshold chosen on test-time augmented probabilities (an earlier experiment) does not fit
-    # plain ones: it is chosen again, on validation, as train.py chooses it.
-    rechoose = args.choose_threshold or bool(metrics.pop("tta", False))
+    rechoose = args.choose_threshold
     y_val = labels_of(val)
     probs_val = shift_predictions(model, x_val)
     shift, threshold = shift_scores(probs_val, y_val, None if rechoose else shipped.threshold)
@@ -367,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         x_test, _ = load_images(test, args.cache_dir or None)
         y_test, p_test = labels_of(test), predict_gray(model, x_test)
     metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold, rule, validation_shift=shift))
-    metrics["config"] = {k: v for k, v in cfg.items() if k != "tta"}
+    metrics["config"] = cfg
     write_report(shipped.folder, metrics, y_test, p_test)
     print(f"wrote {shipped.file(METRICS_FILE)}, {shipped.file(CARD_FILE)}, {ROC_FILE}, {RELIABILITY_PNG}")
     return 0
