@@ -94,12 +94,13 @@ def take(out: Path = SCREENSHOT, example: Path = EXAMPLE) -> Path:
         server.wait_until_healthy()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1050})
+            page = browser.new_page(viewport={"width": 1400, "height": 1380})
             page.goto(server.url)
             page.locator("input[type=file]").first.set_input_files(str(example))
             wait_for_result(page)
             page.locator("[data-testid='stImage'] img").nth(1).wait_for(timeout=60_000)  # the overlay
-            time.sleep(1.0)  # let the images finish painting
+            page.get_by_text("Outline the lungs").click()  # the viewer's lung outline, on both pictures
+            time.sleep(4.0)  # the fragment reruns; let the images finish painting
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out), full_page=False)
             browser.close()

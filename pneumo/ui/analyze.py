@@ -193,7 +193,7 @@ def _reading(analysis: Analysis, engine, settings: Settings, band: Band | None) 
     point = operating_point(engine.bundle, settings.threshold)
     if point is not None:
         ppv, npv = ppv_npv(point.sensitivity, point.specificity, settings.prevalence)
-        columns = st.columns(4)
+        columns = [*st.columns(2), *st.columns(2)]  # two by two: four in a row are cut to "9…" in the narrow column
         for column, (name, value, what) in zip(columns, (
             ("Sensitivity", point.sensitivity, "Share of pneumonias called PNEUMONIA (test split)."),
             ("Specificity", point.specificity, "Share of normal X-rays called NORMAL (test split)."),
