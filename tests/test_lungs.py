@@ -102,9 +102,11 @@ def test_no_plausible_lungs_on_a_blank_or_a_photo():
     blank = np.full((299, 299), 128, np.uint8)
     photo = to_gray299(pictures["photo/grace_hopper_gray"])
     for gray in (blank, photo):
-        assert not plausible_fields(lung_fields(segmenter.mask(gray)), limits)
+        assert not plausible_fields(segmenter.fields(gray)[1], limits)
     child = to_gray299(Image.open(TINY_DATA / "train" / "NORMAL" / "IM-0117-0001.jpeg"))
-    assert plausible_fields(lung_fields(segmenter.mask(child)), limits)
+    mask, fields = segmenter.fields(child)
+    assert plausible_fields(fields, limits) and 0.4 < fields.contrast < 1.0 and fields.confidence > 0.9
+    np.testing.assert_array_equal(mask, segmenter.mask(child))
 
 
 @needs_segmenter
