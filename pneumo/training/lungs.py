@@ -363,6 +363,20 @@ def fit(mask_dir: Path, out: Path, epochs: int, batch_size: int, learning_rate: 
     return report
 
 
+def card_text(info: dict) -> str:
+    """The model card's section on the lung segmenter: what it was trained on, under which terms, how it measures."""
+    lines = [f"A U-Net ({info.get('parameters', 0):,} parameters, {info.get('file_bytes', 0) / 1e6:.1f} MB, {info.get('size')} px) "
+             f"outlines the lungs for the page's \"share of the map inside the lungs\" and the lung outline. Trained on "
+             f"{info.get('trained_on')}; terms: {info.get('terms')}. Held out (`python -m pneumo.training.lungs --measure`):", "",
+             "| held out | images | Dice mean | Dice 5th percentile |", "|---|---|---|---|"]
+    for source, m in info.get("held_out", {}).items():
+        lines.append(f"| {source} | {m['images']} | {m['dice_mean']:.3f} | {m['dice_p5']:.3f} |")
+    lines.append("\nThe adult sets' masks leave out the lung behind the heart, which the children's masks include: part of "
+                 "the adults' lower Dice is that difference of definition (docs/LUNGS.md). The guard does not use the lungs yet "
+                 "(campaigns g4 and g5 let non-X-rays through).")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.lungs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true", help="train on the children's masks and write the segmenter")
@@ -405,7 +419,12 @@ def main(argv: list[str] | None = None) -> int:
                       "warm_seconds_per_xray": speed(segmenter, images[0])}
             info_file = Path(args.out).with_suffix(".json")
             info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-            info_file.write_text(json.dumps(info | report | {"file_bytes": Path(args.out).stat().st_size}, indent=2) + "\n")
+            info = info | report | {"file_bytes": Path(args.out).stat().st_size}
+            info_file.write_text(json.dumps(info, indent=2) + "\n")
+            from pneumo.bundle import CARD_FILE
+            from pneumo.training.report import set_card_section
+
+            set_card_section(Path(args.out).with_name(CARD_FILE), "Lung segmenter", card_text(info))
         else:
             parser.print_help()
             return 2
