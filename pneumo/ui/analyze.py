@@ -51,8 +51,8 @@ def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
         return "The model only knows frontal chest X-rays, so its reading of this picture means nothing."
     if kind == "lateral":
         return "The model only knows frontal views; a lateral film's reading means nothing."
-    if prepared.population.source == "image":  # the warning already says what was seen
-        return "The model's reading of an adult's film is unreliable." + _adult_worth(bundle)
+    if prepared.population.source == "image":  # the warning already says what was seen and that the reading is unreliable
+        return _adult_worth(bundle).strip()
     return f"Seen: {prepared.population.seen}. The model's reading outside its training population is unreliable." + _adult_worth(bundle)
 
 
