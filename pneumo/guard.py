@@ -47,7 +47,7 @@ class Verdict:
     residual: float  # distance from the X-ray layout (0 = perfect fit; nan when not measured)
     colourfulness: float
     kind: str | None = None  # for machines: None (plausible), "not_xray" or "inverted"
-    check: str | None = None  # which check decided: "colour", "blank", "detail", "layout" or "lungs" (None when plausible)
+    check: str | None = None  # which check decided: "colour", "blank", "detail" or "layout" (None when plausible)
     layout_passed: bool = True  # False: plausible only because the image score calls it an adult's film (pneumo.analysis)
 
     def __post_init__(self):
@@ -89,18 +89,10 @@ class XrayGuard:
     def __init__(self, mean: np.ndarray, components: np.ndarray, scales: np.ndarray, limits: dict[str, float], adult_score=None):
         self.mean, self.components, self.scales = mean, components, scales
         self.limits = {k: float(v) for k, v in limits.items()}  # residual, mahalanobis (max); detail (min)
-        # pneumo.population.ImageScore, shipped beside the guard: an adult's film that fails the layout check is
-        # told so instead of "not a chest X-ray" (pneumo.analysis.model_view)
+        # pneumo.population.ImageScore, shipped beside the guard: the population check of pictures without an age
+        # in a header; with its route_layout on (campaign g3; off as shipped) an adult's film failing the layout
+        # check gets the population warning instead of "not a chest X-ray" (pneumo.analysis.model_view)
         self.adult_score = adult_score
-        # The lung-field check (campaign g4, docs/LUNGS.md): a pneumo.lungs.LungSegmenter, the limits of the seven
-        # field values and the variant: "R" (a layout failure showing two plausible lung fields passes) or "S" (the
-        # lung fields replace the layout check); None: off.
-        self.segmenter, self.lung_limits, self.lung_mode = None, None, None
-
-    def _lungs_plausible(self, gray299: np.ndarray) -> bool:
-        from pneumo.lungs import plausible_fields
-
-        return plausible_fields(self.segmenter.fields(gray299)[1], self.lung_limits)
 
     def distances(self, gray299: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(residual, Mahalanobis distance) of each image from the X-ray layout."""
@@ -127,10 +119,9 @@ class XrayGuard:
             return Verdict(False, "The picture has none of the fine detail of a radiograph (ribs, vessels, edges): it is not a chest X-ray, or far too blurred.", float("nan"), colour,
                            check="detail")
         fits, residual = self._fits(gray299)
-        lungs = self.lung_mode if self.segmenter is not None and self.lung_limits else None
-        if fits and lungs != "S":
+        if fits:
             return Verdict(True, None, residual, colour)
-        if not fits and self._fits(255 - gray299)[0]:
+        if self._fits(255 - gray299)[0]:
             return Verdict(
                 False,
                 "This looks like an inverted (negative) chest X-ray: bones dark, lungs bright. The model reads "
@@ -140,12 +131,6 @@ class XrayGuard:
                 kind="inverted",
                 check="layout",
             )
-        if lungs is not None:
-            if self._lungs_plausible(gray299):
-                return Verdict(True, None, residual, colour, layout_passed=fits)
-        if lungs == "S":
-            return Verdict(False, "This does not show two lung fields where a frontal chest X-ray has them: it is probably not a "
-                           "chest X-ray, or not a frontal view.", residual, colour, check="lungs")
         # Measured (python -m pneumo.training.guard --measure): this fires on every non-X-ray that gets this far, but
         # also on adult chest X-rays (4.7 % of NIH's, 42 % of Hannover's ICU films, 11 % of the web's), so it says both.
         # Routing those through the image score (campaign g3) would call photos adult too: off (docs/POPULATION.md).
@@ -170,12 +155,5 @@ def load_guard(path: str | Path = GUARD_FILE, adult_score: str | Path | None = A
         from pneumo.population import load_image_score  # population imports this module
 
         guard.adult_score = load_image_score(adult_score)
-    from pneumo.lungs import LUNGS_FILE, LUNGS_INFO
-
-    info = json.loads(LUNGS_INFO.read_text()) if LUNGS_INFO.is_file() else {}
-    if info.get("guard") in ("R", "S") and LUNGS_FILE.is_file():  # the lung-field check ships (docs/LUNGS.md, g4)
-        from pneumo.lungs import load_segmenter
-
-        guard.segmenter, guard.lung_limits, guard.lung_mode = load_segmenter(), info["field_limits"], info["guard"]
     return guard
 
