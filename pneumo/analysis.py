@@ -37,6 +37,10 @@ class PreparedImage:
     def warning(self) -> tuple[str, str] | None:
         return warning_of(self.verdict, self.population)
 
+    @property
+    def warning_source(self) -> str | None:
+        return warning_source(self.warning, self.population)
+
 
 def warning_of(verdict: Verdict | None, population: PopulationVerdict) -> tuple[str, str] | None:
     """(kind, text) of what speaks against reading a picture, the guard first, then the population
@@ -52,11 +56,17 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def warning_label(kind: str | None, population: PopulationVerdict) -> str:
+def warning_source(warning: tuple[str, str] | None, population: PopulationVerdict) -> str | None:
+    """What decided a population or lateral warning: "dicom" (the header) or "image" (the image score); None otherwise."""
+    return population.source if warning is not None and warning[0] in ("population", "lateral") else None
+
+
+def warning_label(warning: tuple[str, str] | None, population: PopulationVerdict) -> str:
     """The warning kind for a table cell: "population (image)" or "population (dicom)" says which decided."""
-    if kind == "population" and population.source:
-        return f"population ({population.source})"
-    return kind or ""
+    source = warning_source(warning, population)
+    if warning is not None and warning[0] == "population" and source:
+        return f"population ({source})"
+    return warning[0] if warning else ""
 
 
 def model_view(image: Image.Image, guard: XrayGuard | None = None,

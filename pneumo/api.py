@@ -107,14 +107,14 @@ class Model:
             name=name, probability=explanation.probability, label=label_name(explanation.probability, self.threshold),
             reading=reading(explanation.probability, self.threshold, self.band).label, threshold=self.threshold,
             warning_kind=warning[0] if warning else None, warning=warning[1] if warning else None,
-            population_source=prepared.population.source if warning and warning[0] in ("population", "lateral") else None,
+            population_source=prepared.warning_source,
             heatmap=explanation.heatmap, heatmap_empty=explanation.empty, explained=("NORMAL", "PNEUMONIA")[explanation.explained_class],
             picture=prepared.picture,
         )
         lungs = self.engine.lungs(prepared.gray299)
         if lungs is not None:
             result.lung_share = lung_share(lungs)
-            result.map_in_lungs = None if explanation.empty else map_in_lungs(explanation.heatmap, lungs)
+            result.map_in_lungs = map_in_lungs(explanation.heatmap, lungs)  # None for an empty map (all zeros)
         return result
 
     def predict(self, item: Input) -> Result:
@@ -126,10 +126,10 @@ class Model:
         """Several X-rays, in order; an input that cannot be read gives a Result with `error` set."""
         results = []
         for i, item in enumerate(items):
-            name = str(item) if isinstance(item, (str, Path)) else f"item {i}"
+            name = str(item) if isinstance(item, (str, Path)) else f"item {i}"  # a path as given, like the CLI's "file"
             try:
-                data, name = _as_bytes(item)
-                results.append(self._read(data, str(item) if isinstance(item, (str, Path)) else name))
+                data, _ = _as_bytes(item)
+                results.append(self._read(data, name))
             except ImageReadError as error:
                 results.append(Result(name=name, error=str(error)))
             except Exception as error:  # noqa: BLE001 - one odd input must not stop the rest

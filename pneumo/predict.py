@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.analysis import model_view, warning_of
-from pneumo.bundle import DEFAULT_MODEL, label_name, load_bundle
+from pneumo.analysis import model_view, warning_of, warning_source
+from pneumo.bundle import DEFAULT_MODEL, label_name
 from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
 from pneumo.operating import band_at, reading
@@ -78,8 +78,7 @@ def _load(path: Path, guard: XrayGuard | None) -> tuple[np.ndarray, dict] | str:
 def _warning_fields(warning: tuple[str, str] | None, population: PopulationVerdict) -> dict:
     if warning is None:
         return {}
-    source = population.source if warning[0] in ("population", "lateral") else None
-    return {"warning": warning[1], "warning_kind": warning[0], "population_source": source}
+    return {"warning": warning[1], "warning_kind": warning[0], "population_source": warning_source(warning, population)}
 
 
 def predict_files(
@@ -123,9 +122,8 @@ def _lung_fields(results: list[FileResult], gray: np.ndarray, engine, threshold:
 
     masks = engine.segmenter.masks(gray)
     for result, image, mask in zip(results, gray, masks):
-        explanation = engine.analyze(image, threshold=threshold)
+        inside = map_in_lungs(engine.analyze(image, threshold=threshold).heatmap, mask)  # None for an empty map (all zeros)
         result.lung_share = round(lung_share(mask), 4)
-        inside = None if explanation.empty else map_in_lungs(explanation.heatmap, mask)
         result.map_in_lungs = None if inside is None else round(inside, 4)
 
 
@@ -144,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no files found in " + ", ".join(args.inputs), file=sys.stderr)
         return 2
     try:
-        bundle = load_bundle(args.weights)
-        threshold = bundle.threshold_or(args.threshold)
         from pneumo.engine import load_engine
 
         engine = load_engine(args.weights)
+        bundle = engine.bundle
+        threshold = bundle.threshold_or(args.threshold)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

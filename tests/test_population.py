@@ -243,10 +243,10 @@ def test_a_dicom_age_decides_and_without_one_the_image_does():
     assert child.warning is None and child.population.source == "dicom"
     adult = prepare(make_dicom(pixels, PatientAge="062Y"), "a.dcm", guard)
     assert adult.warning[0] == "population" and adult.population.source == "dicom" and "62 years" in adult.warning[1]
-    assert warning_label(adult.warning[0], adult.population) == "population (dicom)"
+    assert warning_label(adult.warning, adult.population) == "population (dicom)"
     ageless = prepare(make_dicom(pixels, PatientBirthDate=""), "n.dcm", guard)
     assert ageless.warning[0] == "population" and ageless.population.source == "image"
-    assert warning_label(ageless.warning[0], ageless.population) == "population (image)"
+    assert warning_label(ageless.warning, ageless.population) == "population (image)"
 
 
 @pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")

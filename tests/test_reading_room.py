@@ -157,7 +157,7 @@ def test_the_pdf_says_what_an_image_based_population_warning_saw_and_what_the_re
     from pneumo.analysis import prepare
     from pneumo.guard import load_guard
     from pneumo.studyreport import report_pdf
-    from pneumo.ui.analyze import _population_source, _report_warning
+    from pneumo.ui.analyze import _report_warning
     from pneumo.ui.session import Analysis
 
     bundle = shipped.read_bundle()
@@ -165,7 +165,7 @@ def test_the_pdf_says_what_an_image_based_population_warning_saw_and_what_the_re
     analysis = Analysis("adult.jpeg", prepared, 0.7)
     warning = _report_warning(analysis, bundle)
     study = _study("adult.jpeg", 0.7, warning)
-    study.population_source = _population_source(analysis)
+    study.population_source = analysis.prepared.warning_source
     assert study.population_source == "image"
     text = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([study], bundle, None, 0.1, None))).pages[0].extract_text().split())
     share = bundle.adult_normal_called_pneumonia

@@ -219,8 +219,7 @@ def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tu
         shares: dict[str, list[float]] = {g: [] for g in out["groups"]}
         empty = dict.fromkeys(out["groups"], 0)
         for g, mask, group in zip(gray, masks, groups):
-            result = explainer.explain(to_model_input(g), threshold=threshold, method=method)
-            inside = None if result.empty else map_in_lungs(result.heatmap, mask)
+            inside = map_in_lungs(explainer.explain(to_model_input(g), threshold=threshold, method=method).heatmap, mask)
             if inside is None:
                 empty[str(group)] += 1
             else:

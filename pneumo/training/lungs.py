@@ -73,6 +73,11 @@ def held_out_children(pairs: list[LungPair], fraction: float = HELD_OUT_CHILDREN
     return np.array([p.source == "children" and p.group in held for p in pairs])
 
 
+def training_pairs(pairs: list[LungPair]) -> np.ndarray:
+    """True for the pairs the shipped segmenter is trained on: the children not held out; the rest measure it."""
+    return np.array([p.source == "children" for p in pairs]) & ~held_out_children(pairs)
+
+
 def load_pair(pair: LungPair) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 299x299 image as the classifier sees it, boolean 299x299 mask squashed the same way)."""
     from pneumo.imageio import read_image_file
@@ -331,9 +336,9 @@ def fit(mask_dir: Path, out: Path, epochs: int, batch_size: int, learning_rate: 
 
     keras.utils.set_random_seed(seed)
     pairs = list_pairs(mask_dir)
-    held = held_out_children(pairs)
     sources = np.array([p.source for p in pairs])
-    train = np.flatnonzero((sources == "children") & ~held)
+    trained = training_pairs(pairs)
+    train = np.flatnonzero(trained)
     print(f"loading {len(pairs)} pairs ({len(train)} training children)", flush=True)
     images, masks = load_pairs(pairs)
     model = build_unet()
@@ -347,7 +352,7 @@ def fit(mask_dir: Path, out: Path, epochs: int, batch_size: int, learning_rate: 
     seconds = time.time() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     save_for_serving(model, out)
-    evaluated = ~np.isin(np.arange(len(pairs)), train)
+    evaluated = ~trained
     segmenter = LungSegmenter(model)
     report = {
         "trained_on": f"{len(train)} lung masks of {len({pairs[i].group for i in train})} training children (Kermany et al. 2018 "
@@ -412,8 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             if segmenter is None:
                 raise FileNotFoundError(f"no segmenter at {args.out}; train one with --fit")
             pairs = list_pairs(args.mask_dir)
-            keep = ~np.isin(np.arange(len(pairs)), np.flatnonzero(np.array([p.source == "children" for p in pairs]) & ~held_out_children(pairs)))
-            chosen = [p for p, k in zip(pairs, keep) if k]
+            chosen = [p for p, trained in zip(pairs, training_pairs(pairs)) if not trained]
             images, masks = load_pairs(chosen)
             report = {"held_out": measure(segmenter, images, masks, np.array([p.source for p in chosen])),
                       "warm_seconds_per_xray": speed(segmenter, images[0])}

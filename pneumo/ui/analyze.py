@@ -56,11 +56,6 @@ def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
     return f"Seen: {prepared.population.seen}. The model's reading outside its training population is unreliable." + _adult_worth(bundle)
 
 
-def _population_source(analysis: Analysis) -> str | None:
-    kind = analysis.warning[0] if analysis.warning else None
-    return analysis.prepared.population.source if kind in ("population", "lateral") else None
-
-
 def _report_warning(analysis: Analysis, bundle: Bundle) -> tuple[str, str] | None:
     """The warning as the PDF gives it: what was seen, and for a population warning what the reading is worth there."""
     if analysis.warning is None or analysis.warning[0] != "population":
@@ -115,7 +110,7 @@ def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, vi
         where=f"no region raised the score for {CLASS_NAMES[explained]}; the map is empty." if heat.empty
         else ("withheld with the reading." if withheld else where(heat.heatmap)),
         lungs=_lungs_text(analysis, heat) if not withheld else "",
-        warning=_report_warning(analysis, engine.bundle), population_source=_population_source(analysis),
+        warning=_report_warning(analysis, engine.bundle), population_source=analysis.prepared.warning_source,
         image_format=prepared.format, size=prepared.size,
         identifiers=prepared.identifiers if with_identifiers else {},
     )
@@ -125,7 +120,7 @@ def _lungs_text(analysis: Analysis, heat) -> str:
     """"NN % of the map lies inside the lungs, which cover MM % of the image" (pneumo.lungs), or nothing without a segmenter."""
     if analysis.lungs is None:
         return ""
-    return in_lungs_sentence(None if heat.empty else map_in_lungs(heat.heatmap, analysis.lungs), lung_share(analysis.lungs))
+    return in_lungs_sentence(map_in_lungs(heat.heatmap, analysis.lungs), lung_share(analysis.lungs))  # an empty map is all zeros: None
 
 
 def _identifiers_on(prepared) -> bool:
@@ -158,7 +153,7 @@ def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | 
                 "file": a.name,
                 "probability of pneumonia": round(a.probability, 4),
                 "label": _reading_cell(a, threshold, band),
-                "warning": warning_label(a.warning[0] if a.warning else None, a.prepared.population),
+                "warning": warning_label(a.warning, a.prepared.population),
             }
             for a in analyses
         ],
@@ -166,7 +161,7 @@ def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | 
         column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
     )
     rows = [Study(a.name, a.prepared.picture, a.probability, threshold, reading(a.probability, threshold, band), warning=a.warning,
-                  population_source=_population_source(a)) for a in analyses]
+                  population_source=a.prepared.warning_source) for a in analyses]
     csv_column, pdf_column, _ = st.columns([1, 1, 2])
     csv_column.download_button("Download results (CSV)", data=results_csv(rows), file_name="pneumo-results.csv", mime="text/csv",
                                icon=":material/table:", on_click="ignore", key="download-csv")
