@@ -23,10 +23,18 @@ def load_model(path: str | Path) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
 
-def predict_gray(model: keras.Model, gray: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Probabilities of pneumonia for uint8 grayscale images (N, 299, 299), in batches."""
+def predict_gray(model: keras.Model, gray: np.ndarray, batch_size: int = 32, lungs=None) -> np.ndarray:
+    """Probabilities of pneumonia for uint8 grayscale images (N, 299, 299), in batches.
+
+    lungs: the segmenter (`pneumo.lungs.LungSegmenter`) for a model trained with the lung step
+    (its bundle says which); None for a model that sees the whole frame.
+    """
+
+    def model_input(batch: np.ndarray) -> np.ndarray:
+        return to_model_input(batch, None if lungs is None else lungs.weights(batch))
+
     probs = [
-        np.asarray(model.predict_on_batch(to_model_input(gray[start : start + batch_size]))).reshape(-1)
+        np.asarray(model.predict_on_batch(model_input(gray[start : start + batch_size]))).reshape(-1)
         for start in range(0, len(gray), batch_size)
     ]
     return np.concatenate(probs) if probs else np.empty(0, dtype=np.float32)

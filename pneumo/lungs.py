@@ -164,6 +164,29 @@ def lung_fields(mask: np.ndarray, gray299: np.ndarray | None = None, probability
     return LungFields(la, ra, lc, rc, *evidence)
 
 
+# The lung step (docs/TRAINING.md, campaign lung1): a model trained with it sees the equalised frame
+# multiplied by a weight that is 1 over the lungs and a margin round them and falls smoothly to 0
+# beyond, so that the mediastinum's edges, the diaphragm and the costophrenic angles stay in view
+# but the arms, the abdomen, the neck and the film's markers do not.
+LUNG_STEPS = ("none", "dim")
+LUNG_MARGIN = 15  # px at 299 (5 % of the width): the dilation of the mask
+LUNG_SOFTNESS = 5.0  # px: the Gaussian edge of the weight
+
+
+def lung_weight(mask: np.ndarray, margin: int = LUNG_MARGIN, softness: float = LUNG_SOFTNESS) -> np.ndarray:
+    """A (H, W) boolean lung mask -> uint8 weight (H, W): 255 over the dilated lungs, a soft edge, 0 beyond."""
+    from PIL import ImageFilter
+
+    picture = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
+    dilated = picture.filter(ImageFilter.BoxBlur(margin)).point(lambda v: 255 if v > 0 else 0)
+    return np.asarray(dilated.filter(ImageFilter.GaussianBlur(softness)), dtype=np.uint8)
+
+
+def plausible_lungs(mask: np.ndarray, limits: dict[str, tuple[float, float]]) -> bool:
+    """Two lung fields whose areas, centres and symmetry lie within the training children's range (g4)."""
+    return plausible_fields(lung_fields(mask), {k: v for k, v in limits.items() if k in FIELD_VALUES})
+
+
 class LungSegmenter:
     """The shipped U-Net, called directly (no Keras predict loop: ~10 ms warm per X-ray here)."""
 
@@ -187,6 +210,18 @@ class LungSegmenter:
 
     def mask(self, gray299: np.ndarray) -> np.ndarray:
         return self.masks(np.asarray(gray299)[np.newaxis] if np.ndim(gray299) == 2 else gray299)[0]
+
+    def weights(self, gray299: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """The lung step's uint8 weights (N, 299, 299) for uint8 (N, 299, 299) images: `lung_weight`
+        of each mask, or 255 everywhere (the whole frame) where the mask shows no plausible lungs."""
+        gray299 = np.asarray(gray299)
+        limits = self.info.get("field_limits", {})
+        out = np.full(gray299.shape, 255, dtype=np.uint8)
+        for start in range(0, len(gray299), batch_size):
+            for i, mask in enumerate(self.masks(gray299[start : start + batch_size]), start):
+                if plausible_lungs(mask, limits):
+                    out[i] = lung_weight(mask)
+        return out
 
     def fields(self, gray299: np.ndarray) -> tuple[np.ndarray, LungFields]:
         """One X-ray's 299 px mask and its lung fields, with their contrast and the segmenter's confidence."""

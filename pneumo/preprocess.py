@@ -87,9 +87,17 @@ def equalize(gray: np.ndarray) -> np.ndarray:
     return out.reshape(gray.shape)
 
 
-def to_model_input(gray: np.ndarray) -> np.ndarray:
-    """uint8 grayscale (..., H, W) -> float32 (..., H, W, 3) in [0, 1], equalised, channels identical."""
-    return np.repeat(equalize(gray)[..., np.newaxis], 3, axis=-1)
+def to_model_input(gray: np.ndarray, lung_weight: np.ndarray | None = None) -> np.ndarray:
+    """uint8 grayscale (..., H, W) -> float32 (..., H, W, 3) in [0, 1], equalised, channels identical.
+
+    lung_weight (uint8, same shape as gray, 255 = keep): the lung step of a model trained with one
+    (`pneumo.lungs.lung_weights`); the equalised image is multiplied by it, so what lies away from
+    the lungs goes dark. None: the whole frame, as every model without the step sees it.
+    """
+    flat = equalize(gray)
+    if lung_weight is not None:
+        flat *= np.asarray(lung_weight, dtype=np.float32) / 255.0
+    return np.repeat(flat[..., np.newaxis], 3, axis=-1)
 
 
 def preprocess(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:

@@ -97,11 +97,12 @@ THRESHOLD_RULE = (
 SHIFT_SCORE = "specificity"  # the shift score: this score's mean over the changes, at the THRESHOLD_RULE threshold
 
 
-def shift_predictions(model, gray: np.ndarray) -> dict[str, np.ndarray]:
-    """The model's probabilities for the images under each fixed change ("identity": unchanged)."""
+def shift_predictions(model, gray: np.ndarray, lungs=None) -> dict[str, np.ndarray]:
+    """The model's probabilities for the images under each fixed change ("identity": unchanged);
+    lungs: the segmenter of a model with the lung step, which outlines the changed image as serving would."""
     from pneumo.inference import predict_gray
 
-    return {name: predict_gray(model, change(gray)) for name, change in PERTURBATIONS.items()}
+    return {name: predict_gray(model, change(gray), lungs=lungs) for name, change in PERTURBATIONS.items()}
 
 
 def shift_scores(
