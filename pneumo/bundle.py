@@ -105,6 +105,11 @@ class Bundle:
         return self.metrics.get("config")
 
     @property
+    def lung_step(self) -> str:
+        """"dim" for a model trained with the lung step (pneumo.lungs), "none" for one that sees the whole frame."""
+        return (self.config or {}).get("lung_step", "none")
+
+    @property
     def adult_normal_called_pneumonia(self) -> float | None:
         """The measured share of adult NORMAL X-rays from other hospitals called PNEUMONIA at the threshold."""
         measured = self.population or {}

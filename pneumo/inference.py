@@ -23,6 +23,16 @@ def load_model(path: str | Path) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
 
+def load_classifier(path: str | Path):
+    """(the model at `path`, the segmenter its input needs: None for a model that sees the whole frame).
+    The lung step is read from the bundle beside the model (pneumo.bundle.Bundle.lung_step)."""
+    from pneumo.bundle import read_bundle
+    from pneumo.lungs import input_lungs
+
+    model = load_model(path)
+    return model, input_lungs(read_bundle(path).lung_step)
+
+
 def predict_gray(model: keras.Model, gray: np.ndarray, batch_size: int = 32, lungs=None) -> np.ndarray:
     """Probabilities of pneumonia for uint8 grayscale images (N, 299, 299), in batches.
 

@@ -231,6 +231,19 @@ class LungSegmenter:
         return mask, lung_fields(mask, gray299, probability)
 
 
+def input_lungs(lung_step: str, path: str | Path = LUNGS_FILE) -> LungSegmenter | None:
+    """The segmenter a model's input needs (its bundle's `lung_step`): None for a model that sees the
+    whole frame; FileNotFoundError when the model needs one and none ships."""
+    if lung_step == "none":
+        return None
+    if lung_step not in LUNG_STEPS:
+        raise ValueError(f"unknown lung step {lung_step!r} in the model's metrics.json (known: {', '.join(LUNG_STEPS)})")
+    segmenter = load_segmenter(path)
+    if segmenter is None:
+        raise FileNotFoundError(f"this model was trained with the lung step {lung_step!r} and needs the lung segmenter at {path}")
+    return segmenter
+
+
 def load_segmenter(path: str | Path = LUNGS_FILE) -> LungSegmenter | None:
     """The shipped segmenter (it does not depend on the classifier's weights); None if absent."""
     path = Path(path)

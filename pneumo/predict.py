@@ -86,7 +86,8 @@ def predict_files(
     engine=None,
 ) -> list[FileResult]:
     """Read, check, preprocess and predict in batches; with an engine (pneumo.engine) that has a lung
-    segmenter, each file's lung share and the share of its default map inside the lungs too."""
+    segmenter, each file's lung share and the share of its default map inside the lungs too. The lung
+    step of a model trained with one comes from the engine (`engine.input_lungs`)."""
     from pneumo.inference import predict_gray
 
     results: list[FileResult] = []
@@ -100,7 +101,8 @@ def predict_files(
             chunk = files[start : start + batch_size]
             loaded = list(pool.map(_load, chunk, [guard] * len(chunk)))
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
-            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size) if good else []
+            lungs = None if engine is None else engine.input_lungs
+            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size, lungs=lungs) if good else []
             batch_results = [
                 FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **item[1]) for p, item in zip(chunk, loaded)
             ]

@@ -123,3 +123,55 @@ def test_the_cli_gives_lung_share_and_map_in_lungs_for_every_file_read(tmp_path,
     assert bad["lung_share"] is None and bad["error"]
     header = (tmp_path / "out.csv").read_text().splitlines()[0].split(",")
     assert "lung_share" in header and "map_in_lungs" in header
+
+
+def test_the_lung_weight_keeps_the_dilated_lungs_and_darkens_what_lies_beyond():
+    from pneumo.lungs import LUNG_MARGIN, lung_weight
+
+    mask = _two_fields()
+    weight = lung_weight(mask)
+    assert weight.dtype == np.uint8 and weight.shape == mask.shape
+    assert (weight[mask] == 255).all()  # the lungs themselves are untouched
+    assert weight[80:220, 130 + LUNG_MARGIN // 3].min() >= 240  # and so, nearly, is the margin beside them
+    assert 100 < weight[150, 130 + LUNG_MARGIN] < 155  # the weight is half at the dilated edge: a soft edge
+    assert weight[:20].max() == 0 and weight[270:].max() == 0  # the neck and the abdomen go black
+
+
+def test_the_model_input_with_a_lung_weight_is_the_equalised_frame_times_the_weight():
+    from pneumo.preprocess import equalize, to_model_input
+
+    gray = np.random.default_rng(0).integers(0, 256, (2, 299, 299), dtype=np.uint8)
+    weight = np.zeros_like(gray)
+    weight[:, 100:200] = 255
+    weight[:, 200:250] = 51
+    x = to_model_input(gray, weight)
+    assert x.shape == (2, 299, 299, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(to_model_input(gray, np.full_like(gray, 255)), to_model_input(gray))  # 255: the whole frame
+    np.testing.assert_allclose(x[..., 0], equalize(gray) * weight / 255.0, atol=1e-6)
+    assert x[:, :100].max() == 0.0 and (x[..., 0] == x[..., 2]).all()
+
+
+@needs_segmenter
+def test_the_segmenters_weights_fall_back_to_the_whole_frame_without_plausible_lungs():
+    from pneumo.lungs import load_segmenter
+
+    segmenter = load_segmenter()
+    child = np.asarray(Image.open(sorted((TINY_DATA / "train" / "NORMAL").glob("*.jpeg"))[0]).convert("L").resize((299, 299)))
+    blank = np.full((299, 299), 128, np.uint8)
+    weights = segmenter.weights(np.stack([child, blank]))
+    assert weights.shape == (2, 299, 299) and weights.dtype == np.uint8
+    assert 0.3 < (weights[0] == 255).mean() < 0.9 and (weights[0] == 0).any()  # a child's lungs: the frame's edges go dark
+    assert (weights[1] == 255).all()  # no plausible lungs: the model sees the whole frame
+
+
+def test_a_model_without_the_lung_step_needs_no_segmenter_and_one_with_it_says_what_is_missing(tmp_path):
+    from pneumo.bundle import Bundle
+    from pneumo.lungs import input_lungs
+
+    assert Bundle(tmp_path / "m.keras").lung_step == "none"
+    assert Bundle(tmp_path / "m.keras", {"config": {"lung_step": "dim"}}).lung_step == "dim"
+    assert input_lungs("none") is None
+    with pytest.raises(FileNotFoundError, match="lung step 'dim' and needs the lung segmenter"):
+        input_lungs("dim", tmp_path / "absent.keras")
+    with pytest.raises(ValueError, match="unknown lung step 'crop'"):
+        input_lungs("crop")

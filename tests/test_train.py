@@ -205,3 +205,35 @@ def test_a_run_on_all_of_train_keeps_the_last_epoch_and_chooses_no_threshold(tmp
     assert history["best_epoch"] == 2 and history["monitor"] == "last epoch"
     assert not any(key.startswith("val_") for key in history["epochs"][-1])
     assert not (out / "MODEL_CARD.md").exists()
+
+
+def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path):
+    """--lung-step dim: the run records it, and its test numbers, the report's rebuild and the engine
+    (page, CLI, API) all give the model the dimmed frame; the same model without it reads differently."""
+    from pneumo.bundle import load_bundle
+    from pneumo.engine import load_engine
+    from pneumo.inference import load_classifier, predict_gray
+    from pneumo.training.data import labels_of, list_split, load_images
+    from pneumo.training.metrics import binary_metrics
+
+    out = tmp_path / "run"
+    result = _train("--epochs", "1", "--lung-step", "dim", out=out, cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "lung step: 8 training images outlined" in result.stdout
+    weights = out / "pneumonia.keras"
+    assert load_bundle(weights).lung_step == "dim"
+    model, lungs = load_classifier(weights)
+    assert lungs is not None and model.count_params() == 1_321_953
+    samples = list_split(TINY_DATA, "test")
+    gray, _ = load_images(samples, None, workers=1, progress=False)
+    prob = predict_gray(model, gray, lungs=lungs)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert binary_metrics(labels_of(samples), prob, metrics["threshold"])["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+    assert np.abs(prob - predict_gray(model, gray)).max() > 1e-4  # the step changes what the model reads
+    engine = load_engine(weights)
+    assert engine.input_lungs is not None
+    assert engine.analyze(gray[0]).probability == pytest.approx(float(prob[0]), abs=1e-5)
+    report = subprocess.run([sys.executable, "-m", "pneumo.training.report", "--weights", str(weights), "--cache-dir", str(tmp_path / "cache")],
+                            capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["test"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]

@@ -121,14 +121,15 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
 
 def bench_batch(data_dir: Path, weights: Path, limit: int) -> dict:
     """pneumo.predict's batched path over the 224 px test JPEGs, end to end from the files."""
-    from pneumo.inference import load_model
+    from pneumo.engine import load_engine
     from pneumo.predict import expand_inputs, predict_files
 
     files = expand_inputs([str(data_dir / "test")])[:limit]
-    model = load_model(weights)
-    predict_files(model, files[:32], 0.5)  # warm-up
+    engine = load_engine(weights)
+    engine.segmenter = None  # the probabilities alone (and the lung step, if the model has one), not the per-file maps
+    predict_files(engine.model, files[:32], 0.5, engine=engine)  # warm-up
     t0 = time.perf_counter()
-    results = predict_files(model, files, 0.5, batch_size=32)
+    results = predict_files(engine.model, files, 0.5, batch_size=32, engine=engine)
     seconds = time.perf_counter() - t0
     return {"benchmark": "batch_predict", "images": len(results), "errors": sum(r.error is not None for r in results),
             "seconds": round(seconds, 2), "images_per_second": round(len(results) / seconds, 1)}
@@ -232,7 +233,7 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     from pneumo.bundle import load_bundle
     from pneumo.explain import METHODS
     from pneumo.imageio import read_file
-    from pneumo.inference import load_model
+    from pneumo.inference import load_classifier
     from pneumo.preprocess import to_gray299, to_model_input
     from pneumo.training.data import list_split, load_images
     from pneumo.training.explanations import choose_default, measure_methods
@@ -247,8 +248,8 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     if dicoms:
         gray = np.concatenate([gray, to_gray299(read_file(dicoms[0]).image)[np.newaxis]])
     shipped = load_bundle(weights)
-    model = load_model(weights)
-    report = measure_methods(model, to_model_input(gray), METHODS, shipped.threshold)
+    model, input_lungs = load_classifier(weights)
+    report = measure_methods(model, to_model_input(gray, None if input_lungs is None else input_lungs.weights(gray)), METHODS, shipped.threshold)
     report.update({"benchmark": "explanations", "test_normal": per_class, "test_pneumonia": per_class, "dicom": len(dicoms[:1]),
                    "default_by_rule": choose_default(report)})
     from pneumo.lungs import load_segmenter
@@ -261,7 +262,7 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
 
         test_gray = gray[: len(chosen)]
         labels = np.array([s.label for s in chosen])
-        called = predict_gray(model, test_gray) >= shipped.threshold
+        called = predict_gray(model, test_gray, lungs=input_lungs) >= shipped.threshold
         groups = np.where(labels == 1, "test PNEUMONIA", np.where(called, "test NORMAL called PNEUMONIA", "test NORMAL called NORMAL"))
         images, names = [test_gray], [groups]
         adults = list_adult_sources()
@@ -271,7 +272,8 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
             rows = rows[np.unique(np.linspace(0, len(rows) - 1, per_class // 2).round().astype(int))]
             images.append(adult_gray[rows])
             names.append(np.full(len(rows), f"adult {source}"))
-        report["in_lungs"] = in_lungs(model, np.concatenate(images), np.concatenate(names), segmenter, METHODS, shipped.threshold)
+        report["in_lungs"] = in_lungs(model, np.concatenate(images), np.concatenate(names), segmenter, METHODS, shipped.threshold,
+                                     input_lungs=input_lungs)
     return report
 
 

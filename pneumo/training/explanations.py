@@ -201,10 +201,11 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tuple[str, ...], threshold: float) -> dict:
+def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tuple[str, ...], threshold: float, input_lungs=None) -> dict:
     """Per group and method: the mean share of the map's mass inside the predicted lungs (maps of
     the class the model predicts; empty maps left out and counted), beside the mean share of the
-    image the lungs cover (what a flat map would give)."""
+    image the lungs cover (what a flat map would give). input_lungs: the segmenter of a model with
+    the lung step (its input is then the dimmed frame)."""
     from pneumo.explain import Explainer
     from pneumo.lungs import lung_share, map_in_lungs
     from pneumo.preprocess import to_model_input
@@ -219,7 +220,8 @@ def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tu
         shares: dict[str, list[float]] = {g: [] for g in out["groups"]}
         empty = dict.fromkeys(out["groups"], 0)
         for g, mask, group in zip(gray, masks, groups):
-            inside = map_in_lungs(explainer.explain(to_model_input(g), threshold=threshold, method=method).heatmap, mask)
+            x = to_model_input(g, None if input_lungs is None else input_lungs.weights(g[np.newaxis])[0])
+            inside = map_in_lungs(explainer.explain(x, threshold=threshold, method=method).heatmap, mask)
             if inside is None:
                 empty[str(group)] += 1
             else:

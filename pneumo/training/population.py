@@ -318,14 +318,15 @@ def warnings_on(paths: list[Path], guard=None) -> dict:
 def measure(weights: Path, adult_dir: Path, web_dir: Path, other_dir: Path, data_dir: Path, cache_dir: str | None) -> dict:
     from pneumo.guard import load_guard
     from pneumo.imageio import read_file
-    from pneumo.inference import load_model, predict_gray
+    from pneumo.inference import load_classifier, predict_gray
     from pneumo.overlay import to_png_bytes
     from pneumo.population import check_header
 
     shipped = load_bundle(weights)
     samples = list_adult_sources(adult_dir, web_dir)
     gray, _ = load_images(samples, cache_dir, progress=False)
-    prob = predict_gray(load_model(weights), gray)
+    model, lungs = load_classifier(weights)
+    prob = predict_gray(model, gray, lungs=lungs)
     called = prob >= shipped.threshold
     report: dict = {"weights": weights.name, "threshold": shipped.threshold, "adult": {}}
     groups = sorted({(s.source, s.label) for s in samples}, key=lambda g: (ADULT_SOURCES.index(g[0]), g[1]))

@@ -341,23 +341,23 @@ def main(argv: list[str] | None = None) -> int:
     metrics, cfg = dict(shipped.metrics), shipped.config
     data_dir = args.data_dir or cfg["data_dir"]
 
-    from pneumo.inference import load_model, predict_gray
+    from pneumo.inference import load_classifier, predict_gray
     from pneumo.training.shift import shift_predictions, shift_scores
 
     _, val = run_split(data_dir, cfg)
     test = optional_test_split(data_dir)
     x_val, size_val = load_images(val, args.cache_dir or None)
-    model = load_model(shipped.model_file)
+    model, lungs = load_classifier(shipped.model_file)
     rechoose = args.choose_threshold
     y_val = labels_of(val)
-    probs_val = shift_predictions(model, x_val)
+    probs_val = shift_predictions(model, x_val, lungs)
     shift, threshold = shift_scores(probs_val, y_val, None if rechoose else shipped.threshold)
     rule = THRESHOLD_RULE if rechoose else metrics["threshold_rule"]
     p_val = probs_val["identity"]
     y_test = p_test = None
     if test:
         x_test, _ = load_images(test, args.cache_dir or None)
-        y_test, p_test = labels_of(test), predict_gray(model, x_test)
+        y_test, p_test = labels_of(test), predict_gray(model, x_test, lungs=lungs)
     metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold, rule, validation_shift=shift))
     metrics["config"] = cfg
     write_report(shipped.folder, metrics, y_test, p_test)

@@ -132,10 +132,10 @@ def shift_scores(
 
 
 def shift_metrics(
-    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None
+    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None, lungs=None
 ) -> tuple[dict[str, dict[str, float]], float]:
     """shift_scores of the model's predictions of the images under the fixed changes."""
-    return shift_scores(shift_predictions(model, gray), labels, threshold)
+    return shift_scores(shift_predictions(model, gray, lungs), labels, threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,13 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: a threshold is chosen on --split val only; or pass --threshold", file=sys.stderr)
         return 2
     try:  # the flags are checked first: loading TensorFlow and the model takes seconds
-        samples, shipped, model = split_and_model(args.data_dir, args.split, args.weights)
+        samples, shipped, model, lungs = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
     threshold = None if rechosen else shipped.threshold_or(args.threshold)
-    results, threshold = shift_metrics(model, gray, labels_of(samples), threshold)
+    results, threshold = shift_metrics(model, gray, labels_of(samples), threshold, lungs)
     print(
         f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}"
         + (" (chosen again: the highest whose sensitivity floor holds under every change)" if rechosen else "")
