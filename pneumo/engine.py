@@ -39,6 +39,15 @@ class Engine:
         weights = None if self.input_lungs is None else self.input_lungs.weights(np.asarray(gray299)[np.newaxis])[0]
         return to_model_input(gray299, weights)
 
+    def model_saw(self, gray299: np.ndarray) -> str | None:
+        """For a model with the lung step: "lungs" when its input was darkened away from the lungs it
+        found, "whole frame" when it found no plausible lungs (the fallback); None for other models."""
+        if self.input_lungs is None:
+            return None
+        with self._lock:
+            weights = self.input_lungs.weights(np.asarray(gray299)[np.newaxis])[0]
+        return "whole frame" if (weights == 255).all() else "lungs"
+
     def lungs(self, gray299: np.ndarray) -> np.ndarray | None:
         """The boolean 299x299 lung mask of one X-ray (None without a segmenter)."""
         if self.segmenter is None:
