@@ -49,6 +49,7 @@ class FileResult:
     population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
     lung_share: float | None = None  # the share of the image the lungs cover (pneumo.lungs)
     map_in_lungs: float | None = None  # the share of the default heatmap's mass inside the lungs
+    model_saw: str | None = None  # a model with the lung step: "lungs", or "whole frame" where it found none (JSON only)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -109,6 +110,9 @@ def predict_files(
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
                 batch_results[i].label = label_name(prob, threshold)
+            if lungs is not None and good:
+                for i, weight in zip(good, lungs.weights(np.stack([loaded[i][0] for i in good]))):
+                    batch_results[i].model_saw = "whole frame" if (weight == 255).all() else "lungs"
             if engine is not None and engine.segmenter is not None and good:
                 _lung_fields([batch_results[i] for i in good], np.stack([loaded[i][0] for i in good]), engine, threshold)
             results += batch_results
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "reading", "error", "warning_kind", "population_source",
-                                                        "lung_share", "map_in_lungs", "warning"])
+                                                        "lung_share", "map_in_lungs", "warning"], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(asdict(r) for r in results)
     if args.json:
@@ -174,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{r.file}\tERROR\t{r.error}")
             else:
                 shown = r.label if r.reading == r.label else f"{r.reading} (leaning {r.label})"
-                print(f"{r.file}\t{shown}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else ""))
+                print(f"{r.file}\t{shown}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else "")
+                      + ("\tno plausible lungs: the model read the whole frame" if r.model_saw == "whole frame" else ""))
     failed = sum(r.error is not None for r in results)
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)

@@ -233,6 +233,15 @@ def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path):
     engine = load_engine(weights)
     assert engine.input_lungs is not None
     assert engine.analyze(gray[0]).probability == pytest.approx(float(prob[0]), abs=1e-5)
+    assert engine.model_saw(gray[0]) == "lungs"
+    cli = subprocess.run([sys.executable, "-m", "pneumo.predict", "--weights", str(weights), "--json", str(samples[0].path)],
+                         capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    row = json.loads(cli.stdout.strip().splitlines()[-1])
+    assert row["model_saw"] == "lungs" and row["probability"] == pytest.approx(float(prob[0]), abs=1e-5)
+    import pneumo
+
+    assert pneumo.load(weights).predict(samples[0].path).model_saw == "lungs"
     report = subprocess.run([sys.executable, "-m", "pneumo.training.report", "--weights", str(weights), "--cache-dir", str(tmp_path / "cache")],
                             capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
     assert report.returncode == 0, report.stderr[-2000:]
