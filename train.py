@@ -72,9 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha: blend random pairs of images and labels, 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    p.add_argument("--lung-step", choices=("none", "dim"), default="none", help="dim: the network sees the frame darkened away "
-                   "from the lungs that weights/lungs.keras outlines (pneumo.lungs.lung_weight; the whole frame where it finds no "
-                   "plausible lungs), in training and in use alike (default: %(default)s)")
+    p.add_argument("--lung-step", choices=("none", "dim", "crop"), default="none", help="dim: the network sees the frame darkened "
+                   "away from the lungs that weights/lungs.keras outlines; crop: the box round them, resized to the input (pneumo.lungs."
+                   "LungStep; either: the whole frame where it finds no plausible lungs), in training and in use alike (default: %(default)s)")
     p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
@@ -194,8 +194,8 @@ class Data:
     x_val: np.ndarray
     y_val: np.ndarray
     size_val: np.ndarray
-    lungs: object | None = None  # the segmenter, for a run with the lung step
-    lung_train: np.ndarray | None = None  # its uint8 weights of the training images
+    lungs: object | None = None  # the lung step (pneumo.lungs.LungStep), for a run with one
+    lung_train: np.ndarray | None = None  # "dim": its uint8 weights of the training images ("crop" replaces x_train)
 
     @property
     def validates(self) -> bool:
@@ -293,18 +293,25 @@ def set_up_devices(args: argparse.Namespace, cfg: dict, data: Data):
 
 
 def outline_lungs(cfg: dict, data: Data) -> None:
-    """--lung-step dim: the segmenter, and its weights of the training images (computed once per start,
-    on the unchanged images; validation and test go through pneumo.inference.predict_gray, as in use)."""
+    """--lung-step: the step, and its weights of the training images ("dim") or the training images
+    cropped to their lungs ("crop"), computed once per start on the unchanged images; validation and
+    test go through pneumo.inference.predict_gray with the step, as in use."""
     if cfg.get("lung_step", "none") == "none":
         return
-    from pneumo.lungs import LUNGS_FILE, load_segmenter
+    from pneumo.lungs import crop_to, input_lungs
 
-    data.lungs = load_segmenter()
-    if data.lungs is None:
-        raise RunError(f"--lung-step {cfg['lung_step']} needs the lung segmenter at {LUNGS_FILE}")
+    try:
+        data.lungs = input_lungs(cfg["lung_step"])
+    except (FileNotFoundError, ValueError) as error:
+        raise RunError(str(error)) from error
     t0 = time.time()
-    data.lung_train = data.lungs.weights(data.x_train)
-    whole = int((data.lung_train == 255).all(axis=(1, 2)).sum())
+    if data.lungs.kind == "crop":
+        boxes = data.lungs.boxes(data.x_train)
+        whole = sum(box is None for box in boxes)
+        data.x_train = np.stack([g if box is None else crop_to(g, box) for g, box in zip(data.x_train, boxes)])
+    else:
+        data.lung_train = data.lungs.weights(data.x_train)
+        whole = int((data.lung_train == 255).all(axis=(1, 2)).sum())
     print(f"lung step: {len(data.x_train)} training images outlined in {time.time() - t0:.0f} s; "
           f"{whole} without plausible lungs see the whole frame", flush=True)
 
@@ -335,8 +342,10 @@ def set_up_training(run: Run, data: Data, strategy) -> Training:
     cfg, state = run.cfg, run.state
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
     augmentation = None if cfg["no_augment"] else Augmentation.from_config(cfg)
-    val_lungs = None if data.lungs is None or not data.validates else data.lungs.weights(data.x_val)
-    val_ds = make_dataset(data.x_val, data.y_val, cfg["batch_size"], lung_weights=val_lungs) if data.validates else None
+    val_x, val_lungs = data.x_val, None  # what validation sees each epoch: through the lung step, if any
+    if data.lungs is not None and data.validates:
+        val_x, val_lungs = (data.lungs.crops(data.x_val), None) if data.lungs.kind == "crop" else (data.x_val, data.lungs.weights(data.x_val))
+    val_ds = make_dataset(val_x, data.y_val, cfg["batch_size"], lung_weights=val_lungs) if data.validates else None
     # With a strategy, validation runs on a copy of the network outside it: Keras's metrics under
     # MultiWorkerMirroredStrategy average the replicas' own AUCs, which is not the AUC of the split.
     evaluator = None if strategy is None else new_model(cfg, *data.counts)

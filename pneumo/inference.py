@@ -24,7 +24,7 @@ def load_model(path: str | Path) -> keras.Model:
 
 
 def load_classifier(path: str | Path):
-    """(the model at `path`, the segmenter its input needs: None for a model that sees the whole frame).
+    """(the model at `path`, the lung step its input needs: None for a model that sees the whole frame).
     The lung step is read from the bundle beside the model (pneumo.bundle.Bundle.lung_step)."""
     from pneumo.bundle import read_bundle
     from pneumo.lungs import input_lungs
@@ -36,12 +36,12 @@ def load_classifier(path: str | Path):
 def predict_gray(model: keras.Model, gray: np.ndarray, batch_size: int = 32, lungs=None) -> np.ndarray:
     """Probabilities of pneumonia for uint8 grayscale images (N, 299, 299), in batches.
 
-    lungs: the segmenter (`pneumo.lungs.LungSegmenter`) for a model trained with the lung step
-    (its bundle says which); None for a model that sees the whole frame.
+    lungs: the lung step (`pneumo.lungs.LungStep`) of a model trained with one (its bundle says
+    which: `load_classifier`); None for a model that sees the whole frame.
     """
 
     def model_input(batch: np.ndarray) -> np.ndarray:
-        return to_model_input(batch, None if lungs is None else lungs.weights(batch))
+        return to_model_input(batch) if lungs is None else lungs.model_input(batch)
 
     probs = [
         np.asarray(model.predict_on_batch(model_input(gray[start : start + batch_size]))).reshape(-1)

@@ -164,13 +164,18 @@ def lung_fields(mask: np.ndarray, gray299: np.ndarray | None = None, probability
     return LungFields(la, ra, lc, rc, *evidence)
 
 
-# The lung step (docs/TRAINING.md, campaign lung1): a model trained with it sees the equalised frame
-# multiplied by a weight that is 1 over the lungs and a margin round them and falls smoothly to 0
-# beyond, so that the mediastinum's edges, the diaphragm and the costophrenic angles stay in view
-# but the arms, the abdomen, the neck and the film's markers do not.
-LUNG_STEPS = ("none", "dim")
+# The lung step (docs/TRAINING.md, campaign lung1), two variants:
+# "dim": the model sees the equalised frame multiplied by a weight that is 1 over the lungs and a
+# margin round them and falls smoothly to 0 beyond, so that the mediastinum's edges, the diaphragm and
+# the costophrenic angles stay in view but the arms, the abdomen, the neck and the markers do not;
+# "crop": the model sees the box round the lungs (with a margin) resized to the full input, so every
+# child's lungs fill the input whatever the child's size and the film's framing; its maps are put
+# back into the frame. Where the segmenter finds no plausible lungs, either sees the whole frame.
+LUNG_STEPS = ("none", "dim", "crop")
 LUNG_MARGIN = 15  # px at 299 (5 % of the width): the dilation of the mask
 LUNG_SOFTNESS = 5.0  # px: the Gaussian edge of the weight
+CROP_MARGIN = 0.08  # of the box's width / height, on each side
+CROP_QUANTILE = 0.005  # the box spans these quantiles of the lung pixels' rows and columns (a stray speck does not widen it)
 
 
 def lung_weight(mask: np.ndarray, margin: int = LUNG_MARGIN, softness: float = LUNG_SOFTNESS) -> np.ndarray:
@@ -180,6 +185,37 @@ def lung_weight(mask: np.ndarray, margin: int = LUNG_MARGIN, softness: float = L
     picture = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
     dilated = picture.filter(ImageFilter.BoxBlur(margin)).point(lambda v: 255 if v > 0 else 0)
     return np.asarray(dilated.filter(ImageFilter.GaussianBlur(softness)), dtype=np.uint8)
+
+
+Box = tuple[int, int, int, int]  # (left, top, right, bottom) in 299 px frame coordinates, right and bottom exclusive
+
+
+def lung_box(mask: np.ndarray, margin: float = CROP_MARGIN) -> Box:
+    """The box round the lungs (CROP_QUANTILE .. 1 - CROP_QUANTILE of their rows and columns) widened
+    by `margin` of its size on each side, within the frame."""
+    rows, cols = np.nonzero(np.asarray(mask, dtype=bool))
+    h, w = np.shape(mask)
+    top, bottom = np.quantile(rows, [CROP_QUANTILE, 1 - CROP_QUANTILE])
+    left, right = np.quantile(cols, [CROP_QUANTILE, 1 - CROP_QUANTILE])
+    dy, dx = margin * (bottom - top + 1), margin * (right - left + 1)
+    return (max(0, int(np.floor(left - dx))), max(0, int(np.floor(top - dy))),
+            min(w, int(np.ceil(right + 1 + dx))), min(h, int(np.ceil(bottom + 1 + dy))))
+
+
+def crop_to(gray: np.ndarray, box: Box) -> np.ndarray:
+    """uint8 (H, W) -> the box resized to (H, W), bilinear (its aspect ratio squashed, as the data set's are)."""
+    left, top, right, bottom = box
+    h, w = gray.shape
+    return np.asarray(Image.fromarray(np.asarray(gray, np.uint8)[top:bottom, left:right]).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def map_to_frame(heatmap: np.ndarray, box: Box) -> np.ndarray:
+    """A map over the cropped input (H, W) -> the same map over the frame: in the box, 0 outside it."""
+    left, top, right, bottom = box
+    out = np.zeros_like(heatmap, dtype=np.float32)
+    resized = Image.fromarray(np.asarray(heatmap, np.float32)).resize((right - left, bottom - top), Image.Resampling.BILINEAR)
+    out[top:bottom, left:right] = np.asarray(resized)
+    return out
 
 
 def plausible_lungs(mask: np.ndarray, limits: dict[str, tuple[float, float]]) -> bool:
@@ -231,9 +267,70 @@ class LungSegmenter:
         return mask, lung_fields(mask, gray299, probability)
 
 
-def input_lungs(lung_step: str, path: str | Path = LUNGS_FILE) -> LungSegmenter | None:
-    """The segmenter a model's input needs (its bundle's `lung_step`): None for a model that sees the
-    whole frame; FileNotFoundError when the model needs one and none ships."""
+class LungStep:
+    """What a model trained with a lung step ("dim" or "crop") does to each uint8 299 px gray image
+    before and inside the one preprocessing function, and how its maps go back to the frame."""
+
+    def __init__(self, segmenter: LungSegmenter, kind: str):
+        if kind not in LUNG_STEPS[1:]:
+            raise ValueError(f"unknown lung step {kind!r} (known: {', '.join(LUNG_STEPS[1:])})")
+        self.segmenter, self.kind = segmenter, kind
+
+    def describe(self) -> str:
+        """What the model sees, for a person."""
+        return ("the X-ray darkened away from the lungs it outlines" if self.kind == "dim"
+                else "the box round the lungs it outlines, enlarged to fill its input")
+
+    def weights(self, gray299: np.ndarray) -> np.ndarray:
+        """"dim": the weights (LungSegmenter.weights); "crop": 255 everywhere (the crop darkens nothing)."""
+        return self.segmenter.weights(gray299) if self.kind == "dim" else np.full(np.shape(gray299), 255, np.uint8)
+
+    def boxes(self, gray299: np.ndarray, batch_size: int = 64) -> list[Box | None]:
+        """"crop": each image's lung box, None where the mask shows no plausible lungs; "dim": all None."""
+        gray299 = np.asarray(gray299)
+        if self.kind != "crop":
+            return [None] * len(gray299)
+        limits = self.segmenter.info.get("field_limits", {})
+        out: list[Box | None] = []
+        for start in range(0, len(gray299), batch_size):
+            out += [lung_box(m) if plausible_lungs(m, limits) else None for m in self.segmenter.masks(gray299[start : start + batch_size])]
+        return out
+
+    def crops(self, gray299: np.ndarray) -> np.ndarray:
+        """"crop": each image's lung box resized to the frame (the whole frame without plausible lungs)."""
+        return np.stack([g if box is None else crop_to(g, box) for g, box in zip(gray299, self.boxes(gray299))]) if len(gray299) else gray299
+
+    def model_input(self, gray299: np.ndarray) -> np.ndarray:
+        """uint8 (N, 299, 299) -> the model's float input (N, 299, 299, 3) through this step."""
+        from pneumo.preprocess import to_model_input
+
+        gray299 = np.asarray(gray299)
+        if self.kind == "dim":
+            return to_model_input(gray299, self.segmenter.weights(gray299))
+        return to_model_input(self.crops(gray299))
+
+    def frame_input(self, gray299: np.ndarray) -> tuple[np.ndarray, Box | None]:
+        """One uint8 (299, 299) image: its model input (299, 299, 3) and, for "crop", the box its maps
+        go back to (`map_to_frame`); None where they are over the frame already."""
+        from pneumo.preprocess import to_model_input
+
+        gray = np.asarray(gray299)
+        if self.kind == "dim":
+            return self.model_input(gray[np.newaxis])[0], None
+        box = self.boxes(gray[np.newaxis])[0]
+        return to_model_input(gray if box is None else crop_to(gray, box)), box
+
+    def found(self, gray299: np.ndarray) -> bool:
+        """Whether the step found plausible lungs on one image (else the model read the whole frame)."""
+        gray = np.asarray(gray299)[np.newaxis]
+        if self.kind == "dim":
+            return not (self.segmenter.weights(gray) == 255).all()
+        return self.boxes(gray)[0] is not None
+
+
+def input_lungs(lung_step: str, path: str | Path = LUNGS_FILE) -> LungStep | None:
+    """The lung step a model's input needs (its bundle's `lung_step`): None for a model that sees the
+    whole frame; FileNotFoundError when the model needs one and no segmenter ships."""
     if lung_step == "none":
         return None
     if lung_step not in LUNG_STEPS:
@@ -241,7 +338,7 @@ def input_lungs(lung_step: str, path: str | Path = LUNGS_FILE) -> LungSegmenter 
     segmenter = load_segmenter(path)
     if segmenter is None:
         raise FileNotFoundError(f"this model was trained with the lung step {lung_step!r} and needs the lung segmenter at {path}")
-    return segmenter
+    return LungStep(segmenter, lung_step)
 
 
 def load_segmenter(path: str | Path = LUNGS_FILE) -> LungSegmenter | None:

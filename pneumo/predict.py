@@ -111,8 +111,8 @@ def predict_files(
                 batch_results[i].probability = float(prob)
                 batch_results[i].label = label_name(prob, threshold)
             if lungs is not None and good:
-                for i, weight in zip(good, lungs.weights(np.stack([loaded[i][0] for i in good]))):
-                    batch_results[i].model_saw = "whole frame" if (weight == 255).all() else "lungs"
+                for i in good:
+                    batch_results[i].model_saw = "lungs" if lungs.found(loaded[i][0]) else "whole frame"
             if engine is not None and engine.segmenter is not None and good:
                 _lung_fields([batch_results[i] for i in good], np.stack([loaded[i][0] for i in good]), engine, threshold)
             results += batch_results

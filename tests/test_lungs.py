@@ -173,5 +173,41 @@ def test_a_model_without_the_lung_step_needs_no_segmenter_and_one_with_it_says_w
     assert input_lungs("none") is None
     with pytest.raises(FileNotFoundError, match="lung step 'dim' and needs the lung segmenter"):
         input_lungs("dim", tmp_path / "absent.keras")
-    with pytest.raises(ValueError, match="unknown lung step 'crop'"):
-        input_lungs("crop")
+    with pytest.raises(ValueError, match="unknown lung step 'box'"):
+        input_lungs("box")
+
+
+def test_the_crop_is_the_box_round_the_lungs_and_its_maps_go_back_where_it_came_from():
+    from pneumo.lungs import CROP_MARGIN, crop_to, lung_box, map_to_frame
+
+    mask = _two_fields()  # rows 60-239, columns 40-129 and 170-259
+    left, top, right, bottom = lung_box(mask)
+    assert (left, top) == (int(np.floor(40 - CROP_MARGIN * 220)), int(np.floor(60 - CROP_MARGIN * 180)))
+    assert (right, bottom) == (int(np.ceil(260 + CROP_MARGIN * 220)), int(np.ceil(240 + CROP_MARGIN * 180)))
+    speck = mask.copy()
+    speck[2:4, 295:297] = True  # a stray speck in a corner does not widen the box
+    assert lung_box(speck) == (left, top, right, bottom)
+    gray = np.zeros((299, 299), np.uint8)
+    gray[top:bottom, left:right] = 200
+    assert crop_to(gray, (left, top, right, bottom)).min() == 200  # the crop fills the frame with the box
+    heat = np.ones((299, 299), np.float32)
+    back = map_to_frame(heat, (left, top, right, bottom))
+    assert back[top:bottom, left:right].min() == pytest.approx(1.0) and back.sum() == pytest.approx((right - left) * (bottom - top))
+
+
+@needs_segmenter
+def test_the_crop_step_crops_a_childs_lungs_and_leaves_a_blank_whole():
+    from pneumo.lungs import LungStep, load_segmenter
+    from pneumo.preprocess import to_model_input
+
+    step = LungStep(load_segmenter(), "crop")
+    child = np.asarray(Image.open(sorted((TINY_DATA / "train" / "NORMAL").glob("*.jpeg"))[0]).convert("L").resize((299, 299)))
+    blank = np.full((299, 299), 128, np.uint8)
+    box, none = step.boxes(np.stack([child, blank]))
+    assert none is None and box is not None and (box[2] - box[0]) * (box[3] - box[1]) < 0.9 * 299 * 299
+    x = step.model_input(np.stack([child, blank]))
+    np.testing.assert_array_equal(x[1], to_model_input(blank))  # no plausible lungs: the whole frame
+    assert step.found(child) and not step.found(blank)
+    frame_x, frame_box = step.frame_input(child)
+    assert frame_box == box and np.array_equal(frame_x, x[0])
+    assert (step.weights(child[None]) == 255).all()  # the crop darkens nothing

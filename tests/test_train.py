@@ -207,9 +207,10 @@ def test_a_run_on_all_of_train_keeps_the_last_epoch_and_chooses_no_threshold(tmp
     assert not (out / "MODEL_CARD.md").exists()
 
 
-def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path):
-    """--lung-step dim: the run records it, and its test numbers, the report's rebuild and the engine
-    (page, CLI, API) all give the model the dimmed frame; the same model without it reads differently."""
+@pytest.mark.parametrize("step", ["dim", "crop"])
+def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path, step):
+    """--lung-step dim or crop: the run records it, and its test numbers, the report's rebuild and the
+    engine (page, CLI, API) all give the model the dimmed frame or the crop; without it the model reads differently."""
     from pneumo.bundle import load_bundle
     from pneumo.engine import load_engine
     from pneumo.inference import load_classifier, predict_gray
@@ -217,11 +218,11 @@ def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path):
     from pneumo.training.metrics import binary_metrics
 
     out = tmp_path / "run"
-    result = _train("--epochs", "1", "--lung-step", "dim", out=out, cache=tmp_path / "cache")
+    result = _train("--epochs", "1", "--lung-step", step, out=out, cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "lung step: 8 training images outlined" in result.stdout
     weights = out / "pneumonia.keras"
-    assert load_bundle(weights).lung_step == "dim"
+    assert load_bundle(weights).lung_step == step
     model, lungs = load_classifier(weights)
     assert lungs is not None and model.count_params() == 1_321_953
     samples = list_split(TINY_DATA, "test")
@@ -231,9 +232,14 @@ def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path):
     assert binary_metrics(labels_of(samples), prob, metrics["threshold"])["confusion_matrix"] == metrics["test"]["confusion_matrix"]
     assert np.abs(prob - predict_gray(model, gray)).max() > 1e-4  # the step changes what the model reads
     engine = load_engine(weights)
-    assert engine.input_lungs is not None
+    assert engine.input_lungs is not None and engine.input_lungs.kind == step
     assert engine.analyze(gray[0]).probability == pytest.approx(float(prob[0]), abs=1e-5)
     assert engine.model_saw(gray[0]) == "lungs"
+    if step == "crop":  # the map of a cropped input is put back over the frame, inside the box
+        left, top, right, bottom = engine.input_lungs.boxes(gray[:1])[0]
+        heat = engine.analyze(gray[0]).heatmap.copy()
+        heat[top:bottom, left:right] = 0
+        assert heat.max() == 0.0
     cli = subprocess.run([sys.executable, "-m", "pneumo.predict", "--weights", str(weights), "--json", str(samples[0].path)],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
     assert cli.returncode == 0, cli.stderr[-2000:]

@@ -305,6 +305,20 @@ def mixup_batch(
     return blend(x), blend(y), blend(weight)
 
 
+_TENSORS: dict[int, tuple[np.ndarray, tf.Tensor]] = {}
+
+
+def _tensor(array: np.ndarray) -> tf.Tensor:
+    """One tensor per array for the process: train.py makes a dataset per epoch over the same arrays, and
+    a fresh copy each time stayed alive (run lung1-a grew by ~0.9 GB an epoch and was killed at 24 GB)."""
+    import tensorflow as tf
+
+    held = _TENSORS.get(id(array))
+    if held is None or held[0] is not array:
+        held = _TENSORS[id(array)] = (array, tf.constant(array))
+    return held[1]
+
+
 def make_dataset(
     images: np.ndarray,
     labels: np.ndarray,
@@ -332,8 +346,8 @@ def make_dataset(
     if shuffle_seed is not None:
         index = np.random.default_rng(shuffle_seed).permutation(index)
     ds = tf.data.Dataset.from_tensor_slices(index).batch(batch_size).enumerate()
-    images_t, labels_t, sharp_t = tf.constant(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
-    lungs_t = None if lung_weights is None else tf.constant(lung_weights)
+    images_t, labels_t, sharp_t = _tensor(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
+    lungs_t = None if lung_weights is None else _tensor(lung_weights)
     y_t = labels_t
     if class_weight is not None:
         weights_t = tf.constant([class_weight.get(0, 1.0), class_weight.get(1, 1.0)], dtype=tf.float32)

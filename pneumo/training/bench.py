@@ -249,7 +249,7 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
         gray = np.concatenate([gray, to_gray299(read_file(dicoms[0]).image)[np.newaxis]])
     shipped = load_bundle(weights)
     model, input_lungs = load_classifier(weights)
-    report = measure_methods(model, to_model_input(gray, None if input_lungs is None else input_lungs.weights(gray)), METHODS, shipped.threshold)
+    report = measure_methods(model, to_model_input(gray) if input_lungs is None else input_lungs.model_input(gray), METHODS, shipped.threshold)
     report.update({"benchmark": "explanations", "test_normal": per_class, "test_pneumonia": per_class, "dicom": len(dicoms[:1]),
                    "default_by_rule": choose_default(report)})
     from pneumo.lungs import load_segmenter

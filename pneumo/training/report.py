@@ -207,6 +207,9 @@ def model_card(metrics: dict, history: dict | None) -> str:
         + (" **Lung step** (`--lung-step dim`): the network sees the equalised frame darkened away from the lungs that "
            "`weights/lungs.keras` outlines (1 over the lungs and a 15 px margin, a soft edge, 0 beyond; the whole frame where "
            "no plausible lungs are found), in training and in use alike." if cfg.get("lung_step", "none") == "dim" else "")
+        + (" **Lung step** (`--lung-step crop`): the network sees the box round the lungs that `weights/lungs.keras` outlines "
+           "(with an 8 % margin) resized to 299 px (the whole frame where no plausible lungs are found), in training and in use "
+           "alike; its maps are put back into the frame." if cfg.get("lung_step", "none") == "crop" else "")
         + ("" if members else (f" The last epoch kept (no validation split): **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')}; "
                                if folds else f" Best epoch by validation AUC: **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; ")
            + f"{metrics.get('training_seconds', 0) / 60:.0f} min on 2 CPU cores (oneDNN on).")

@@ -226,7 +226,7 @@ def _detail(analysis: Analysis, engine, settings: Settings, band: Band | None) -
         if show_reading:
             _reading(analysis, engine, settings, band)
         if analysis.model_saw == "lungs":
-            st.caption("This model reads the lungs: it sees the X-ray darkened away from the lungs it outlines "
+            st.caption(f"This model reads the lungs: it sees {engine.input_lungs.describe()} "
                        "(“Show what the model sees”, beside the picture).")
         elif analysis.model_saw == "whole frame":
             st.info("No plausible lungs were found on this X-ray, so the model read the whole picture, which it did not "
@@ -252,7 +252,7 @@ def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, s
     picture = view.show(source)
     if analysis.model_saw is not None and st.toggle(
             "Show what the model sees", key=f"input-{prepared.digest}",
-            help="The model's own input: 299×299 px, histogram-equalised, darkened away from the lungs (the lung step)."):
+            help="The model's own input (299×299 px, histogram-equalised): " + engine.input_lungs.describe() + "."):
         picture = _model_input_picture(engine, prepared.gray299, picture.size)
     outlined = analysis.lungs is not None and st.toggle(
         "Outline the lungs", key=f"lungs-{prepared.digest}",
