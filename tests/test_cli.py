@@ -94,3 +94,10 @@ def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file):
         assert r["label"] == ("NORMAL", "PNEUMONIA")[label] and float(r["probability"]) == pytest.approx(p, abs=1e-6)
         assert r["predicted"] == ("PNEUMONIA" if p >= 0.5 else "NORMAL") and r["correct"] == str(r["label"] == r["predicted"])
         assert r["stored_size"] == stored[r["file"]]
+
+
+def test_evaluate_without_the_data_set_says_to_pass_data_dir(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pneumo.cli", "evaluate", "--data-dir", str(tmp_path / "absent")],
+                            capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=120)
+    assert result.returncode == 2
+    assert "no 'test' folder" in result.stderr and "pass --data-dir DATA" in result.stderr and "Traceback" not in result.stderr

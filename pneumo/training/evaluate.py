@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples, shipped, model, lungs = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        # An installed package's default points beside site-packages: say how to name the data.
+        hint = "" if Path(args.data_dir).is_dir() else "; pass --data-dir DATA (a folder with train/ and test/, each with NORMAL/ and PNEUMONIA/)"
+        print(f"error: {error}{hint}", file=sys.stderr)
         return 2
     threshold = shipped.threshold_or(args.threshold)
     gray, sizes = load_images(samples, args.cache_dir or None)
