@@ -11,7 +11,10 @@ LUNG_SIZE px; its mask is brought back to 299 px.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,16 +250,22 @@ class LungSegmenter:
     def mask(self, gray299: np.ndarray) -> np.ndarray:
         return self.masks(np.asarray(gray299)[np.newaxis] if np.ndim(gray299) == 2 else gray299)[0]
 
-    def weights(self, gray299: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """The lung step's uint8 weights (N, 299, 299) for uint8 (N, 299, 299) images: `lung_weight`
-        of each mask, or 255 everywhere (the whole frame) where the mask shows no plausible lungs."""
+    def plausible_masks(self, gray299: np.ndarray, batch_size: int = 64) -> Iterator[np.ndarray | None]:
+        """Each uint8 (299, 299) image's mask in turn, None where it shows no plausible lungs (outside
+        the training children's field limits, g4): there a lung step leaves the whole frame."""
         gray299 = np.asarray(gray299)
         limits = self.info.get("field_limits", {})
-        out = np.full(gray299.shape, 255, dtype=np.uint8)
         for start in range(0, len(gray299), batch_size):
-            for i, mask in enumerate(self.masks(gray299[start : start + batch_size]), start):
-                if plausible_lungs(mask, limits):
-                    out[i] = lung_weight(mask)
+            for mask in self.masks(gray299[start : start + batch_size]):
+                yield mask if plausible_lungs(mask, limits) else None
+
+    def weights(self, gray299: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """The "dim" step's uint8 weights (N, 299, 299) for uint8 (N, 299, 299) images: `lung_weight`
+        of each mask, or 255 everywhere (the whole frame) where the mask shows no plausible lungs."""
+        out = np.full(np.shape(gray299), 255, dtype=np.uint8)
+        for i, mask in enumerate(self.plausible_masks(gray299, batch_size)):
+            if mask is not None:
+                out[i] = lung_weight(mask)
         return out
 
     def fields(self, gray299: np.ndarray) -> tuple[np.ndarray, LungFields]:
@@ -271,30 +280,49 @@ class LungStep:
     """What a model trained with a lung step ("dim" or "crop") does to each uint8 299 px gray image
     before and inside the one preprocessing function, and how its maps go back to the frame."""
 
+    REMEMBERED = 128  # images whose outcome is kept: asking again (were lungs found?) after a prediction costs no second segmentation
+
     def __init__(self, segmenter: LungSegmenter, kind: str):
         if kind not in LUNG_STEPS[1:]:
             raise ValueError(f"unknown lung step {kind!r} (known: {', '.join(LUNG_STEPS[1:])})")
         self.segmenter, self.kind = segmenter, kind
+        self._outcomes: OrderedDict[bytes, np.ndarray | Box | None] = OrderedDict()
 
     def describe(self) -> str:
         """What the model sees, for a person."""
         return ("the X-ray darkened away from the lungs it outlines" if self.kind == "dim"
                 else "the box round the lungs it outlines, enlarged to fill its input")
 
-    def weights(self, gray299: np.ndarray) -> np.ndarray:
-        """"dim": the weights (LungSegmenter.weights); "crop": 255 everywhere (the crop darkens nothing)."""
-        return self.segmenter.weights(gray299) if self.kind == "dim" else np.full(np.shape(gray299), 255, np.uint8)
-
-    def boxes(self, gray299: np.ndarray, batch_size: int = 64) -> list[Box | None]:
-        """"crop": each image's lung box, None where the mask shows no plausible lungs; "dim": all None."""
+    def outcomes(self, gray299: np.ndarray, batch_size: int = 64) -> list[np.ndarray | Box | None]:
+        """Per uint8 (299, 299) image: its weight ("dim", `lung_weight`) or its box ("crop", `lung_box`);
+        None where the mask shows no plausible lungs (the model reads the whole frame)."""
         gray299 = np.asarray(gray299)
-        if self.kind != "crop":
-            return [None] * len(gray299)
-        limits = self.segmenter.info.get("field_limits", {})
-        out: list[Box | None] = []
-        for start in range(0, len(gray299), batch_size):
-            out += [lung_box(m) if plausible_lungs(m, limits) else None for m in self.segmenter.masks(gray299[start : start + batch_size])]
+        make = lung_weight if self.kind == "dim" else lung_box
+        out: list[np.ndarray | Box | None] = []
+        for start in range(0, len(gray299), batch_size):  # in chunks, so that a training set is not remembered whole
+            chunk = gray299[start : start + batch_size]
+            keys = [hashlib.blake2b(g.tobytes(), digest_size=16).digest() for g in chunk]
+            todo = [i for i, key in enumerate(keys) if key not in self._outcomes]
+            for i, mask in zip(todo, self.segmenter.plausible_masks(chunk[todo], batch_size)):
+                self._outcomes[keys[i]] = None if mask is None else make(mask)
+            out += [self._outcomes[key] for key in keys]
+            while len(self._outcomes) > self.REMEMBERED:
+                self._outcomes.popitem(last=False)
         return out
+
+    def weights(self, gray299: np.ndarray) -> np.ndarray:
+        """"dim": the uint8 weights (N, 299, 299), 255 everywhere where no plausible lungs were found."""
+        if self.kind != "dim":
+            raise ValueError("only the dim step has weights: the crop step darkens nothing")
+        out = np.full(np.shape(gray299), 255, dtype=np.uint8)
+        for i, weight in enumerate(self.outcomes(gray299)):
+            if weight is not None:
+                out[i] = weight
+        return out
+
+    def boxes(self, gray299: np.ndarray) -> list[Box | None]:
+        """"crop": each image's lung box, None where the mask shows no plausible lungs; "dim": all None."""
+        return self.outcomes(gray299) if self.kind == "crop" else [None] * len(gray299)
 
     def crops(self, gray299: np.ndarray) -> np.ndarray:
         """"crop": each image's lung box resized to the frame (the whole frame without plausible lungs)."""
@@ -306,26 +334,18 @@ class LungStep:
 
         gray299 = np.asarray(gray299)
         if self.kind == "dim":
-            return to_model_input(gray299, self.segmenter.weights(gray299))
+            return to_model_input(gray299, self.weights(gray299))
         return to_model_input(self.crops(gray299))
 
     def frame_input(self, gray299: np.ndarray) -> tuple[np.ndarray, Box | None]:
         """One uint8 (299, 299) image: its model input (299, 299, 3) and, for "crop", the box its maps
         go back to (`map_to_frame`); None where they are over the frame already."""
-        from pneumo.preprocess import to_model_input
-
-        gray = np.asarray(gray299)
-        if self.kind == "dim":
-            return self.model_input(gray[np.newaxis])[0], None
-        box = self.boxes(gray[np.newaxis])[0]
-        return to_model_input(gray if box is None else crop_to(gray, box)), box
+        gray = np.asarray(gray299)[np.newaxis]
+        return self.model_input(gray)[0], self.boxes(gray)[0]
 
     def found(self, gray299: np.ndarray) -> bool:
         """Whether the step found plausible lungs on one image (else the model read the whole frame)."""
-        gray = np.asarray(gray299)[np.newaxis]
-        if self.kind == "dim":
-            return not (self.segmenter.weights(gray) == 255).all()
-        return self.boxes(gray)[0] is not None
+        return self.outcomes(np.asarray(gray299)[np.newaxis])[0] is not None
 
 
 def input_lungs(lung_step: str, path: str | Path = LUNGS_FILE) -> LungStep | None:

@@ -102,19 +102,19 @@ def predict_files(
             chunk = files[start : start + batch_size]
             loaded = list(pool.map(_load, chunk, [guard] * len(chunk)))
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
-            lungs = None if engine is None else engine.input_lungs
-            probs = predict_gray(model, np.stack([loaded[i][0] for i in good]), batch_size, lungs=lungs) if good else []
             batch_results = [
                 FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **item[1]) for p, item in zip(chunk, loaded)
             ]
+            gray = np.stack([loaded[i][0] for i in good]) if good else np.empty((0, 299, 299), np.uint8)
+            if engine is not None and engine.segmenter is not None:  # the heatmap's pass gives the probability too
+                probs = _with_lung_fields([batch_results[i] for i in good], gray, engine, threshold)
+            else:
+                probs = predict_gray(model, gray, batch_size, lungs=None if engine is None else engine.input_lungs)
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
                 batch_results[i].label = label_name(prob, threshold)
-            if lungs is not None and good:
-                for i in good:
-                    batch_results[i].model_saw = "lungs" if lungs.found(loaded[i][0]) else "whole frame"
-            if engine is not None and engine.segmenter is not None and good:
-                _lung_fields([batch_results[i] for i in good], np.stack([loaded[i][0] for i in good]), engine, threshold)
+                if engine is not None:
+                    batch_results[i].model_saw = engine.model_saw(loaded[i][0])  # remembered from the pass: no second segmentation
             results += batch_results
             if bar is not None:
                 bar.update(len(chunk))
@@ -123,14 +123,19 @@ def predict_files(
     return results
 
 
-def _lung_fields(results: list[FileResult], gray: np.ndarray, engine, threshold: float) -> None:
+def _with_lung_fields(results: list[FileResult], gray: np.ndarray, engine, threshold: float) -> list[float]:
+    """Each image's probability from the pass that explains it, with its lung share and the share of
+    that map inside the lungs written into its result."""
     from pneumo.lungs import lung_share, map_in_lungs
 
-    masks = engine.segmenter.masks(gray)
-    for result, image, mask in zip(results, gray, masks):
-        inside = map_in_lungs(engine.analyze(image, threshold=threshold).heatmap, mask)  # None for an empty map (all zeros)
+    probs = []
+    for result, image, mask in zip(results, gray, engine.segmenter.masks(gray) if len(gray) else []):
+        explanation = engine.analyze(image, threshold=threshold)
+        inside = map_in_lungs(explanation.heatmap, mask)  # None for an empty map (all zeros)
         result.lung_share = round(lung_share(mask), 4)
         result.map_in_lungs = None if inside is None else round(inside, 4)
+        probs.append(explanation.probability)
+    return probs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -210,4 +210,26 @@ def test_the_crop_step_crops_a_childs_lungs_and_leaves_a_blank_whole():
     assert step.found(child) and not step.found(blank)
     frame_x, frame_box = step.frame_input(child)
     assert frame_box == box and np.array_equal(frame_x, x[0])
-    assert (step.weights(child[None]) == 255).all()  # the crop darkens nothing
+    with pytest.raises(ValueError, match="darkens nothing"):
+        step.weights(child[None])
+
+
+@needs_segmenter
+def test_asking_whether_lungs_were_found_after_a_prediction_does_not_segment_again(monkeypatch):
+    from pneumo.lungs import LungStep, load_segmenter
+
+    segmenter = load_segmenter()
+    seen: list[int] = []
+    masks = segmenter.masks
+    monkeypatch.setattr(segmenter, "masks", lambda gray: seen.append(len(gray)) or masks(gray))
+    child = np.asarray(Image.open(sorted((TINY_DATA / "train" / "NORMAL").glob("*.jpeg"))[0]).convert("L").resize((299, 299)))
+    blank = np.full((299, 299), 128, np.uint8)
+    for kind in ("dim", "crop"):
+        seen.clear()
+        step = LungStep(segmenter, kind)
+        x = step.model_input(np.stack([child, blank]))
+        assert step.found(child) and not step.found(blank) and seen == [2]  # one segmentation of the two
+        np.testing.assert_array_equal(step.frame_input(child)[0], x[0])
+        assert seen == [2]
+        step.REMEMBERED = 1  # only the last image is kept: the child is forgotten, segmented again, to the same answer
+        assert not step.found(blank) and step.found(child) and seen == [2, 1]
