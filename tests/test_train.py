@@ -252,3 +252,11 @@ def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path, step):
                             capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=180)
     assert report.returncode == 0, report.stderr[-2000:]
     assert json.loads((out / "metrics.json").read_text())["test"]["confusion_matrix"] == metrics["test"]["confusion_matrix"]
+    from pneumo.training.lungstep import validation_checks
+
+    # the campaign's ship rule reads the run's own validation numbers; compared with itself, the heat is not more inside
+    checks = validation_checks(out, weights, str(TINY_DATA), str(tmp_path / "cache"))
+    assert checks["checks"]["shift_score"]["value"] == metrics["validation_shift"]["mean"]["specificity"]
+    assert checks["checks"]["validation_auc"]["value"] == metrics["validation"]["auc"]
+    assert checks["heat_in_lungs"]["run"] == checks["heat_in_lungs"]["shipped"] and not checks["checks"]["heat_in_lungs"]["met"]
+    assert not checks["ships"]
