@@ -208,7 +208,7 @@ def test_a_run_on_all_of_train_keeps_the_last_epoch_and_chooses_no_threshold(tmp
 
 
 @pytest.mark.parametrize("step", ["dim", "crop"])
-def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path, step):
+def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path, step, monkeypatch):
     """--lung-step dim or crop: the run records it, and its test numbers, the report's rebuild and the
     engine (page, CLI, API) all give the model the dimmed frame or the crop; without it the model reads differently."""
     from pneumo.bundle import load_bundle
@@ -260,3 +260,12 @@ def test_a_run_with_the_lung_step_is_read_through_it_everywhere(tmp_path, step):
     assert checks["checks"]["validation_auc"]["value"] == metrics["validation"]["auc"]
     assert checks["heat_in_lungs"]["run"] == checks["heat_in_lungs"]["shipped"] and not checks["checks"]["heat_in_lungs"]["met"]
     assert not checks["ships"]
+    import pneumo.training.population as population
+    from pneumo.training.lungstep import test_read
+
+    # the one test read: the run's own test numbers, the heat by reading; the adult sets (real data) stubbed here
+    monkeypatch.setattr(population, "measure", lambda weights, *_: {"adult_normal_called_pneumonia": 0.25, "adult": {"NIH NORMAL": {}}})
+    read = test_read(out, weights, str(TINY_DATA), str(tmp_path / "cache"))
+    assert read["confusion_matrix"] == metrics["test"]["confusion_matrix"] and read["specificity"] == metrics["test"]["specificity"]
+    assert read["adult_normal_called_pneumonia"] == 0.25 and read["heat_in_lungs"]["run"] == read["heat_in_lungs"]["shipped"]
+    assert set(read["heat_in_lungs"]["run"]) <= {"test PNEUMONIA", "test NORMAL called NORMAL", "test NORMAL called PNEUMONIA"}
