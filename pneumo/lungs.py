@@ -259,15 +259,6 @@ class LungSegmenter:
             for mask in self.masks(gray299[start : start + batch_size]):
                 yield mask if plausible_lungs(mask, limits) else None
 
-    def weights(self, gray299: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """The "dim" step's uint8 weights (N, 299, 299) for uint8 (N, 299, 299) images: `lung_weight`
-        of each mask, or 255 everywhere (the whole frame) where the mask shows no plausible lungs."""
-        out = np.full(np.shape(gray299), 255, dtype=np.uint8)
-        for i, mask in enumerate(self.plausible_masks(gray299, batch_size)):
-            if mask is not None:
-                out[i] = lung_weight(mask)
-        return out
-
     def fields(self, gray299: np.ndarray) -> tuple[np.ndarray, LungFields]:
         """One X-ray's 299 px mask and its lung fields, with their contrast and the segmenter's confidence."""
         gray299 = np.asarray(gray299)

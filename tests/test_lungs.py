@@ -152,13 +152,13 @@ def test_the_model_input_with_a_lung_weight_is_the_equalised_frame_times_the_wei
 
 
 @needs_segmenter
-def test_the_segmenters_weights_fall_back_to_the_whole_frame_without_plausible_lungs():
-    from pneumo.lungs import load_segmenter
+def test_the_dim_steps_weights_fall_back_to_the_whole_frame_without_plausible_lungs():
+    from pneumo.lungs import LungStep, load_segmenter
 
     segmenter = load_segmenter()
     child = np.asarray(Image.open(sorted((TINY_DATA / "train" / "NORMAL").glob("*.jpeg"))[0]).convert("L").resize((299, 299)))
     blank = np.full((299, 299), 128, np.uint8)
-    weights = segmenter.weights(np.stack([child, blank]))
+    weights = LungStep(segmenter, "dim").weights(np.stack([child, blank]))
     assert weights.shape == (2, 299, 299) and weights.dtype == np.uint8
     assert 0.3 < (weights[0] == 255).mean() < 0.9 and (weights[0] == 0).any()  # a child's lungs: the frame's edges go dark
     assert (weights[1] == 255).all()  # no plausible lungs: the model sees the whole frame

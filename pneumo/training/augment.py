@@ -333,7 +333,7 @@ def make_dataset(
     given (then pass none to fit()). The class weight follows the label. Shuffled when
     shuffle_seed is given, augmented when augmentation is given; the randomness is a pure function of
     shuffle_seed and the batch index. lung_weights (uint8, like images): the lung step's weights
-    (`pneumo.lungs.LungSegmenter.weights` of the unchanged images), applied in the preprocessing
+    (`pneumo.lungs.LungStep.weights` of the unchanged images), applied in the preprocessing
     function after the uint8 changes and before the geometric ones, as serving applies them."""
     import tensorflow as tf
 
