@@ -72,9 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=0.0, help="gamma jitter in [1/(1+g), 1+g], 0 = off (default: %(default)s)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha: blend random pairs of images and labels, 0 = off (default: %(default)s)")
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    p.add_argument("--lung-step", choices=("none", "dim", "crop"), default="none", help="dim: the network sees the frame darkened "
-                   "away from the lungs that weights/lungs.keras outlines; crop: the box round them, resized to the input (pneumo.lungs."
-                   "LungStep; either: the whole frame where it finds no plausible lungs), in training and in use alike (default: %(default)s)")
     p.add_argument("--ema", type=float, default=0.0, help="keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998) and validate, select and ship the average; 0 = off (default: %(default)s)")
     p.add_argument("--patience", type=int, default=8, help="stop after this many epochs without a better val AUC (default: %(default)s)")
@@ -194,8 +191,6 @@ class Data:
     x_val: np.ndarray
     y_val: np.ndarray
     size_val: np.ndarray
-    lungs: object | None = None  # the lung step (pneumo.lungs.LungStep), for a run with one
-    lung_train: np.ndarray | None = None  # "dim": its uint8 weights of the training images ("crop" replaces x_train)
 
     @property
     def validates(self) -> bool:
@@ -215,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         run = start_or_resume(args)
         data = load_data(run.cfg, args.cache_dir or None)
         strategy = set_up_devices(args, run.cfg, data)
-        outline_lungs(run.cfg, data)
         training = set_up_training(run, data, strategy)
         train(run, data, training, strategy)
         from pneumo.training.distribute import is_chief
@@ -292,30 +286,6 @@ def set_up_devices(args: argparse.Namespace, cfg: dict, data: Data):
     return strategy
 
 
-def outline_lungs(cfg: dict, data: Data) -> None:
-    """--lung-step: the step, and its weights of the training images ("dim") or the training images
-    cropped to their lungs ("crop"), computed once per start on the unchanged images; validation and
-    test go through pneumo.inference.predict_gray with the step, as in use."""
-    if cfg.get("lung_step", "none") == "none":
-        return
-    from pneumo.lungs import crop_to, input_lungs
-
-    try:
-        data.lungs = input_lungs(cfg["lung_step"])
-    except (FileNotFoundError, ValueError) as error:
-        raise RunError(str(error)) from error
-    t0 = time.time()
-    if data.lungs.kind == "crop":
-        boxes = data.lungs.boxes(data.x_train)
-        whole = sum(box is None for box in boxes)
-        data.x_train = np.stack([g if box is None else crop_to(g, box) for g, box in zip(data.x_train, boxes)])
-    else:
-        data.lung_train = data.lungs.weights(data.x_train)
-        whole = int((data.lung_train == 255).all(axis=(1, 2)).sum())
-    print(f"lung step: {len(data.x_train)} training images outlined in {time.time() - t0:.0f} s; "
-          f"{whole} without plausible lungs see the whole frame", flush=True)
-
-
 @dataclass
 class Training:
     """What the loop works with: the network (with its optimizer), the weight average (--ema), the
@@ -342,10 +312,7 @@ def set_up_training(run: Run, data: Data, strategy) -> Training:
     cfg, state = run.cfg, run.state
     keras.utils.set_random_seed(cfg["seed"] + state["epoch"])
     augmentation = None if cfg["no_augment"] else Augmentation.from_config(cfg)
-    val_x, val_lungs = data.x_val, None  # what validation sees each epoch: through the lung step, if any
-    if data.lungs is not None and data.validates:
-        val_x, val_lungs = (data.lungs.crops(data.x_val), None) if data.lungs.kind == "crop" else (data.x_val, data.lungs.weights(data.x_val))
-    val_ds = make_dataset(val_x, data.y_val, cfg["batch_size"], lung_weights=val_lungs) if data.validates else None
+    val_ds = make_dataset(data.x_val, data.y_val, cfg["batch_size"]) if data.validates else None
     # With a strategy, validation runs on a copy of the network outside it: Keras's metrics under
     # MultiWorkerMirroredStrategy average the replicas' own AUCs, which is not the AUC of the split.
     evaluator = None if strategy is None else new_model(cfg, *data.counts)
@@ -361,7 +328,7 @@ def set_up_training(run: Run, data: Data, strategy) -> Training:
             n_pos, n_neg = data.counts
             model = new_model(cfg, n_pos, n_neg)
             first = np.random.default_rng(cfg["seed"]).permutation(len(data.x_train))[:64]
-            calibrate_batchnorm(model, to_model_input(data.x_train[first], None if data.lung_train is None else data.lung_train[first]))
+            calibrate_batchnorm(model, to_model_input(data.x_train[first]))
             print(f"output bias initialised to log({n_pos}/{n_neg}) = {output_bias_for(n_pos, n_neg):.4f}")
     # With a strategy: the global batch's statistics, so that every replica keeps the same weights (and
     # back to local ones for a checkpoint of a distributed run resumed on one device).
@@ -393,7 +360,6 @@ def train(run: Run, data: Data, training: Training, strategy) -> None:
             data.x_train, data.y_train, cfg["batch_size"], sharp=sharp_train, augmentation=augmentation,
             shuffle_seed=cfg["seed"] * 1000 + epoch,
             class_weight=class_weight,  # as per-example weights, so that mixup can blend them
-            lung_weights=data.lung_train,
         ), strategy)
         t0 = time.time()
         fit = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, shuffle=False, verbose=verbose,
@@ -464,13 +430,13 @@ def report(run: Run, data: Data, best, strategy, args: argparse.Namespace, cache
     from pneumo.training.shift import SHIFT_SCORE, THRESHOLD_RULE, shift_predictions, shift_scores
 
     cfg, state, out = run.cfg, run.state, run.out
-    probs_val = shift_predictions(best, data.x_val, data.lungs)
+    probs_val = shift_predictions(best, data.x_val)
     shift, threshold = shift_scores(probs_val, data.y_val, None)
     p_val = probs_val["identity"]
     y_test = p_test = None
     if data.test:
         x_test, _ = load_images(data.test, cache_dir)
-        y_test, p_test = labels_of(data.test), predict_gray(best, x_test, lungs=data.lungs)
+        y_test, p_test = labels_of(data.test), predict_gray(best, x_test)
     metrics = evaluation(data.y_val, p_val, is_sharp(data.size_val), y_test, p_test, threshold, THRESHOLD_RULE, validation_shift=shift)
     metrics.update(run_facts(cfg, state, *data.counts, len(data.y_val), len(data.test)))
     if strategy is not None:

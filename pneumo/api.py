@@ -44,7 +44,6 @@ class Result:
     explained: str | None = None  # the class the heatmap explains (the predicted one)
     lung_share: float | None = None  # the share of the image the lungs cover (None without a segmenter)
     map_in_lungs: float | None = None  # the share of the heatmap's mass inside the lungs
-    model_saw: str | None = None  # a model with the lung step: "lungs", or "whole frame" where it found none; else None
     error: str | None = None
     picture: Image.Image | None = field(default=None, repr=False)  # the decoded X-ray, upright gray
 
@@ -116,7 +115,6 @@ class Model:
         if lungs is not None:
             result.lung_share = lung_share(lungs)
             result.map_in_lungs = map_in_lungs(explanation.heatmap, lungs)  # None for an empty map (all zeros)
-        result.model_saw = self.engine.model_saw(prepared.gray299)
         return result
 
     def predict(self, item: Input) -> Result:

@@ -42,6 +42,7 @@ GALLERY_DIR = "gallery"  # the test split's misread X-rays as thumbnails (pneumo
 GALLERY_FILE = "gallery.json"
 UNCERTAINTY_FILE = "uncertainty.json"  # validation scores behind the indeterminate band (pneumo.operating)
 DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
+LUNG_STEP_COMMIT = "3610170"  # the last commit whose code reads a model trained with campaign lung1's lung step
 DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or WEIGHTS_DIR / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
 GUARD_FILE = WEIGHTS_DIR / "xray_guard.npz"
@@ -105,11 +106,6 @@ class Bundle:
         return self.metrics.get("config")
 
     @property
-    def lung_step(self) -> str:
-        """"dim" for a model trained with the lung step (pneumo.lungs), "none" for one that sees the whole frame."""
-        return (self.config or {}).get("lung_step", "none")
-
-    @property
     def adult_normal_called_pneumonia(self) -> float | None:
         """The measured share of adult NORMAL X-rays from other hospitals called PNEUMONIA at the threshold."""
         measured = self.population or {}
@@ -133,5 +129,11 @@ def read_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
 
 
 def load_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
-    """The bundle beside the model at `weights`, for predicting with it."""
-    return read_bundle(weights)
+    """The bundle beside the model at `weights`, for predicting with it. ValueError for a model that
+    needs an input this code no longer makes (campaign lung1's lung step), rather than wrong readings."""
+    bundle = read_bundle(weights)
+    step = (bundle.config or {}).get("lung_step", "none")
+    if step != "none":
+        raise ValueError(f"{bundle.model_file} was trained with the lung step {step!r} (campaign lung1), which did not ship and "
+                         f"was retired; its input needs the code of commit {LUNG_STEP_COMMIT} (docs/TRAINING.md, lung1)")
+    return bundle

@@ -34,8 +34,9 @@ import numpy as np
 from PIL import Image
 
 from pneumo.bundle import ADULT_SCORE_FILE, GUARD_FILE
+from pneumo.population import load_image_score
+from pneumo.preprocess import thumbnails
 
-THUMB = 32
 COLOUR_LIMIT = 12.0  # colourfulness on 0..255; gray JPEG copies of X-rays measure < 3
 BLANK_STD = 0.03
 
@@ -63,17 +64,6 @@ def colourfulness(image: Image.Image) -> float:
     rg = rgb[..., 0] - rgb[..., 1]
     yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-
-
-def thumbnails(gray299: np.ndarray, side: int = THUMB) -> np.ndarray:
-    """uint8 (N, 299, 299) -> standardised float (N, side*side): box-downscaled, each to mean 0, std 1."""
-    gray299 = np.asarray(gray299)
-    if gray299.ndim == 2:
-        gray299 = gray299[np.newaxis]
-    small = np.stack([np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), dtype=np.float64) for g in gray299])
-    flat = small.reshape(len(small), -1)
-    flat = flat - flat.mean(axis=1, keepdims=True)
-    return flat / np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
 
 
 def detail(gray299: np.ndarray) -> np.ndarray:
@@ -152,8 +142,6 @@ def load_guard(path: str | Path = GUARD_FILE, adult_score: str | Path | None = A
         return None
     guard = XrayGuard.load(path)
     if adult_score is not None:
-        from pneumo.population import load_image_score  # population imports this module
-
         guard.adult_score = load_image_score(adult_score)
     return guard
 

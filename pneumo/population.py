@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import ADULT_SCORE_FILE
-from pneumo.guard import thumbnails
+from pneumo.preprocess import thumbnails
 
 # The data set's children were one to five years old: an age in whole years outside 1..5 is outside
 # the training population (an infant under one year is as much outside it as an adult).

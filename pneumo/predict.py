@@ -49,7 +49,6 @@ class FileResult:
     population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
     lung_share: float | None = None  # the share of the image the lungs cover (pneumo.lungs)
     map_in_lungs: float | None = None  # the share of the default heatmap's mass inside the lungs
-    model_saw: str | None = None  # a model with the lung step: "lungs", or "whole frame" where it found none (JSON only)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -87,8 +86,7 @@ def predict_files(
     engine=None,
 ) -> list[FileResult]:
     """Read, check, preprocess and predict in batches; with an engine (pneumo.engine) that has a lung
-    segmenter, each file's lung share and the share of its default map inside the lungs too. The lung
-    step of a model trained with one comes from the engine (`engine.input_lungs`)."""
+    segmenter, each file's lung share and the share of its default map inside the lungs too."""
     from pneumo.inference import predict_gray
 
     results: list[FileResult] = []
@@ -109,12 +107,10 @@ def predict_files(
             if engine is not None and engine.segmenter is not None:  # the heatmap's pass gives the probability too
                 probs = _with_lung_fields([batch_results[i] for i in good], gray, engine, threshold)
             else:
-                probs = predict_gray(model, gray, batch_size, lungs=None if engine is None else engine.input_lungs)
+                probs = predict_gray(model, gray, batch_size)
             for i, prob in zip(good, probs):
                 batch_results[i].probability = float(prob)
                 batch_results[i].label = label_name(prob, threshold)
-                if engine is not None:
-                    batch_results[i].model_saw = engine.model_saw(loaded[i][0])  # remembered from the pass: no second segmentation
             results += batch_results
             if bar is not None:
                 bar.update(len(chunk))
@@ -183,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{r.file}\tERROR\t{r.error}")
             else:
                 shown = r.label if r.reading == r.label else f"{r.reading} (leaning {r.label})"
-                print(f"{r.file}\t{shown}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else "")
-                      + ("\tno plausible lungs: the model read the whole frame" if r.model_saw == "whole frame" else ""))
+                print(f"{r.file}\t{shown}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else ""))
     failed = sum(r.error is not None for r in results)
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)

@@ -11,6 +11,8 @@ acquisition and another (the data set's test folder against its training folder,
 
 Split in two steps so that training can cache the compact uint8 299x299 image once and still feed
 the model exactly what `preprocess` gives at run time (`to_model_input(to_gray299(img))`).
+`thumbnails` is the coarse picture step below both checks of an upload (pneumo.guard's layout,
+pneumo.population's image score): the 299 px gray image shrunk to 32x32 and standardised.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 IMAGE_SIZE = 299
+THUMB_SIDE = 32  # the thumbnail the guard and the image score read: layout, not detail
 # Antialiased: PIL widens the filter support by the downscale factor, so a 2500px original and
 # a 224px copy of it end up close to each other at 299px.
 RESAMPLE = Image.Resampling.BILINEAR
@@ -87,19 +90,22 @@ def equalize(gray: np.ndarray) -> np.ndarray:
     return out.reshape(gray.shape)
 
 
-def to_model_input(gray: np.ndarray, lung_weight: np.ndarray | None = None) -> np.ndarray:
-    """uint8 grayscale (..., H, W) -> float32 (..., H, W, 3) in [0, 1], equalised, channels identical.
-
-    lung_weight (uint8, same shape as gray, 255 = keep): the lung step of a model trained with one
-    (`pneumo.lungs.lung_weights`); the equalised image is multiplied by it, so what lies away from
-    the lungs goes dark. None: the whole frame, as every model without the step sees it.
-    """
-    flat = equalize(gray)
-    if lung_weight is not None:
-        flat *= np.asarray(lung_weight, dtype=np.float32) / 255.0
-    return np.repeat(flat[..., np.newaxis], 3, axis=-1)
+def to_model_input(gray: np.ndarray) -> np.ndarray:
+    """uint8 grayscale (..., H, W) -> float32 (..., H, W, 3) in [0, 1], equalised, channels identical."""
+    return np.repeat(equalize(gray)[..., np.newaxis], 3, axis=-1)
 
 
 def preprocess(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     """The model input for one decoded image: float32 (size, size, 3) in [0, 1]."""
     return to_model_input(to_gray299(image, size))
+
+
+def thumbnails(gray299: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    """uint8 (N, 299, 299) -> standardised float (N, side*side): box-downscaled, each to mean 0, std 1."""
+    gray299 = np.asarray(gray299)
+    if gray299.ndim == 2:
+        gray299 = gray299[np.newaxis]
+    small = np.stack([np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), dtype=np.float64) for g in gray299])
+    flat = small.reshape(len(small), -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    return flat / np.maximum(flat.std(axis=1, keepdims=True), 1e-6)

@@ -361,33 +361,3 @@ def test_where_the_heat_lies_in_words():
     assert "image's right, the patient's left" in where(heat) and "upper zone" in where(heat)
     assert "both sides" in where(np.ones((299, 299))) and "spread over the height" in where(np.ones((299, 299)))
     assert where(np.zeros((299, 299))) == "The map is empty."
-
-
-def test_a_model_with_the_lung_step_says_so_and_shows_what_it_sees(monkeypatch, tmp_path):
-    """A bundle whose run used --lung-step dim: the page reads through the step (the same probability
-    as the CLI path), says so, and can show the model's own darkened input; no lungs: the whole frame."""
-    import json
-
-    from pneumo.engine import load_engine
-    from pneumo.imageio import read_image_file
-    from pneumo.inference import predict_gray
-    from pneumo.model import build_model
-    from pneumo.preprocess import to_gray299
-    from pneumo.ui import resources
-
-    weights = tmp_path / "pneumonia.keras"
-    build_model(output_bias=0.3).save(weights)
-    (tmp_path / "metrics.json").write_text(json.dumps({"threshold": 0.5, "config": {"lung_step": "dim"}}))
-    engine = load_engine(weights)
-    assert engine.model_saw(np.full((299, 299), 128, np.uint8)) == "whole frame"  # no plausible lungs on a blank
-    monkeypatch.setattr(resources, "get_engine", lambda: engine)
-    at = _app()
-    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
-    gray = to_gray299(read_image_file(PNEUMONIA_EXAMPLE))
-    assert _probability(at) == pytest.approx(float(predict_gray(engine.model, gray[None], lungs=engine.input_lungs)[0]), abs=6e-4)
-    assert any("This model reads the lungs" in c.value for c in at.caption)
-    toggle = next(t for t in at.toggle if t.label == "Show what the model sees")
-    toggle.set_value(True)
-    at.run()
-    assert not at.exception, at.exception
-    assert engine.model_saw(gray) == "lungs"

@@ -194,14 +194,3 @@ def test_recompress_jpeg_loses_detail_by_the_drawn_quality():
     np.testing.assert_array_equal(recompress_jpeg(tf.constant(gray), 10, seed).numpy(), out)  # a function of the seed
     best = recompress_jpeg(tf.constant(gray[:4]), 100, seed).numpy()  # quality 100: almost lossless
     assert np.abs(best.astype(float) - gray[:4]).mean() < 0.2
-
-
-def test_make_dataset_applies_the_lung_weights_in_the_preprocessing_function():
-    from pneumo.training.augment import make_dataset
-
-    gray = np.random.default_rng(1).integers(0, 256, (3, 299, 299), dtype=np.uint8)
-    weights = np.zeros_like(gray)
-    weights[:, 50:250, 40:260] = 255
-    x, _ = next(iter(make_dataset(gray, np.array([0, 1, 1]), 3, lung_weights=weights)))
-    np.testing.assert_allclose(x.numpy(), to_model_input(gray, weights), atol=1e-6)
-    assert x.numpy()[:, :50].max() == 0.0

@@ -7,7 +7,6 @@ time and killed when a test ends."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -15,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
 

@@ -16,7 +16,6 @@ import tracemalloc
 import zlib
 
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image
 

@@ -1,5 +1,6 @@
 """The lung segmenter (pneumo.lungs; trained by pneumo.training.lungs): Dice on shipped fixtures,
-no plausible lungs on a blank or a photo, the map-in-lungs arithmetic, the outline, the CLI fields."""
+the cleaned mask (each half's largest piece, holes filled), the map-in-lungs arithmetic, the
+outline, the CLI fields."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
-from pneumo.lungs import (LUNGS_FILE, MOSTLY_OUTSIDE, draw_outline, in_lungs_sentence, lung_fields, lung_share, map_in_lungs,
-                          outline, plausible_fields)
+from pneumo.lungs import (LUNGS_FILE, MOSTLY_OUTSIDE, clean_mask, draw_outline, in_lungs_sentence, lung_share, map_in_lungs, outline,
+                          pieces, stray_pieces)
 
 FIXTURE_MASKS = sorted((REPO_ROOT / "tests" / "data" / "lungs").glob("*.png"))
 needs_segmenter = pytest.mark.skipif(not LUNGS_FILE.is_file(), reason="no shipped lung segmenter")
@@ -47,17 +48,23 @@ def test_the_sentence_says_both_shares_and_when_the_evidence_lies_mostly_outside
     assert "empty" in in_lungs_sentence(None, 0.3)
 
 
-def test_lung_fields_and_their_plausibility():
-    fields = lung_fields(_two_fields())
-    assert fields.left_area == pytest.approx(fields.right_area) and fields.symmetry == pytest.approx(1.0)
-    assert fields.left_centre[0] < 0.5 < fields.right_centre[0]
-    limits = {"left_area": (0.1, 0.3), "right_area": (0.1, 0.3), "left_x": (0.1, 0.45), "left_y": (0.3, 0.7),
-              "right_x": (0.55, 0.9), "right_y": (0.3, 0.7), "symmetry": (0.5, 1.0)}
-    assert plausible_fields(fields, limits)
+def test_the_cleaned_mask_keeps_each_halfs_largest_piece_and_fills_its_holes():
+    mask = _two_fields()
+    mask[100:110, 70:80] = False  # a hole inside the patient's right lung
+    mask[5:9, 290:295] = True  # a speck in a corner (a marker)
+    mask[270:280, 140:160] = True  # an island below, across the midline (the abdomen)
+    assert pieces(mask)[1] == 4 and stray_pieces(mask) == 2
+    clean = clean_mask(mask)
+    np.testing.assert_array_equal(clean, _two_fields())  # the two lungs, whole; nothing else
+    assert pieces(clean)[1] == 2 and stray_pieces(clean) == 0
+    merged = _two_fields()
+    merged[150:160, 130:170] = True  # the lungs meet behind the heart: one piece wins both halves and stays whole
+    np.testing.assert_array_equal(clean_mask(merged), merged)
     one = _two_fields()
-    one[:, 150:] = False  # one lung only
-    assert not plausible_fields(lung_fields(one), limits)
-    assert not plausible_fields(lung_fields(np.zeros((299, 299), bool)), limits)  # nothing: NaN centres are never plausible
+    one[:, 150:] = False
+    one[200:203, 200:203] = True  # one lung found, and a speck where the other should be: the speck is no lung
+    np.testing.assert_array_equal(clean_mask(one), np.where(np.arange(299) < 150, _two_fields(), False))
+    assert not clean_mask(np.zeros((299, 299), bool)).any()
 
 
 def test_the_outline_is_the_masks_boundary_and_is_drawn_at_the_pictures_size():
@@ -91,22 +98,24 @@ def test_the_shipped_segmenter_finds_the_fixture_childrens_lungs():
 
 
 @needs_segmenter
-def test_no_plausible_lungs_on_a_blank_or_a_photo():
+def test_the_segmenters_masks_are_cleaned_where_the_network_draws_islands():
+    """On a photo the network draws scattered pieces; the masks every caller gets are its cleaned
+    ones, and a child's clean mask is the network's own where it had nothing stray."""
     from pneumo.lungs import load_segmenter
     from pneumo.preprocess import to_gray299
     from pneumo.training.synthetic import non_xray_images
 
     segmenter = load_segmenter()
-    limits = {k: tuple(v) for k, v in segmenter.info["field_limits"].items()}
     pictures = dict(non_xray_images())
-    blank = np.full((299, 299), 128, np.uint8)
-    photo = to_gray299(pictures["photo/grace_hopper_gray"])
-    for gray in (blank, photo):
-        assert not plausible_fields(segmenter.fields(gray)[1], limits)
     child = to_gray299(Image.open(TINY_DATA / "train" / "NORMAL" / "IM-0117-0001.jpeg"))
-    mask, fields = segmenter.fields(child)
-    assert plausible_fields(fields, limits) and 0.4 < fields.contrast < 1.0 and fields.confidence > 0.9
-    np.testing.assert_array_equal(mask, segmenter.mask(child))
+    gray = np.stack([child] + [to_gray299(pictures[name]) for name in ("photo/grace_hopper_gray", "photo/china", "photo/flower")])
+    raw, shipped = segmenter.masks(gray, clean=False), segmenter.masks(gray)
+    assert any(stray_pieces(m) for m in raw[1:])  # the network alone leaves islands on these
+    for r, s in zip(raw, shipped):
+        np.testing.assert_array_equal(s, clean_mask(r))
+        assert stray_pieces(s) == 0
+    np.testing.assert_array_equal(segmenter.mask(child), shipped[0])
+    assert stray_pieces(raw[0]) == 0 and (shipped[0] ^ raw[0]).sum() < 0.01 * raw[0].sum()
 
 
 @needs_segmenter
@@ -125,111 +134,11 @@ def test_the_cli_gives_lung_share_and_map_in_lungs_for_every_file_read(tmp_path,
     assert "lung_share" in header and "map_in_lungs" in header
 
 
-def test_the_lung_weight_keeps_the_dilated_lungs_and_darkens_what_lies_beyond():
-    from pneumo.lungs import LUNG_MARGIN, lung_weight
+def test_a_model_trained_with_the_retired_lung_step_is_refused_not_read_wrongly(tmp_path):
+    from pneumo.bundle import LUNG_STEP_COMMIT, load_bundle
 
-    mask = _two_fields()
-    weight = lung_weight(mask)
-    assert weight.dtype == np.uint8 and weight.shape == mask.shape
-    assert (weight[mask] == 255).all()  # the lungs themselves are untouched
-    assert weight[80:220, 130 + LUNG_MARGIN // 3].min() >= 240  # and so, nearly, is the margin beside them
-    assert 100 < weight[150, 130 + LUNG_MARGIN] < 155  # the weight is half at the dilated edge: a soft edge
-    assert weight[:20].max() == 0 and weight[270:].max() == 0  # the neck and the abdomen go black
-
-
-def test_the_model_input_with_a_lung_weight_is_the_equalised_frame_times_the_weight():
-    from pneumo.preprocess import equalize, to_model_input
-
-    gray = np.random.default_rng(0).integers(0, 256, (2, 299, 299), dtype=np.uint8)
-    weight = np.zeros_like(gray)
-    weight[:, 100:200] = 255
-    weight[:, 200:250] = 51
-    x = to_model_input(gray, weight)
-    assert x.shape == (2, 299, 299, 3) and x.dtype == np.float32
-    np.testing.assert_array_equal(to_model_input(gray, np.full_like(gray, 255)), to_model_input(gray))  # 255: the whole frame
-    np.testing.assert_allclose(x[..., 0], equalize(gray) * weight / 255.0, atol=1e-6)
-    assert x[:, :100].max() == 0.0 and (x[..., 0] == x[..., 2]).all()
-
-
-@needs_segmenter
-def test_the_dim_steps_weights_fall_back_to_the_whole_frame_without_plausible_lungs():
-    from pneumo.lungs import LungStep, load_segmenter
-
-    segmenter = load_segmenter()
-    child = np.asarray(Image.open(sorted((TINY_DATA / "train" / "NORMAL").glob("*.jpeg"))[0]).convert("L").resize((299, 299)))
-    blank = np.full((299, 299), 128, np.uint8)
-    weights = LungStep(segmenter, "dim").weights(np.stack([child, blank]))
-    assert weights.shape == (2, 299, 299) and weights.dtype == np.uint8
-    assert 0.3 < (weights[0] == 255).mean() < 0.9 and (weights[0] == 0).any()  # a child's lungs: the frame's edges go dark
-    assert (weights[1] == 255).all()  # no plausible lungs: the model sees the whole frame
-
-
-def test_a_model_without_the_lung_step_needs_no_segmenter_and_one_with_it_says_what_is_missing(tmp_path):
-    from pneumo.bundle import Bundle
-    from pneumo.lungs import input_lungs
-
-    assert Bundle(tmp_path / "m.keras").lung_step == "none"
-    assert Bundle(tmp_path / "m.keras", {"config": {"lung_step": "dim"}}).lung_step == "dim"
-    assert input_lungs("none") is None
-    with pytest.raises(FileNotFoundError, match="lung step 'dim' and needs the lung segmenter"):
-        input_lungs("dim", tmp_path / "absent.keras")
-    with pytest.raises(ValueError, match="unknown lung step 'box'"):
-        input_lungs("box")
-
-
-def test_the_crop_is_the_box_round_the_lungs_and_its_maps_go_back_where_it_came_from():
-    from pneumo.lungs import CROP_MARGIN, crop_to, lung_box, map_to_frame
-
-    mask = _two_fields()  # rows 60-239, columns 40-129 and 170-259
-    left, top, right, bottom = lung_box(mask)
-    assert (left, top) == (int(np.floor(40 - CROP_MARGIN * 220)), int(np.floor(60 - CROP_MARGIN * 180)))
-    assert (right, bottom) == (int(np.ceil(260 + CROP_MARGIN * 220)), int(np.ceil(240 + CROP_MARGIN * 180)))
-    speck = mask.copy()
-    speck[2:4, 295:297] = True  # a stray speck in a corner does not widen the box
-    assert lung_box(speck) == (left, top, right, bottom)
-    gray = np.zeros((299, 299), np.uint8)
-    gray[top:bottom, left:right] = 200
-    assert crop_to(gray, (left, top, right, bottom)).min() == 200  # the crop fills the frame with the box
-    heat = np.ones((299, 299), np.float32)
-    back = map_to_frame(heat, (left, top, right, bottom))
-    assert back[top:bottom, left:right].min() == pytest.approx(1.0) and back.sum() == pytest.approx((right - left) * (bottom - top))
-
-
-@needs_segmenter
-def test_the_crop_step_crops_a_childs_lungs_and_leaves_a_blank_whole():
-    from pneumo.lungs import LungStep, load_segmenter
-    from pneumo.preprocess import to_model_input
-
-    step = LungStep(load_segmenter(), "crop")
-    child = np.asarray(Image.open(sorted((TINY_DATA / "train" / "NORMAL").glob("*.jpeg"))[0]).convert("L").resize((299, 299)))
-    blank = np.full((299, 299), 128, np.uint8)
-    box, none = step.boxes(np.stack([child, blank]))
-    assert none is None and box is not None and (box[2] - box[0]) * (box[3] - box[1]) < 0.9 * 299 * 299
-    x = step.model_input(np.stack([child, blank]))
-    np.testing.assert_array_equal(x[1], to_model_input(blank))  # no plausible lungs: the whole frame
-    assert step.found(child) and not step.found(blank)
-    frame_x, frame_box = step.frame_input(child)
-    assert frame_box == box and np.array_equal(frame_x, x[0])
-    with pytest.raises(ValueError, match="darkens nothing"):
-        step.weights(child[None])
-
-
-@needs_segmenter
-def test_asking_whether_lungs_were_found_after_a_prediction_does_not_segment_again(monkeypatch):
-    from pneumo.lungs import LungStep, load_segmenter
-
-    segmenter = load_segmenter()
-    seen: list[int] = []
-    masks = segmenter.masks
-    monkeypatch.setattr(segmenter, "masks", lambda gray: seen.append(len(gray)) or masks(gray))
-    child = np.asarray(Image.open(sorted((TINY_DATA / "train" / "NORMAL").glob("*.jpeg"))[0]).convert("L").resize((299, 299)))
-    blank = np.full((299, 299), 128, np.uint8)
-    for kind in ("dim", "crop"):
-        seen.clear()
-        step = LungStep(segmenter, kind)
-        x = step.model_input(np.stack([child, blank]))
-        assert step.found(child) and not step.found(blank) and seen == [2]  # one segmentation of the two
-        np.testing.assert_array_equal(step.frame_input(child)[0], x[0])
-        assert seen == [2]
-        step.REMEMBERED = 1  # only the last image is kept: the child is forgotten, segmented again, to the same answer
-        assert not step.found(blank) and step.found(child) and seen == [2, 1]
+    (tmp_path / "metrics.json").write_text(json.dumps({"threshold": 0.3, "config": {"lung_step": "dim"}}))
+    with pytest.raises(ValueError, match=f"lung step 'dim'.*commit {LUNG_STEP_COMMIT}"):
+        load_bundle(tmp_path / "pneumonia.keras")
+    (tmp_path / "metrics.json").write_text(json.dumps({"threshold": 0.3, "config": {"lung_step": "none"}}))
+    assert load_bundle(tmp_path / "pneumonia.keras").threshold == 0.3

@@ -116,7 +116,7 @@ def test_the_image_score_is_the_svm_folded_into_numpy_arrays(tmp_path, monkeypat
     """pneumo.training.population.to_image_score: the served score (numpy) equals scikit-learn's
     pipeline on the same thumbnails, and survives saving and loading."""
     import pneumo.training.population as fitting
-    from pneumo.guard import thumbnails
+    from pneumo.preprocess import thumbnails
     from pneumo.population import ImageScore
 
     monkeypatch.setattr(fitting, "COMPONENTS", 8)

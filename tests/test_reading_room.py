@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO_ROOT, make_dicom
 from pneumo import bundle as shipped
-from pneumo.operating import INDETERMINATE, Band, band_at, operating_point, ppv_npv, reading
+from pneumo.operating import INDETERMINATE, band_at, operating_point, ppv_npv, reading
 from pneumo.viewing import GRAY8, ViewSource, Window, apply_window, presets, render, zoom_box, zoomed
 
 APP = str(REPO_ROOT / "streamlit_app.py")

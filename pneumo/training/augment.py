@@ -102,13 +102,10 @@ class Augmentation:
         return ", ".join(parts)
 
 
-def _model_input_batch(gray: tf.Tensor, lung_weight: tf.Tensor | None = None) -> tf.Tensor:
+def _model_input_batch(gray: tf.Tensor) -> tf.Tensor:
     import tensorflow as tf
 
-    if lung_weight is None:
-        batch = tf.numpy_function(to_model_input, [gray], tf.float32, stateful=False)
-    else:
-        batch = tf.numpy_function(to_model_input, [gray, lung_weight], tf.float32, stateful=False)
+    batch = tf.numpy_function(to_model_input, [gray], tf.float32, stateful=False)
     batch.set_shape([None, IMAGE_SIZE, IMAGE_SIZE, 3])
     return batch
 
@@ -327,14 +324,11 @@ def make_dataset(
     augmentation: Augmentation | None = None,
     shuffle_seed: int | None = None,
     class_weight: dict[int, float] | None = None,
-    lung_weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of (model input, label), or (model input, label, sample weight) when class_weight is
     given (then pass none to fit()). The class weight follows the label. Shuffled when
     shuffle_seed is given, augmented when augmentation is given; the randomness is a pure function of
-    shuffle_seed and the batch index. lung_weights (uint8, like images): the lung step's weights
-    (`pneumo.lungs.LungStep.weights` of the unchanged images), applied in the preprocessing
-    function after the uint8 changes and before the geometric ones, as serving applies them."""
+    shuffle_seed and the batch index."""
     import tensorflow as tf
 
     mixup = augmentation.mixup if augmentation is not None else 0.0
@@ -347,7 +341,6 @@ def make_dataset(
         index = np.random.default_rng(shuffle_seed).permutation(index)
     ds = tf.data.Dataset.from_tensor_slices(index).batch(batch_size).enumerate()
     images_t, labels_t, sharp_t = _tensor(images), tf.constant(labels.astype(np.float32)), tf.constant(sharp)
-    lungs_t = None if lung_weights is None else _tensor(lung_weights)
     y_t = labels_t
     if class_weight is not None:
         weights_t = tf.constant([class_weight.get(0, 1.0), class_weight.get(1, 1.0)], dtype=tf.float32)
@@ -363,7 +356,7 @@ def make_dataset(
             )
         if augmentation is not None and augmentation.jpeg_quality > 0:  # last: the export of a processed image
             gray = recompress_jpeg(gray, augmentation.jpeg_quality, tf.random.experimental.stateless_fold_in(seed, 4))
-        x = _model_input_batch(gray, None if lungs_t is None else tf.gather(lungs_t, idx))
+        x = _model_input_batch(gray)
         if augmentation is not None:
             x = augment_batch(x, tf.gather(sharp_t, idx), augmentation, seed)
         y = tf.gather(y_t, idx)

@@ -233,23 +233,24 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     from pneumo.bundle import load_bundle
     from pneumo.explain import METHODS
     from pneumo.imageio import read_file
-    from pneumo.inference import load_classifier
+    from pneumo.inference import load_model
     from pneumo.preprocess import to_gray299, to_model_input
-    from pneumo.training.data import list_split, load_images
+    from pneumo.training import sets
+    from pneumo.training.data import load_images
     from pneumo.training.explanations import choose_default, measure_methods
 
-    test = list_split(data_dir, "test")
+    test = sets.test(data_dir)
     chosen = []
     for label in (0, 1):
         of_class = [s for s in test if s.label == label]
         chosen += [of_class[i] for i in np.unique(np.linspace(0, len(of_class) - 1, per_class).round().astype(int))]
     gray, _ = load_images(chosen, DEFAULT_CACHE_DIR, progress=False)
-    dicoms = sorted((data_dir.parent / "dicom").glob("*monochrome2.dcm"))
+    dicoms = [d for d in sets.dicoms(data_dir) if d.name.endswith("monochrome2.dcm")]
     if dicoms:
         gray = np.concatenate([gray, to_gray299(read_file(dicoms[0]).image)[np.newaxis]])
     shipped = load_bundle(weights)
-    model, input_lungs = load_classifier(weights)
-    report = measure_methods(model, to_model_input(gray) if input_lungs is None else input_lungs.model_input(gray), METHODS, shipped.threshold)
+    model = load_model(weights)
+    report = measure_methods(model, to_model_input(gray), METHODS, shipped.threshold)
     report.update({"benchmark": "explanations", "test_normal": per_class, "test_pneumonia": per_class, "dicom": len(dicoms[:1]),
                    "default_by_rule": choose_default(report)})
     from pneumo.lungs import load_segmenter
@@ -257,23 +258,21 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     segmenter = load_segmenter()
     if segmenter is not None:  # the share of each map inside the predicted lungs (issue #35)
         from pneumo.inference import predict_gray
-        from pneumo.training.data import list_adult_sources
         from pneumo.training.explanations import in_lungs
 
         test_gray = gray[: len(chosen)]
         labels = np.array([s.label for s in chosen])
-        called = predict_gray(model, test_gray, lungs=input_lungs) >= shipped.threshold
+        called = predict_gray(model, test_gray) >= shipped.threshold
         groups = np.where(labels == 1, "test PNEUMONIA", np.where(called, "test NORMAL called PNEUMONIA", "test NORMAL called NORMAL"))
         images, names = [test_gray], [groups]
-        adults = list_adult_sources()
+        adults = sets.adults()
         adult_gray, _ = load_images(adults, DEFAULT_CACHE_DIR, progress=False)
-        for source in ("NIH", "Hannover", "web"):
+        for source in sets.ADULT_SOURCES:
             rows = np.flatnonzero([a.source == source for a in adults])
             rows = rows[np.unique(np.linspace(0, len(rows) - 1, per_class // 2).round().astype(int))]
             images.append(adult_gray[rows])
             names.append(np.full(len(rows), f"adult {source}"))
-        report["in_lungs"] = in_lungs(model, np.concatenate(images), np.concatenate(names), segmenter, METHODS, shipped.threshold,
-                                     input_lungs=input_lungs)
+        report["in_lungs"] = in_lungs(model, np.concatenate(images), np.concatenate(names), segmenter, METHODS, shipped.threshold)
     return report
 
 

@@ -22,12 +22,11 @@ from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, Sample, la
 from pneumo.training.metrics import metrics_with_intervals
 
 
-def evaluate_gray(model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000, lungs=None) -> tuple[dict, np.ndarray]:
-    """Metrics (with 95% bootstrap intervals when bootstrap > 0) and the probabilities (lungs: the
-    segmenter of a model with the lung step)."""
+def evaluate_gray(model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000) -> tuple[dict, np.ndarray]:
+    """Metrics (with 95% bootstrap intervals when bootstrap > 0) and the probabilities."""
     from pneumo.inference import predict_gray
 
-    prob = predict_gray(model, gray, lungs=lungs)
+    prob = predict_gray(model, gray)
     return metrics_with_intervals(labels, prob, threshold, bootstrap), prob
 
 
@@ -42,15 +41,15 @@ def _split_samples(data_dir: str, split: str, weights: str):
     return list_split(data_dir, split)
 
 
-def split_and_model(data_dir: str, split: str, weights: str) -> tuple[list[Sample], Bundle, object, object]:
-    """(samples of the split, the bundle, the loaded model, the segmenter its input needs or None).
+def split_and_model(data_dir: str, split: str, weights: str) -> tuple[list[Sample], Bundle, object]:
+    """(samples of the split, the bundle, the loaded model).
     The split is listed first, so a wrong folder fails fast, before TensorFlow loads. Raises
     FileNotFoundError or ValueError with a human message."""
     samples = _split_samples(data_dir, split, weights)
     shipped = load_bundle(weights)
-    from pneumo.inference import load_classifier
+    from pneumo.inference import load_model
 
-    return samples, shipped, *load_classifier(weights)
+    return samples, shipped, load_model(weights)
 
 
 def format_metrics(m: dict) -> str:
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        samples, shipped, model, lungs = split_and_model(args.data_dir, args.split, args.weights)
+        samples, shipped, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         # An installed package's default points beside site-packages: say how to name the data.
         hint = "" if Path(args.data_dir).is_dir() else "; pass --data-dir DATA (a folder with train/ and test/, each with NORMAL/ and PNEUMONIA/)"
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     threshold = shipped.threshold_or(args.threshold)
     gray, sizes = load_images(samples, args.cache_dir or None)
-    metrics, prob = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap, lungs)
+    metrics, prob = evaluate_gray(model, gray, labels_of(samples), threshold, args.bootstrap)
     result = {"split": args.split, "weights": str(args.weights), **metrics}
     print(f"{args.split} split, {args.weights}")
     print(format_metrics(result))

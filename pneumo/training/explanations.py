@@ -201,13 +201,12 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tuple[str, ...], threshold: float, input_lungs=None) -> dict:
+def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tuple[str, ...], threshold: float) -> dict:
     """Per group and method: the mean share of the map's mass inside the predicted lungs (maps of
     the class the model predicts; empty maps left out and counted), beside the mean share of the
-    image the lungs cover (what a flat map would give). input_lungs: the lung step of a model with
-    one (pneumo.lungs.LungStep; a cropped input's maps are put back into the frame)."""
+    image the lungs cover (what a flat map would give)."""
     from pneumo.explain import Explainer
-    from pneumo.lungs import lung_share, map_in_lungs, map_to_frame
+    from pneumo.lungs import lung_share, map_in_lungs
     from pneumo.preprocess import to_model_input
 
     explainer = Explainer(model)
@@ -220,9 +219,8 @@ def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tu
         shares: dict[str, list[float]] = {g: [] for g in out["groups"]}
         empty = dict.fromkeys(out["groups"], 0)
         for g, mask, group in zip(gray, masks, groups):
-            x, box = (to_model_input(g), None) if input_lungs is None else input_lungs.frame_input(g)
-            heatmap = explainer.explain(x, threshold=threshold, method=method).heatmap
-            inside = map_in_lungs(heatmap if box is None else map_to_frame(heatmap, box), mask)
+            heatmap = explainer.explain(to_model_input(g), threshold=threshold, method=method).heatmap
+            inside = map_in_lungs(heatmap, mask)
             if inside is None:
                 empty[str(group)] += 1
             else:

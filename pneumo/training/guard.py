@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import GUARD_FILE
-from pneumo.guard import THUMB, XrayGuard, detail, thumbnails
-from pneumo.training.data import DEFAULT_ADULT_DIR, DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
+from pneumo.guard import XrayGuard, detail
+from pneumo.preprocess import THUMB_SIDE, thumbnails
+from pneumo.training import sets
+from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
+from pneumo.training.sets import DEFAULT_ADULT_DIR
 
 COMPONENTS = 24
 # Each limit is an extreme quantile of the training X-rays' values, widened by a margin for other
@@ -57,31 +60,27 @@ def save_guard(guard: XrayGuard, path: str | Path, **info) -> None:
 def measure(guard: XrayGuard, data_dir: Path, cache_dir: str | None, adult_dir: Path | None = None) -> dict:
     from pneumo.imageio import read_file
     from pneumo.preprocess import to_gray299
-    from pneumo.training.data import load_images, optional_test_split
-    from pneumo.training.synthetic import non_xray_images
+    from pneumo.training.data import load_images
 
     report: dict = {"limits": guard.limits}
-    test = optional_test_split(data_dir)
+    test = sets.test(data_dir, required=False)
     if test:
         gray, _ = load_images(test, cache_dir)
         flagged = [not guard.check(g).plausible for g in gray]
         report["test_xrays"] = {"images": len(gray), "false_alarms": int(sum(flagged))}
         report["test_xrays_inverted"] = {"images": len(gray), "flagged": int(sum(not guard.check(255 - g).plausible for g in gray))}
-    dicom_dir = data_dir.parent / "dicom"
-    for dcm in sorted(dicom_dir.glob("*.dcm")):
+    for dcm in sets.dicoms(data_dir):
         decoded = read_file(dcm)
         verdict = guard.check(to_gray299(decoded.image), decoded.image)
         report[dcm.name] = {"plausible": verdict.plausible, "reason": verdict.reason, "residual": round(verdict.residual, 4)}
     if adult_dir is not None and (adult_dir / "MANIFEST.csv").is_file():
-        from pneumo.training.data import list_adult
-
-        adults = list_adult(adult_dir)
+        adults = sets.adults(adult_dir, sources=("NIH", "Hannover"))
         gray, _ = load_images(adults, cache_dir, progress=False)
         flagged = np.array([not guard.check(g).plausible for g in gray])
         sources = np.array([s.source for s in adults])
         report["adult_xrays"] = {name: {"images": int((sources == name).sum()), "flagged": int(flagged[sources == name].sum())}
                                  for name in ("NIH", "Hannover")}
-    samples = non_xray_images()
+    samples = sets.non_xrays()
     missed = []
     for name, image in samples:
         if guard.check(to_gray299(image), image).plausible:
@@ -100,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     args = parser.parse_args(argv)
     if args.fit:
-        from pneumo.training.data import list_split, load_images
+        from pneumo.training.data import load_images
 
-        gray, _ = load_images(list_split(args.data_dir, "train"), args.cache_dir or None)
+        gray, _ = load_images(sets.training(args.data_dir), args.cache_dir or None)
         guard = fit_guard(gray)
-        save_guard(guard, args.out, fitted_on=f"{len(gray)} images of {args.data_dir}/train", components=COMPONENTS, thumb=THUMB)
+        save_guard(guard, args.out, fitted_on=f"{len(gray)} images of {args.data_dir}/train", components=COMPONENTS, thumb=THUMB_SIDE)
         print(f"fitted on {len(gray)} training X-rays; limits {guard.limits}; wrote {args.out}")
     if args.measure:
         guard = XrayGuard.load(args.out)

@@ -29,13 +29,15 @@ import numpy as np
 from PIL import Image
 
 from pneumo.bundle import REPO_ROOT
-from pneumo.lungs import EVIDENCE_VALUES, FIELD_VALUES, LUNG_SIZE, LUNGS_FILE, lung_input
+from pneumo.lungs import LUNG_SIZE, LUNGS_FILE, clean_mask, lung_input, stray_pieces
 from pneumo.preprocess import to_gray299
+from pneumo.training.sets import SHARED_DATA
 
-DEFAULT_MASK_DIR = REPO_ROOT.parent / "shared" / "data" / "lungmasks"
+DEFAULT_MASK_DIR = SHARED_DATA / "lungmasks"
 SOURCES = ("children", "JSRT", "Montgomery", "Shenzhen")
 _SOURCE_NAMES = {"pediatric": "children", "jsrt": "JSRT", "montgomery": "Montgomery", "shenzhen": "Shenzhen"}
 HELD_OUT_CHILDREN, SEED = 0.2, 42
+RETIRED_INFO = ("field_limits", "guard", "g4", "g5")  # the lung-field guard campaigns' numbers, which docs/LUNGS.md keeps
 
 
 @dataclass(frozen=True)
@@ -173,16 +175,37 @@ def save_for_serving(model, out: Path) -> None:
     clean.save(out)
 
 
+def network_masks(segmenter, images: np.ndarray) -> np.ndarray:
+    """The network's own masks (before pneumo.lungs.clean_mask), in batches."""
+    return np.concatenate([segmenter.masks(images[i:i + 32], clean=False) for i in range(0, len(images), 32)])
+
+
 def measure(segmenter, images: np.ndarray, masks: np.ndarray, sources: np.ndarray) -> dict:
-    """Dice per source: mean, 5th percentile, and the images."""
-    predicted = np.concatenate([segmenter.masks(images[i:i + 32]) for i in range(0, len(images), 32)])
-    scores = dice(predicted, masks)
+    """Per source: Dice of the shipped (cleaned) masks, mean and 5th percentile, the network's own
+    masks' mean Dice before cleaning, the masks with stray pieces before cleaning, and the images."""
+    raw = network_masks(segmenter, images)
+    predicted = np.stack([clean_mask(m) for m in raw])
+    scores, before = dice(predicted, masks), dice(raw, masks)
+    stray = np.array([stray_pieces(m) > 0 for m in raw])
     # predicted over true lung area: above 1 where the prediction includes lung the reference leaves out
     # (the children's masks include the lung behind the heart; the adult sets' do not)
     ratio = predicted.reshape(len(predicted), -1).sum(axis=1) / np.maximum(masks.reshape(len(masks), -1).sum(axis=1), 1)
     return {s: {"images": int((sources == s).sum()), "dice_mean": float(scores[sources == s].mean()),
                 "dice_p5": float(np.quantile(scores[sources == s], 0.05)),
+                "dice_mean_before_cleaning": float(before[sources == s].mean()),
+                "stray_before_cleaning": int(stray[sources == s].sum()),
                 "area_ratio_median": float(np.median(ratio[sources == s]))} for s in SOURCES if (sources == s).any()}
+
+
+def stray_on_validation(segmenter, data_dir: Path, cache_dir: str | None) -> dict:
+    """How many of the validation children's masks have stray pieces, from the network and as shipped (cleaned)."""
+    from pneumo.training import sets
+    from pneumo.training.data import load_images
+
+    gray, _ = load_images(sets.validation(data_dir), cache_dir, progress=False)
+    raw = network_masks(segmenter, gray)
+    return {"images": len(gray), "network": int(sum(stray_pieces(m) > 0 for m in raw)),
+            "shipped": int(sum(stray_pieces(clean_mask(m)) > 0 for m in raw))}
 
 
 def speed(segmenter, image: np.ndarray, repeats: int = 30) -> float:
@@ -192,141 +215,6 @@ def speed(segmenter, image: np.ndarray, repeats: int = 30) -> float:
     for _ in range(repeats):
         segmenter.mask(image)
     return (time.perf_counter() - start) / repeats
-
-
-# --- guard campaigns g4 and g5 (docs/LUNGS.md): a chest X-ray by its lungs -------------------------
-
-LIMIT_QUANTILES, LIMIT_MARGIN = (0.001, 0.999), 0.25
-
-
-def field_limits(fields: list, keys: tuple[str, ...]) -> dict[str, list[float]]:
-    """Each value's 0.1st-99.9th percentile range over the training children's lung fields, widened
-    by 25 % of that range on both sides."""
-    from pneumo.lungs import field_values
-
-    values = [field_values(f) for f in fields]
-    limits = {}
-    for key in keys:
-        column = np.array([v[key] for v in values], dtype=np.float64)
-        low, high = np.nanquantile(column, LIMIT_QUANTILES)
-        limits[key] = [float(low - LIMIT_MARGIN * (high - low)), float(high + LIMIT_MARGIN * (high - low))]
-    return limits
-
-
-def guard_outcomes(guard, gray: np.ndarray, fields: list, limits: dict, pictures: list | None = None) -> dict[str, np.ndarray]:
-    """The warning kind ("" for none) each picture gets from today's guard and from variants R and S."""
-    from pneumo.lungs import plausible_fields
-
-    today, rescue, substitute = [], [], []
-    for i, (g, f) in enumerate(zip(gray, fields)):
-        verdict = guard.check(g, pictures[i] if pictures is not None else None)
-        lungs_ok = plausible_fields(f, limits)
-        kind = "" if verdict.plausible else verdict.kind
-        today.append(kind)
-        rescue.append("" if (verdict.check == "layout" and verdict.kind == "not_xray" and lungs_ok) else kind)
-        if verdict.check in ("colour", "blank", "detail"):
-            substitute.append(kind)
-        elif not guard._fits(g)[0] and guard._fits(255 - g)[0]:
-            substitute.append("inverted")
-        else:
-            substitute.append("" if lungs_ok else "not_xray")
-    return {"today": np.array(today), "R": np.array(rescue), "S": np.array(substitute)}
-
-
-CAMPAIGNS = {"g4": (FIELD_VALUES, ("R", "S")), "g5": (EVIDENCE_VALUES, ("R",))}
-
-
-def lung_guard_campaign(campaign: str, data_dir: Path, mask_dir: Path, cache_dir: str | None) -> dict:
-    """Campaign g4 or g5 as docs/LUNGS.md pre-registered it: limits on the training children, then
-    every count for today's guard and the campaign's variants, and the rule's pick."""
-    from pneumo.guard import load_guard
-    from pneumo.imageio import read_file
-    from pneumo.lungs import lung_fields, load_segmenter, upsampled
-    from pneumo.training.data import list_adult_sources, list_split, load_images, optional_test_split, train_val_split
-    from pneumo.training.synthetic import non_xray_images
-
-    keys, variants = CAMPAIGNS[campaign]
-    segmenter = load_segmenter()
-    guard = load_guard(adult_score=None)
-
-    def fields_of(gray: np.ndarray) -> list:
-        out = []
-        for i in range(0, len(gray), 64):
-            probability = upsampled(segmenter.probabilities(gray[i:i + 64]))
-            out += [lung_fields(p >= 0.5, g, p) for g, p in zip(gray[i:i + 64], probability)]
-        return out
-
-    children = list_split(data_dir, "train")
-    gray_children, _ = load_images(children, cache_dir, progress=False)
-    children_fields = fields_of(gray_children)
-    limits = field_limits(children_fields, keys)
-    sets: dict[str, tuple[np.ndarray, list, list | None]] = {}
-    adults = list_adult_sources()
-    gray_adults, _ = load_images(adults, cache_dir, progress=False)
-    source = np.array([a.source for a in adults])
-    for name in ("NIH", "Hannover", "web"):
-        sets[name] = (gray_adults[source == name], fields_of(gray_adults[source == name]), None)
-    pairs = [p for p in list_pairs(mask_dir) if p.source != "children"]
-    gray_pairs = np.stack([load_pair(p)[0] for p in pairs])
-    pair_source = np.array([p.source for p in pairs])
-    for name in ("JSRT", "Montgomery", "Shenzhen"):
-        sets[name] = (gray_pairs[pair_source == name], fields_of(gray_pairs[pair_source == name]), None)
-    pictures = [image for _, image in non_xray_images()]
-    gray_non = np.stack([to_gray299(p) for p in pictures])
-    sets["non-X-rays"] = (gray_non, fields_of(gray_non), pictures)
-    test = optional_test_split(data_dir)
-    gray_test, _ = load_images(test, cache_dir, progress=False)
-    sets["test"] = (gray_test, fields_of(gray_test), None)
-    sets["test inverted"] = (255 - gray_test, fields_of(255 - gray_test), None)
-    _, validation = train_val_split(data_dir, 0.1, SEED)
-    in_validation = np.flatnonzero(np.isin([str(s.path) for s in children], [str(s.path) for s in validation]))
-    sets["validation"] = (gray_children[in_validation], [children_fields[i] for i in in_validation], None)
-    dicoms = sorted((data_dir.parent / "dicom").glob("*.dcm"))
-    decoded = [read_file(d).image for d in dicoms]
-    gray_dicom = np.stack([to_gray299(d) for d in decoded])
-    sets["DICOMs"] = (gray_dicom, fields_of(gray_dicom), decoded)
-    counts: dict = {}
-    for name, (gray, fields, pics) in sets.items():
-        outcomes = {v: k for v, k in guard_outcomes(guard, gray, fields, limits, pics).items() if v == "today" or v in variants}
-        counts[name] = {variant: {"images": len(kinds), "not_xray": int((kinds == "not_xray").sum()),
-                                  "inverted": int((kinds == "inverted").sum()), "passed": int((kinds == "").sum())}
-                        for variant, kinds in outcomes.items()}
-        if name == "DICOMs":
-            for variant, kinds in outcomes.items():
-                counts[name][variant]["kinds"] = {d.name: k or None for d, k in zip(dicoms, kinds)}
-    adult_sets = ("NIH", "Hannover", "web", "JSRT", "Montgomery", "Shenzhen")
-
-    def meets(v: str) -> bool:
-        c = {name: counts[name][v] for name in counts}
-        return (all(c[a]["not_xray"] <= 0.01 * c[a]["images"] for a in adult_sets)
-                and c["non-X-rays"]["passed"] == 0 and c["test"]["passed"] == c["test"]["images"]
-                and c["validation"]["passed"] == c["validation"]["images"]
-                and c["test inverted"]["inverted"] == c["test inverted"]["images"]
-                and c["DICOMs"]["kinds"] == counts["DICOMs"]["today"]["kinds"])
-
-    def as_good(v: str) -> bool:  # at least as well as today's on every count
-        c, t = {n: counts[n][v] for n in counts}, {n: counts[n]["today"] for n in counts}
-        return (all(c[a]["not_xray"] + c[a]["inverted"] <= t[a]["not_xray"] + t[a]["inverted"] for a in adult_sets)
-                and c["non-X-rays"]["passed"] <= t["non-X-rays"]["passed"] and c["test"]["passed"] >= t["test"]["passed"]
-                and c["validation"]["passed"] >= t["validation"]["passed"]
-                and c["test inverted"]["inverted"] >= t["test inverted"]["inverted"] and c["DICOMs"]["kinds"] == t["DICOMs"]["kinds"])
-
-    pick = next((v for v in variants if meets(v)), None) or next((v for v in variants if as_good(v)), None)
-    from pneumo.lungs import plausible_fields
-
-    missed = [name for (name, _), f in zip(non_xray_images(), sets["non-X-rays"][1]) if plausible_fields(f, limits)]
-    return {"campaign": campaign, "limits": limits, "counts": counts, "meets_targets": {v: meets(v) for v in variants},
-            "as_good_as_today": {v: as_good(v) for v in variants}, "pick": pick, "non_xrays_with_plausible_lungs": missed}
-
-
-def print_campaign(result: dict) -> None:
-    variants = list(next(iter(result["counts"].values())))
-    print(f"{'set':<14}" + "".join(f"{v + ' not_xray':>14}{v + ' inverted':>13}{v + ' passed':>11}" for v in variants))
-    for name, c in result["counts"].items():
-        print(f"{name:<14}" + "".join(f"{c[v]['not_xray']:>14}{c[v]['inverted']:>13}{c[v]['passed']:>11}" for v in variants)
-              + f"   of {c['today']['images']}")
-    print(f"non-X-rays with plausible lungs: {result['non_xrays_with_plausible_lungs']}")
-    print(f"meets every target: {result['meets_targets']}; at least as good as today: {result['as_good_as_today']}; pick: {result['pick']}")
 
 
 def fit(mask_dir: Path, out: Path, epochs: int, batch_size: int, learning_rate: float, seed: int) -> dict:
@@ -377,8 +265,8 @@ def card_text(info: dict) -> str:
     for source, m in info.get("held_out", {}).items():
         lines.append(f"| {source} | {m['images']} | {m['dice_mean']:.3f} | {m['dice_p5']:.3f} |")
     lines.append("\nThe adult sets' masks leave out the lung behind the heart, which the children's masks include: part of "
-                 "the adults' lower Dice is that difference of definition (docs/LUNGS.md). The guard does not use the lungs yet "
-                 "(campaigns g4 and g5 let non-X-rays through).")
+                 "the adults' lower Dice is that difference of definition (docs/LUNGS.md). Each half of the image keeps its "
+                 "largest piece of the mask, with holes filled: the Dice above is of those cleaned masks.")
     return "\n".join(lines)
 
 
@@ -386,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.lungs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true", help="train on the children's masks and write the segmenter")
     parser.add_argument("--measure", action="store_true", help="Dice per source of the shipped segmenter, and its speed")
-    parser.add_argument("--guard", choices=sorted(CAMPAIGNS), help="a lung-field guard campaign: its limits and every count (docs/LUNGS.md)")
-    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data" / "chest_xray"))
+    parser.add_argument("--data-dir", default=str(SHARED_DATA / "chest_xray"))
     parser.add_argument("--cache-dir", default=str(REPO_ROOT / ".cache"))
     parser.add_argument("--mask-dir", default=str(DEFAULT_MASK_DIR))
     parser.add_argument("--out", default=str(LUNGS_FILE))
@@ -397,17 +284,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
     try:
-        if args.guard:
-            result = lung_guard_campaign(args.guard, Path(args.data_dir), Path(args.mask_dir), args.cache_dir or None)
-            print_campaign(result)
-            print(json.dumps(result))
-            # The limits ship whatever the outcome (the page and tests use them); the guard uses them only if g4 picked a variant.
-            info_file = Path(args.out).with_suffix(".json")
-            info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-            info |= {"field_limits": result["limits"], "guard": result["pick"],
-                     args.guard: {k: result[k] for k in ("counts", "meets_targets", "as_good_as_today", "pick")}}
-            info_file.write_text(json.dumps(info, indent=2) + "\n")
-            return 0
         if args.fit:
             report = fit(Path(args.mask_dir), Path(args.out), args.epochs, args.batch_size, args.learning_rate, args.seed)
         elif args.measure:
@@ -421,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
             images, masks = load_pairs(chosen)
             report = {"held_out": measure(segmenter, images, masks, np.array([p.source for p in chosen])),
                       "warm_seconds_per_xray": speed(segmenter, images[0])}
+            if (Path(args.data_dir) / "train").is_dir():
+                report["validation_stray"] = stray_on_validation(segmenter, Path(args.data_dir), args.cache_dir or None)
             info_file = Path(args.out).with_suffix(".json")
             info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-            info = info | report | {"file_bytes": Path(args.out).stat().st_size}
+            info = {k: v for k, v in info.items() if k not in RETIRED_INFO} | report | {"file_bytes": Path(args.out).stat().st_size}
             info_file.write_text(json.dumps(info, indent=2) + "\n")
             from pneumo.bundle import CARD_FILE
             from pneumo.training.report import set_card_section
@@ -437,7 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for source, m in report["held_out"].items():
         print(f"{source:<12} {m['images']:>5} images  Dice mean {m['dice_mean']:.4f}  5th percentile {m['dice_p5']:.4f}"
-              f"  predicted/true area {m.get('area_ratio_median', float('nan')):.3f}")
+              f"  predicted/true area {m.get('area_ratio_median', float('nan')):.3f}"
+              f"  before cleaning: Dice mean {m['dice_mean_before_cleaning']:.4f}, {m['stray_before_cleaning']} with stray pieces")
+    if "validation_stray" in report:
+        v = report["validation_stray"]
+        print(f"validation children's masks with stray pieces: {v['network']} of {v['images']} from the network, {v['shipped']} as shipped")
     print(f"warm: {report['warm_seconds_per_xray'] * 1000:.1f} ms per X-ray")
     print(json.dumps(report))
     return 0

@@ -5,7 +5,7 @@ child's, and measure what every set gets on the app's path.
     python -m pneumo.training.population [--write] # the warnings every set gets on the app path -> population.json, model card
 
 --fit is campaign img5 as docs/POPULATION.md pre-registered it, and the only fitting path of the
-image score: features are the guard's 32x32 standardised thumbnail (pneumo.guard.thumbnails), 64
+image score: features are the guard's 32x32 standardised thumbnail (pneumo.preprocess.thumbnails), 64
 principal components, standardised, then an RBF support-vector machine; children (the 5,216
 training X-rays) against adults (NIH, Hannover, web; each source a third of the adult weight),
 patients kept apart in 5 folds. The threshold is the higher of the per-class 99th percentiles of the
@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import ADULT_SCORE_FILE, CARD_FILE, DEFAULT_MODEL, POPULATION_FILE, load_bundle
-from pneumo.guard import thumbnails
+from pneumo.preprocess import thumbnails
 from pneumo.population import ImageScore
-from pneumo.training.data import (ADULT_SOURCES, DEFAULT_ADULT_DIR, DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, DEFAULT_OTHER_CHILDREN_DIR,
-                                  DEFAULT_WEB_DIR, adult_folds, labels_of, list_adult_sources, list_other_children, list_split,
-                                  load_images, optional_test_split, patient_folds, train_val_split)
+from pneumo.training import sets
+from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, labels_of, load_images, patient_folds
+from pneumo.training.sets import ADULT_SOURCES, DEFAULT_ADULT_DIR, DEFAULT_OTHER_CHILDREN_DIR, DEFAULT_WEB_DIR, adult_folds
 from pneumo.training.report import set_card_section, write_json
 
 WARNING_KINDS = ("not_xray", "inverted", "population", "lateral")
@@ -158,12 +158,10 @@ def choose(reports: dict) -> str | None:
 
 
 def fitting_data(data_dir: Path, adult_dir: Path, web_dir: Path, cache_dir: str | None) -> dict:
-    children = list_split(data_dir, "train")
-    adults = list_adult_sources(adult_dir, web_dir)
+    children = sets.training(data_dir)
+    adults = sets.adults(adult_dir, web_dir)
     gray_children, _ = load_images(children, cache_dir, progress=False)
     gray_adults, _ = load_images(adults, cache_dir, progress=False)
-    _, validation = train_val_split(data_dir, 0.1, SEED)  # the r-series split
-    in_validation = set(str(s.path) for s in validation)
     return {
         "children": children, "adults": adults, "gray_children": gray_children, "gray_adults": gray_adults,
         "features": np.r_[thumbnails(gray_children, SIDE), thumbnails(gray_adults, SIDE)],
@@ -172,16 +170,15 @@ def fitting_data(data_dir: Path, adult_dir: Path, web_dir: Path, cache_dir: str 
         "classes": np.r_[labels_of(children), np.full(len(adults), -1)],
         "source": np.array(["children"] * len(children) + [s.source for s in adults]),
         "folds": np.r_[patient_folds(children, FOLDS, SEED), adult_folds(adults, FOLDS, SEED)],
-        "validation": np.r_[[str(s.path) in in_validation for s in children], np.zeros(len(adults), bool)],
+        "validation": np.r_[sets.in_validation(children, data_dir), np.zeros(len(adults), bool)],
     }
 
 
 def non_xrays_told(guard) -> dict:
     """How many of the 120 generated non-X-rays the app's path (guard, then the image score) stops."""
     from pneumo.analysis import model_view
-    from pneumo.training.synthetic import non_xray_images
 
-    non_xrays = non_xray_images()
+    non_xrays = sets.non_xrays()
     verdicts = [model_view(image, guard)[1] for _, image in non_xrays]
     missed = [name for (name, _), v in zip(non_xrays, verdicts) if v is None or v.plausible]
     return {"images": len(non_xrays), "not_xray": len(non_xrays) - len(missed), "missed": missed}
@@ -231,7 +228,7 @@ def fit_and_ship(data_dir: Path, adult_dir: Path, web_dir: Path, other_dir: Path
     fitting = data["changed_features"] if CANDIDATES[pick]["changed_children"] else data["features"]
     score = to_image_score(fit_svm(fitting, data["labels"], source_weights(data["source"])), chosen["threshold"])
     guard = load_guard(adult_score=None)
-    test = optional_test_split(data_dir)
+    test = sets.test(data_dir, required=False)
     test_gray = load_images(test, cache_dir, progress=False)[0] if test else np.empty((0, 299, 299), np.uint8)
     result["g3"] = g3 = g3_measure(guard, data, chosen["_crossed"], score, test_gray)
     # g3's own rule (docs/POPULATION.md): the routing ships only if it keeps every non-X-ray a non-X-ray, the adults told
@@ -250,7 +247,7 @@ def fit_and_ship(data_dir: Path, adult_dir: Path, web_dir: Path, other_dir: Path
     test_classes = labels_of(test) if test else np.empty(0, int)
     result["test"] = {name: {"images": int((test_classes == c).sum()), "flagged": int((test_scores[test_classes == c] >= score.threshold).sum())}
                       for c, name in ((0, "NORMAL"), (1, "PNEUMONIA"))}
-    others = list_other_children(other_dir) if (other_dir / "MANIFEST.csv").is_file() else []
+    others = sets.other_children(other_dir)
     other_gray = load_images(others, cache_dir, progress=False)[0] if others else []
     result["children_elsewhere"] = [{"file": s.path.name, "age": s.age, "score": round(float(v), 3), "flagged": bool(v >= score.threshold)}
                                     for s, v in zip(others, score.score(np.asarray(other_gray)))] if others else []
@@ -258,7 +255,7 @@ def fit_and_ship(data_dir: Path, adult_dir: Path, web_dir: Path, other_dir: Path
     from pneumo.preprocess import to_gray299
 
     result["dicom_pixels"] = {p.name: round(float(score.score(to_gray299(read_file(p).image))[0]), 3)
-                              for p in sorted((data_dir.parent / "dicom").glob("*.dcm"))}
+                              for p in sets.dicoms(data_dir)}
     summary = {k: result[k] for k in ("pick", "test", "g3", "non_xrays_as_shipped")} | {k: chosen[k] for k in ("threshold", "cross_fitted", "held_out", "validation",
                                                                                          "children_false_alarms")}
     score.save(out, **summary)
@@ -318,15 +315,14 @@ def warnings_on(paths: list[Path], guard=None) -> dict:
 def measure(weights: Path, adult_dir: Path, web_dir: Path, other_dir: Path, data_dir: Path, cache_dir: str | None) -> dict:
     from pneumo.guard import load_guard
     from pneumo.imageio import read_file
-    from pneumo.inference import load_classifier, predict_gray
+    from pneumo.inference import load_model, predict_gray
     from pneumo.overlay import to_png_bytes
     from pneumo.population import check_header
 
     shipped = load_bundle(weights)
-    samples = list_adult_sources(adult_dir, web_dir)
+    samples = sets.adults(adult_dir, web_dir)
     gray, _ = load_images(samples, cache_dir, progress=False)
-    model, lungs = load_classifier(weights)
-    prob = predict_gray(model, gray, lungs=lungs)
+    prob = predict_gray(load_model(weights), gray)
     called = prob >= shipped.threshold
     report: dict = {"weights": weights.name, "threshold": shipped.threshold, "adult": {}}
     groups = sorted({(s.source, s.label) for s in samples}, key=lambda g: (ADULT_SOURCES.index(g[0]), g[1]))
@@ -338,25 +334,24 @@ def measure(weights: Path, adult_dir: Path, web_dir: Path, other_dir: Path, data
     report["adult_normal_images"] = int(normal.sum())
     guard = load_guard()
     report["dicom"] = {}
-    for dcm in sorted((data_dir.parent / "dicom").glob("*.dcm")):
+    for dcm in sets.dicoms(data_dir):
         decoded = read_file(dcm)
         verdict = check_header(decoded.header)
         # its pixels alone, as a PNG: what an upload of the same picture without the header gets
         report["dicom"][dcm.name] = {"kind": warning_kind(dcm.read_bytes(), dcm.name, guard), "seen": verdict.seen,
                                      "without_header": warning_kind(to_png_bytes(decoded.image), dcm.stem + ".png", guard)}
-    _, validation = train_val_split(data_dir, 0.1, SEED)  # the r-series split
-    sets = {f"{source} {label}": [s.path for s in samples if s.source == source and s.label == label] for source, label in groups}
-    sets["validation (pediatric)"] = [s.path for s in validation]
-    test = optional_test_split(data_dir)
+    files = {f"{source} {label}": [s.path for s in samples if s.source == source and s.label == label] for source, label in groups}
+    files["validation (pediatric)"] = [s.path for s in sets.validation(data_dir)]
+    test = sets.test(data_dir, required=False)
     if test:
-        sets["test (pediatric)"] = [s.path for s in test]
-    others = list_other_children(other_dir) if (other_dir / "MANIFEST.csv").is_file() else []
+        files["test (pediatric)"] = [s.path for s in test]
+    others = sets.other_children(other_dir)
     if others:
-        sets["children elsewhere"] = [s.path for s in others]
+        files["children elsewhere"] = [s.path for s in others]
         report["children_elsewhere"] = [{"file": s.path.name, "age": s.age, "warning": warning_kind(s.path.read_bytes(), s.path.name, guard)}
                                         for s in others]
-    sets["DICOMs with header"] = sorted((data_dir.parent / "dicom").glob("*.dcm"))
-    report["warnings"] = {name: warnings_on(paths, guard) for name, paths in sets.items()}
+    files["DICOMs with header"] = sets.dicoms(data_dir)
+    report["warnings"] = {name: warnings_on(paths, guard) for name, paths in files.items()}
     report["warnings"]["DICOMs without header"] = {"images": len(report["dicom"])} | {
         k: sum((d["without_header"] or "none") == k for d in report["dicom"].values()) for k in (*WARNING_KINDS, "none")}
     if guard is not None and guard.adult_score is not None:

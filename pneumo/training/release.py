@@ -88,10 +88,8 @@ def release(runs: list[Path], out: Path, data_dir: str | None = None, cache_dir:
     members = members_of(runs, rows)
 
     from pneumo.inference import load_model, predict_gray
-    from pneumo.lungs import input_lungs
     from pneumo.model import ensemble
 
-    lungs = input_lungs(cfg.get("lung_step", "none"))  # the folds and the network share one recipe
     model = load_model(network / MODEL_FILE) if network is not None else ensemble([load_model(run / MODEL_FILE) for run in runs])
     y_oof = np.array([CLASS_NAMES.index(r["label"]) for r in rows])
     p_oof = np.array([r["probability"] for r in rows], dtype=np.float64)
@@ -99,7 +97,7 @@ def release(runs: list[Path], out: Path, data_dir: str | None = None, cache_dir:
     y_test = p_test = None
     if test:  # the one read of the test split
         gray, _ = load_images(test, cache_dir)
-        y_test, p_test = labels_of(test), predict_gray(model, gray, lungs=lungs)
+        y_test, p_test = labels_of(test), predict_gray(model, gray)
     pneumonias = int(y_oof.sum())
     metrics = evaluation(y_oof, p_oof, sharp, y_test, p_test, threshold,
                          CV_RULE.format(pneumonias=pneumonias, folds=len(runs)), validation_shift=None, bootstrap=bootstrap)

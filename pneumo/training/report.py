@@ -204,12 +204,6 @@ def model_card(metrics: dict, history: dict | None) -> str:
         f"label smoothing {cfg.get('label_smoothing')}"
         + (f", validated and shipped: the exponential moving average of the weights, decay {cfg['ema']} per step" if cfg.get("ema") else "")
         + ")."
-        + (" **Lung step** (`--lung-step dim`): the network sees the equalised frame darkened away from the lungs that "
-           "`weights/lungs.keras` outlines (1 over the lungs and a 15 px margin, a soft edge, 0 beyond; the whole frame where "
-           "no plausible lungs are found), in training and in use alike." if cfg.get("lung_step", "none") == "dim" else "")
-        + (" **Lung step** (`--lung-step crop`): the network sees the box round the lungs that `weights/lungs.keras` outlines "
-           "(with an 8 % margin) resized to 299 px (the whole frame where no plausible lungs are found), in training and in use "
-           "alike; its maps are put back into the frame." if cfg.get("lung_step", "none") == "crop" else "")
         + ("" if members else (f" The last epoch kept (no validation split): **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')}; "
                                if folds else f" Best epoch by validation AUC: **{metrics.get('best_epoch')}** of {metrics.get('epochs_run')} run; ")
            + f"{metrics.get('training_seconds', 0) / 60:.0f} min on 2 CPU cores (oneDNN on).")
@@ -347,23 +341,23 @@ def main(argv: list[str] | None = None) -> int:
     metrics, cfg = dict(shipped.metrics), shipped.config
     data_dir = args.data_dir or cfg["data_dir"]
 
-    from pneumo.inference import load_classifier, predict_gray
+    from pneumo.inference import load_model, predict_gray
     from pneumo.training.shift import shift_predictions, shift_scores
 
     _, val = run_split(data_dir, cfg)
     test = optional_test_split(data_dir)
     x_val, size_val = load_images(val, args.cache_dir or None)
-    model, lungs = load_classifier(shipped.model_file)
+    model = load_model(shipped.model_file)
     rechoose = args.choose_threshold
     y_val = labels_of(val)
-    probs_val = shift_predictions(model, x_val, lungs)
+    probs_val = shift_predictions(model, x_val)
     shift, threshold = shift_scores(probs_val, y_val, None if rechoose else shipped.threshold)
     rule = THRESHOLD_RULE if rechoose else metrics["threshold_rule"]
     p_val = probs_val["identity"]
     y_test = p_test = None
     if test:
         x_test, _ = load_images(test, args.cache_dir or None)
-        y_test, p_test = labels_of(test), predict_gray(model, x_test, lungs=lungs)
+        y_test, p_test = labels_of(test), predict_gray(model, x_test)
     metrics.update(evaluation(y_val, p_val, is_sharp(size_val), y_test, p_test, threshold, rule, validation_shift=shift))
     metrics["config"] = cfg
     write_report(shipped.folder, metrics, y_test, p_test)

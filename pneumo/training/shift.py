@@ -97,12 +97,11 @@ THRESHOLD_RULE = (
 SHIFT_SCORE = "specificity"  # the shift score: this score's mean over the changes, at the THRESHOLD_RULE threshold
 
 
-def shift_predictions(model, gray: np.ndarray, lungs=None) -> dict[str, np.ndarray]:
-    """The model's probabilities for the images under each fixed change ("identity": unchanged);
-    lungs: the segmenter of a model with the lung step, which outlines the changed image as serving would."""
+def shift_predictions(model, gray: np.ndarray) -> dict[str, np.ndarray]:
+    """The model's probabilities for the images under each fixed change ("identity": unchanged)."""
     from pneumo.inference import predict_gray
 
-    return {name: predict_gray(model, change(gray), lungs=lungs) for name, change in PERTURBATIONS.items()}
+    return {name: predict_gray(model, change(gray)) for name, change in PERTURBATIONS.items()}
 
 
 def shift_scores(
@@ -132,10 +131,10 @@ def shift_scores(
 
 
 def shift_metrics(
-    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None, lungs=None
+    model, gray: np.ndarray, labels: np.ndarray, threshold: float | None
 ) -> tuple[dict[str, dict[str, float]], float]:
     """shift_scores of the model's predictions of the images under the fixed changes."""
-    return shift_scores(shift_predictions(model, gray, lungs), labels, threshold)
+    return shift_scores(shift_predictions(model, gray), labels, threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: a threshold is chosen on --split val only; or pass --threshold", file=sys.stderr)
         return 2
     try:  # the flags are checked first: loading TensorFlow and the model takes seconds
-        samples, shipped, model, lungs = split_and_model(args.data_dir, args.split, args.weights)
+        samples, shipped, model = split_and_model(args.data_dir, args.split, args.weights)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     gray, _ = load_images(samples, args.cache_dir or None, progress=False)
     threshold = None if rechosen else shipped.threshold_or(args.threshold)
-    results, threshold = shift_metrics(model, gray, labels_of(samples), threshold, lungs)
+    results, threshold = shift_metrics(model, gray, labels_of(samples), threshold)
     print(
         f"{args.split} split ({len(samples)} images), {args.weights}, threshold {threshold:.4f}"
         + (" (chosen again: the highest whose sensitivity floor holds under every change)" if rechosen else "")

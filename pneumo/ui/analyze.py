@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
-from PIL import Image
 
 from pneumo.analysis import warning_label
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
@@ -118,12 +116,6 @@ def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, vi
     )
 
 
-def _model_input_picture(engine, gray299: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """The model's input as a picture at the shown picture's size (what the heatmap is computed on)."""
-    flat = engine.model_input(gray299)[..., 0]
-    return Image.fromarray(np.round(flat * 255).astype(np.uint8)).resize(size, Image.Resampling.BILINEAR).convert("RGB")
-
-
 def _lungs_text(analysis: Analysis, heat) -> str:
     """"NN % of the map lies inside the lungs, which cover MM % of the image" (pneumo.lungs), or nothing without a segmenter."""
     if analysis.lungs is None:
@@ -225,12 +217,6 @@ def _detail(analysis: Analysis, engine, settings: Settings, band: Band | None) -
             show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{prepared.digest}")
         if show_reading:
             _reading(analysis, engine, settings, band)
-        if analysis.model_saw == "lungs":
-            st.caption(f"This model reads the lungs: it sees {engine.input_lungs.describe()} "
-                       "(“Show what the model sees”, beside the picture).")
-        elif analysis.model_saw == "whole frame":
-            st.info("No plausible lungs were found on this X-ray, so the model read the whole picture, which it did not "
-                    "see in training: treat the reading with extra caution.", icon=":material/info:")
         st.caption(f"{prepared.format}, original size {prepared.size[0]}×{prepared.size[1]} px.")
         if prepared.metadata:
             st.dataframe([{"field": k, "value": v} for k, v in prepared.metadata.items()], hide_index=True)
@@ -250,10 +236,6 @@ def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, s
     prepared = analysis.prepared
     view, source = view_controls(prepared), source_of(prepared)
     picture = view.show(source)
-    if analysis.model_saw is not None and st.toggle(
-            "Show what the model sees", key=f"input-{prepared.digest}",
-            help="The model's own input (299×299 px, histogram-equalised): " + engine.input_lungs.describe() + "."):
-        picture = _model_input_picture(engine, prepared.gray299, picture.size)
     outlined = analysis.lungs is not None and st.toggle(
         "Outline the lungs", key=f"lungs-{prepared.digest}",
         help="The lung fields as the shipped segmenter finds them (pneumo.lungs), on the X-ray and the overlay.")

@@ -24,7 +24,6 @@ class Analysis:
     probability: float
     maps: dict[tuple[int, str], Map] = field(default_factory=dict)  # (explained class, method) -> map
     lungs: np.ndarray | None = field(default=None, repr=False)  # boolean 299x299 lung mask (None without a segmenter)
-    model_saw: str | None = None  # a model with the lung step: "lungs" or "whole frame" (none found); else None
 
     @property
     def warning(self) -> tuple[str, str] | None:
@@ -60,13 +59,12 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
             prepared = prepare(data, name, guard)
             result = engine.analyze(prepared.gray299, target=settings.target, threshold=settings.threshold, method=settings.method)
             lungs = engine.lungs(prepared.gray299)
-            model_saw = engine.model_saw(prepared.gray299)
         except ImageReadError as error:
             return Failure(name, str(error))
         except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
             return Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
         analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): Map(result.heatmap, result.empty)},
-                            lungs, model_saw)
+                            lungs)
         store[key] = analysis
         while len(store) > MAX_CACHED_FILES:
             store.pop(next(iter(store)))
