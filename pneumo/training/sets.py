@@ -11,6 +11,7 @@ files everywhere.
 | children elsewhere | `pediatric_other/`, 16 children from other hospitals, with ages | `other_children` |
 | non-X-rays | 120 generated pictures (pneumo.training.synthetic) | `non_xrays` |
 | DICOMs | `dicom/`: a real adult CR and its MONOCHROME1 variant | `dicoms` |
+| the new site's halves | test/ split by patient, seed 42, into a development half (312) and a holdout half (312), for site adaptation only (docs/SITE.md) | `site_half` |
 
 Training runs choose their own validation split (train.py's --val-fraction, --seed, --folds;
 `pneumo.training.data.run_split`); the validation set here is the one the guard, the image score
@@ -26,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pneumo.training.data import DEFAULT_DATA_DIR, Sample, grouped_folds, list_split, optional_test_split, train_val_split
+from pneumo.bundle import REPO_ROOT
+from pneumo.training.data import DEFAULT_DATA_DIR, Sample, grouped_folds, list_split, optional_test_split, split_by_patient, train_val_split
 
 SHARED_DATA = DEFAULT_DATA_DIR.parent
 DEFAULT_ADULT_DIR = SHARED_DATA / "adult"
@@ -34,6 +36,9 @@ DEFAULT_WEB_DIR = SHARED_DATA / "adult_web"
 DEFAULT_OTHER_CHILDREN_DIR = SHARED_DATA / "pediatric_other"
 ADULT_SOURCES = ("NIH", "Hannover", "web")
 VALIDATION_FRACTION, VALIDATION_SEED = 0.1, 42  # the r-series split
+SITE_SEED = 42  # the test folder as a new site: halves by patient (docs/SITE.md)
+SITE_HALVES = ("development", "holdout")
+SITE_LISTS = REPO_ROOT / "runs" / "site1"  # the halves' file lists, committed before any number of them was computed
 
 
 def training(data_dir: str | Path = DEFAULT_DATA_DIR) -> list[Sample]:
@@ -112,6 +117,24 @@ def list_other_children(folder: str | Path = DEFAULT_OTHER_CHILDREN_DIR) -> list
 def adult_folds(samples: list[AdultSample], n_folds: int = 5, seed: int = 42) -> np.ndarray:
     """The fold of each adult X-ray: grouped by patient (see AdultSample.group) and stratified by source."""
     return grouped_folds([s.source for s in samples], [s.group for s in samples], n_folds, seed)
+
+
+def site_halves(data_dir: str | Path = DEFAULT_DATA_DIR) -> dict[str, list[Sample]]:
+    """test/ split by patient (class-stratified, seed SITE_SEED) into the development and holdout halves."""
+    development, holdout = split_by_patient(test(data_dir), 0.5, SITE_SEED)
+    return {"development": development, "holdout": holdout}
+
+
+def site_half(name: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> list[Sample]:
+    """One half of the new site (docs/SITE.md), checked against its committed file list: a data set
+    that splits differently is an error, not a silent change of what was measured."""
+    if name not in SITE_HALVES:
+        raise ValueError(f"no site half {name!r} (known: {', '.join(SITE_HALVES)})")
+    samples = site_halves(data_dir)[name]
+    listed = (SITE_LISTS / f"{name}.txt").read_text().split()
+    if [f"{s.path.parent.name}/{s.path.name}" for s in samples] != listed:
+        raise ValueError(f"the {name} half of {data_dir}/test differs from {SITE_LISTS / name}.txt")
+    return samples
 
 
 def adults(adult_dir: str | Path = DEFAULT_ADULT_DIR, web_dir: str | Path = DEFAULT_WEB_DIR,

@@ -1,0 +1,172 @@
+"""A site profile: the network fitted to one hospital's films without their labels.
+
+The network's only non-trainable numbers are the moving mean and variance of its eight
+BatchNormalization layers. A new hospital's scanners and processing move the activations those
+layers normalise; re-estimating their statistics from the site's own films moves them back. What the
+site changes is re-estimated; what carries the class is not (docs/SITE.md, campaign site1: a batch's
+class mix must not move a reading).
+
+    stats = reestimate(model, to_model_input(gray), plan)   # {layer: (mean, variance)}
+    adapted = with_statistics(model, stats)                 # a copy of the network, folded once
+    SiteProfile(...).save("site.json"); SiteProfile.load("site.json", model_file)
+
+A profile is one small JSON file: the model it belongs to (the SHA-256 of its weights file), the
+statistics that change, how many films they came from and how many were left out, when, a site
+name, and the threshold where a labelled calibration set one. Loading one made for another model,
+or one that was corrupted or edited by hand, raises SiteProfileError with a message for a person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "pneumo-site-profile/1"
+NORMALISED = ("block1_bn", "block2_bn", "block3_bn", "block4_bn", "block5_bn", "dense1_bn", "dense2_bn", "dense3_bn")
+
+
+class SiteProfileError(ValueError):
+    """A profile that cannot be used, with the reason for a person."""
+
+
+def model_digest(model_file: str | Path) -> str:
+    """SHA-256 of the weights file a profile belongs to."""
+    digest = hashlib.sha256()
+    with open(model_file, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def normalisation_layers(model) -> list:
+    """The network's BatchNormalization layers, in the order the input meets them. ValueError for a
+    model that is not one flat network (an ensemble's layers sit inside its members)."""
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if [layer.name for layer in norms] != list(NORMALISED):
+        raise ValueError("site adaptation needs the published network itself (one network, its eight BatchNormalization "
+                         f"layers by name); this model has {[layer.name for layer in norms] or 'none at the top level'}")
+    return norms
+
+
+def reestimate(model, x: np.ndarray, plan: dict[str, np.ndarray], seen: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Walk the network over the batch `x` (model inputs, (N, 299, 299, 3)) in inference mode; at each
+    BatchNormalization layer named in `plan`, the channels its boolean mask marks take the mean and
+    (biased) variance of the layer's input over the batch (and over positions), the others keep the
+    trained statistics; the batch then passes on, normalised by them. Returns every layer of the plan
+    as (mean, variance). The model itself is not changed. `seen`, when given, receives every layer's
+    input moments over the batch as (mean, variance), adapted or not."""
+    import keras.ops as ops
+
+    normalisation_layers(model)
+    stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    h = ops.convert_to_tensor(np.asarray(x, dtype=np.float32))
+    for layer in model.layers[1:]:  # a flat chain after the input layer
+        if layer.name not in NORMALISED:
+            h = layer(h, training=False)
+            continue
+        axes = tuple(range(len(h.shape) - 1))
+        batch_mean = np.asarray(ops.mean(h, axis=axes), dtype=np.float64)
+        batch_var = np.asarray(ops.var(h, axis=axes), dtype=np.float64)
+        if seen is not None:
+            seen[layer.name] = (batch_mean, batch_var)
+        chosen = np.asarray(plan.get(layer.name, False), dtype=bool)
+        mean = np.where(chosen, batch_mean, np.asarray(layer.moving_mean, dtype=np.float64))
+        variance = np.where(chosen, batch_var, np.asarray(layer.moving_variance, dtype=np.float64))
+        if layer.name in plan:
+            stats[layer.name] = (mean, variance)
+        scale = np.asarray(layer.gamma) / np.sqrt(variance + layer.epsilon)
+        h = h * ops.convert_to_tensor(scale.astype(np.float32)) + ops.convert_to_tensor((np.asarray(layer.beta) - mean * scale).astype(np.float32))
+    return stats
+
+
+def with_statistics(model, stats: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """A copy of the network with these layers' moving statistics (the original is not changed)."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for name, (mean, variance) in stats.items():
+        layer = copy.get_layer(name)
+        layer.moving_mean.assign(np.asarray(mean, dtype=np.float32))
+        layer.moving_variance.assign(np.asarray(variance, dtype=np.float32))
+    return copy
+
+
+@dataclass
+class SiteProfile:
+    """What a site changes, for one model."""
+
+    site: str
+    model_sha256: str
+    method: str  # how the statistics were re-estimated (docs/SITE.md)
+    films: int  # films the statistics came from
+    left_out: int  # films the guard or the population check flagged, never used
+    statistics: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    threshold: float | None = None  # a labelled calibration's threshold; None: the shipped one
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": FORMAT, "site": self.site, "model_sha256": self.model_sha256, "method": self.method, "films": self.films,
+            "left_out": self.left_out, "threshold": self.threshold, "created": self.created,
+            "batchnorm": {name: {"mean": [float(v) for v in mean], "variance": [float(v) for v in variance]}
+                          for name, (mean, variance) in self.statistics.items()},
+        })
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    def describe(self) -> str:
+        """One line for a person: which site, from how many films, and the threshold in use."""
+        threshold = "" if self.threshold is None else f", threshold {self.threshold:.3f}"
+        return f"site profile “{self.site}” ({self.films} films, {self.created[:10]}{threshold})"
+
+    @classmethod
+    def from_json(cls, text: str, model, model_file: str | Path) -> "SiteProfile":
+        """The profile in `text`, checked against the network it is for. SiteProfileError otherwise."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SiteProfileError(f"this is not a site profile (not JSON: {error})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise SiteProfileError("this is not a pneumo site profile (its format line is missing or unknown)")
+        if data.get("model_sha256") != model_digest(model_file):
+            raise SiteProfileError(f"this site profile (“{data.get('site')}”) was made for another model; make a new one "
+                                   "for the weights in use with `pneumo adapt`")
+        try:
+            norms = {layer.name: layer for layer in normalisation_layers(model)}
+            statistics = {}
+            for name, values in dict(data["batchnorm"]).items():
+                mean, variance = (np.asarray(values[k], dtype=np.float64) for k in ("mean", "variance"))
+                expected = (int(norms[name].moving_mean.shape[0]),)
+                if mean.shape != expected or variance.shape != expected:
+                    raise ValueError(f"{name} needs {expected[0]} values")
+                if not (np.isfinite(mean).all() and np.isfinite(variance).all() and (variance >= 0).all()):
+                    raise ValueError(f"{name} holds values that are not numbers, or a negative variance")
+                statistics[name] = (mean, variance)
+            threshold = data.get("threshold")
+            if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 < threshold < 1.0 and math.isfinite(threshold)):
+                raise ValueError(f"threshold {threshold!r} is not a probability")
+            return cls(site=str(data["site"]), model_sha256=data["model_sha256"], method=str(data["method"]), films=int(data["films"]),
+                       left_out=int(data["left_out"]), statistics=statistics, threshold=threshold, created=str(data["created"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise SiteProfileError(f"this site profile is damaged or was edited by hand ({error}); make a new one") from None
+
+    @classmethod
+    def load(cls, path: str | Path, model, model_file: str | Path) -> "SiteProfile":
+        path = Path(path)
+        if not path.is_file():
+            raise SiteProfileError(f"no site profile at {path}")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise SiteProfileError(f"{path.name} is not a site profile (not text)") from None
+        return cls.from_json(text, model, model_file)
