@@ -12,9 +12,10 @@ preprocessing, metrics) stay fast to import.
 __version__ = "0.1.0"
 
 
-def load(weights=None):
-    """The model with the page's checks, ready to read X-rays: `pneumo.load().predict("xray.dcm")`.
-    See pneumo.api (imported here only when called: TensorFlow loads then)."""
+def load(weights=None, site=None):
+    """The model with the page's checks, ready to read X-rays: `pneumo.load().predict("xray.dcm")`;
+    `site="site.json"`: fitted to a site (`pneumo adapt`). See pneumo.api (imported here only when
+    called: TensorFlow loads then)."""
     from pneumo.api import load as _load
 
-    return _load(weights)
+    return _load(weights, site)

@@ -2,6 +2,7 @@
 
     import pneumo
     model = pneumo.load()                          # the shipped weights, or pneumo.load("path/to/pneumonia.keras")
+    model = pneumo.load(site="site.json")          # fitted to a site (pneumo adapt): its statistics and threshold
     result = model.predict("xray.dcm")             # a path, bytes, a PIL image or a 2-D array
     result.probability, result.label, result.reading, result.warning_kind, result.warning
     result.heatmap                                 # 299x299 float map of the default method (HiResCAM)
@@ -39,6 +40,7 @@ class Result:
     warning_kind: str | None = None  # not_xray, inverted, lateral, population (None: nothing against reading it)
     warning: str | None = None  # for a person
     population_source: str | None = None  # with a population or lateral warning: "dicom" or "image"
+    site: str | None = None  # the site profile in use, for a person (None: the shipped model as it is)
     heatmap: np.ndarray | None = field(default=None, repr=False)  # (299, 299) in [0, 1], the default method's
     heatmap_empty: bool | None = None  # no region raised the explained class's score
     explained: str | None = None  # the class the heatmap explains (the predicted one)
@@ -85,14 +87,14 @@ def _as_bytes(item: Input) -> tuple[bytes, str]:
 class Model:
     """The shipped model (or another bundle) with the page's checks; see the module's docstring."""
 
-    def __init__(self, weights: str | Path = DEFAULT_MODEL):
+    def __init__(self, weights: str | Path = DEFAULT_MODEL, site: str | Path | None = None):
         from pneumo.engine import load_engine
         from pneumo.guard import load_guard
         from pneumo.operating import band_at
 
-        self.engine = load_engine(weights)
+        self.engine = load_engine(weights, site=site)
         self.guard = load_guard()
-        self.threshold = self.engine.bundle.threshold
+        self.threshold = self.engine.threshold
         self.band = band_at(self.engine.bundle.uncertainty, self.threshold)
 
     def _read(self, data: bytes, name: str) -> Result:
@@ -109,7 +111,7 @@ class Model:
             warning_kind=warning[0] if warning else None, warning=warning[1] if warning else None,
             population_source=prepared.warning_source,
             heatmap=explanation.heatmap, heatmap_empty=explanation.empty, explained=("NORMAL", "PNEUMONIA")[explanation.explained_class],
-            picture=prepared.picture,
+            picture=prepared.picture, site=self.engine.site.describe() if self.engine.site is not None else None,
         )
         lungs = self.engine.lungs(prepared.gray299)
         if lungs is not None:
@@ -140,9 +142,11 @@ class Model:
         return self.predict(item)
 
 
-def load(weights: str | Path | None = None) -> Model:
-    """The shipped model (default) or the bundle beside `weights` (a .keras file)."""
+def load(weights: str | Path | None = None, site: str | Path | None = None) -> Model:
+    """The shipped model (default) or the bundle beside `weights` (a .keras file); with `site`, a site
+    profile made by `pneumo adapt` for those weights (pneumo.site.SiteProfileError, a ValueError with
+    a message for a person, when it cannot be used)."""
     path = Path(weights) if weights is not None else DEFAULT_MODEL
     if not path.is_file():
         raise FileNotFoundError(f"no model at {path}; train one with `python train.py` or give the path of a .keras file")
-    return Model(path)
+    return Model(path, site)

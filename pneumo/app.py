@@ -2,7 +2,7 @@
 is, and a heatmap of where its evidence lies. `streamlit run streamlit_app.py` in a checkout, or
 `pneumo app` once installed (both run render()).
 
-The page reads top to bottom: the frame, the sidebar's settings, then three sections (pneumo/ui/).
+The page reads top to bottom: the frame, the sidebar's settings, then four sections (pneumo/ui/).
 The model loads on a background thread at the first visit; only the analysis waits for it.
 
 Research and education demo, not a medical device.
@@ -16,6 +16,7 @@ from pneumo.ui.analyze import analyze_section
 from pneumo.ui.curves import curves_section
 from pneumo.ui.model_info import model_section
 from pneumo.ui.sidebar import sidebar
+from pneumo.ui.site import site_section
 
 
 def render() -> None:
@@ -32,9 +33,11 @@ def render() -> None:
     bundle = resources.get_bundle()
     settings = sidebar(bundle)
 
-    analyze, curves, model = st.tabs(["Analyze", "Training curves", "Model"])
+    analyze, site, curves, model = st.tabs(["Analyze", "Your site", "Training curves", "Model"])
     with analyze:
         analyze_section(settings)
+    with site:
+        site_section()
     with curves:
         curves_section(bundle)
     with model:

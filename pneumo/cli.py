@@ -1,6 +1,7 @@
 """The `pneumo` command (installed by `pip install .`): one word per job.
 
-    pneumo predict FILES... [--json] [--csv out.csv]   # = python -m pneumo.predict
+    pneumo predict FILES... [--json] [--csv out.csv] [--site site.json]   # = python -m pneumo.predict
+    pneumo adapt FILES|DIR --out site.json [--labels labels.csv]          # a site profile (pneumo.adapt)
     pneumo app [streamlit options]                     # the page, on the shipped weights
     pneumo evaluate [--split test]                     # = python -m pneumo.training.evaluate (needs the "train" extra)
 """
@@ -11,12 +12,13 @@ import sys
 from pathlib import Path
 
 COMMANDS = {"predict": "predict chest X-ray files or folders (python -m pneumo.predict)",
+            "adapt": "fit the model to a site from its own films: a site profile (python -m pneumo.adapt)",
             "app": "start the page (streamlit run) on the shipped weights",
             "evaluate": "evaluate a model on a split of the data set (python -m pneumo.training.evaluate)"}
 
 
 def _usage() -> str:
-    return "usage: pneumo {predict,app,evaluate} ...\n\n" + "\n".join(f"  {name:<9} {what}" for name, what in COMMANDS.items())
+    return "usage: pneumo {predict,adapt,app,evaluate} ...\n\n" + "\n".join(f"  {name:<9} {what}" for name, what in COMMANDS.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from pneumo.predict import main as predict
 
         return predict(rest)
+    if command == "adapt":
+        from pneumo.adapt import main as adapt
+
+        return adapt(rest)
     if command == "app":
         from streamlit.web import cli as streamlit
 

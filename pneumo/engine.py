@@ -1,4 +1,5 @@
-"""The model, its explainer, the lung segmenter and the bundle shipped beside them, loaded once per process."""
+"""The model, its explainer, the lung segmenter and the bundle shipped beside them, loaded once per
+process; with a site profile (pneumo.site), the network fitted to that site and its threshold."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pneumo.heatmaps import DEFAULT_METHOD
 from pneumo.inference import load_model
 from pneumo.lungs import LungSegmenter, load_segmenter
 from pneumo.preprocess import to_model_input
+from pneumo.site import SiteProfile
 
 
 @dataclass
@@ -22,15 +24,22 @@ class Engine:
     explainer: Explainer | EnsembleExplainer
     bundle: Bundle
     segmenter: LungSegmenter | None = None  # None when no segmenter ships
+    site: SiteProfile | None = None  # the site profile in use: its statistics are folded into `model`
     # Streamlit serves each browser session on its own thread; the model and the tf-keras-vis
     # visualisers are shared, and two CPU cores gain nothing from running two passes at once.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def analyze(self, gray299: np.ndarray, target: Target = "predicted", threshold: float | None = None, method: Method = DEFAULT_METHOD) -> Explanation:
         """Probability and heatmap (from one pass for the gradient methods); `target` "predicted"
-        explains the class predicted at `threshold` (default: the shipped one)."""
+        explains the class predicted at `threshold` (default: the one in use, `self.threshold`)."""
         with self._lock:
-            return self.explainer.explain(to_model_input(gray299), target=target, threshold=self.bundle.threshold_or(threshold), method=method)
+            return self.explainer.explain(to_model_input(gray299), target=target, threshold=self.threshold if threshold is None else threshold,
+                                          method=method)
+
+    @property
+    def threshold(self) -> float:
+        """The site profile's calibrated threshold where it has one, else the shipped one."""
+        return self.site.threshold if self.site is not None and self.site.threshold is not None else self.bundle.threshold
 
     def lungs(self, gray299: np.ndarray) -> np.ndarray | None:
         """The boolean 299x299 lung mask of one X-ray (None without a segmenter)."""
@@ -40,11 +49,20 @@ class Engine:
             return self.segmenter.mask(gray299)
 
 
-def load_engine(weights: str | Path = DEFAULT_MODEL, warm_up: bool = True) -> Engine:
-    """Load the model and its bundle; run one prediction so the first real one is fast."""
+def load_engine(weights: str | Path = DEFAULT_MODEL, warm_up: bool = True, site: str | Path | SiteProfile | None = None) -> Engine:
+    """Load the model and its bundle, with a site profile (a path, or one already read) if given;
+    run one prediction so the first real one is fast. pneumo.site.SiteProfileError (a ValueError)
+    for a profile that cannot be used with these weights."""
+    from pneumo.site import with_statistics
+
     bundle = load_bundle(weights)
     model = load_model(bundle.model_file)
-    engine = Engine(model=model, explainer=explainer_for(model), bundle=bundle, segmenter=load_segmenter())
+    profile = site if isinstance(site, SiteProfile) or site is None else SiteProfile.load(site, model, bundle.model_file)
+    if profile is not None:
+        profile.check(bundle.model_file)
+        if profile.statistics:
+            model = with_statistics(model, profile.statistics)
+    engine = Engine(model=model, explainer=explainer_for(model), bundle=bundle, segmenter=load_segmenter(), site=profile)
     if warm_up:
         engine.analyze(np.full((299, 299), 128, dtype=np.uint8))
         engine.lungs(np.full((299, 299), 128, dtype=np.uint8))

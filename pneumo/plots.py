@@ -111,3 +111,22 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def score_histograms(before: np.ndarray, after: np.ndarray, threshold: float, labels: np.ndarray | None = None) -> Figure:
+    """A site's scores before and after fitting the model to it, one panel each, the threshold in use
+    marked; labelled films split by class."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True, layout="constrained")
+    bins = np.linspace(0, 1, 26)
+    for ax, scores, title in zip(axes, (before, after), ("the shipped model as trained", "fitted to this site")):
+        if labels is not None and (labels >= 0).any():
+            for label, name, colour in ((0, "NORMAL", "tab:green"), (1, "PNEUMONIA", "tab:red")):
+                ax.hist(scores[labels == label], bins=bins, alpha=0.6, color=colour, label=name)
+            ax.legend(frameon=False, fontsize=8)
+        else:
+            ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8)
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("probability of pneumonia")
+    axes[0].set_ylabel("films")
+    return fig

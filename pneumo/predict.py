@@ -47,6 +47,7 @@ class FileResult:
     warning: str | None = None  # for a person: not a chest X-ray, or outside the training population
     warning_kind: str | None = None  # for machines: not_xray, inverted, lateral, population
     population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
+    site: str | None = None  # the site profile in use (--site), for a person; None: the shipped model as it is
     lung_share: float | None = None  # the share of the image the lungs cover (pneumo.lungs)
     map_in_lungs: float | None = None  # the share of the default heatmap's mass inside the lungs
 
@@ -60,6 +61,14 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             files += sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
         else:
             files.append(path)
+    return files
+
+
+def files_or_say(inputs: list[str]) -> list[Path]:
+    """`expand_inputs`, saying on stderr when nothing was found ([] then: the caller exits with 2)."""
+    files = expand_inputs(inputs)
+    if not files:
+        print("error: no files found in " + ", ".join(inputs), file=sys.stderr)
     return files
 
 
@@ -138,22 +147,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--weights", default=str(DEFAULT_MODEL), help="saved .keras model (default: the shipped one)")
-    parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the shipped one)")
+    parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the site profile's, else the shipped one)")
+    parser.add_argument("--site", default=None, help="a site profile (pneumo adapt): the model fitted to that site, and its threshold if calibrated")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,population_source,lung_share,map_in_lungs,warning rows to this CSV")
+    parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,population_source,lung_share,map_in_lungs,warning,site rows to this CSV")
     args = parser.parse_args(argv)
 
-    files = expand_inputs(args.inputs)
+    files = files_or_say(args.inputs)
     if not files:
-        print("error: no files found in " + ", ".join(args.inputs), file=sys.stderr)
         return 2
     try:
         from pneumo.engine import load_engine
 
-        engine = load_engine(args.weights)
+        engine = load_engine(args.weights, site=args.site)
         bundle = engine.bundle
-        threshold = bundle.threshold_or(args.threshold)
+        threshold = engine.threshold if args.threshold is None else float(args.threshold)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -163,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         if r.probability is not None:
             r.reading = reading(r.probability, threshold, band).label
+        r.site = engine.site.describe() if engine.site is not None else None
 
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["file", "probability", "label", "reading", "error", "warning_kind", "population_source",
-                                                        "lung_share", "map_in_lungs", "warning"], extrasaction="ignore")
+                                                        "lung_share", "map_in_lungs", "warning", "site"], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(asdict(r) for r in results)
     if args.json:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "pneumo-site-profile/1"
+SITE_FILE = "site.json"  # beside the weights: the shipped adaptation plan and the distance's reference (pneumo.training.adapt)
 NORMALISED = ("block1_bn", "block2_bn", "block3_bn", "block4_bn", "block5_bn", "dense1_bn", "dense2_bn", "dense3_bn")
 
 
@@ -56,13 +57,15 @@ def normalisation_layers(model) -> list:
     return norms
 
 
-def reestimate(model, x: np.ndarray, plan: dict[str, np.ndarray], seen: dict | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def reestimate(model, x: np.ndarray, plan: dict[str, np.ndarray], seen: dict | None = None,
+               stop_after: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Walk the network over the batch `x` (model inputs, (N, 299, 299, 3)) in inference mode; at each
     BatchNormalization layer named in `plan`, the channels its boolean mask marks take the mean and
     (biased) variance of the layer's input over the batch (and over positions), the others keep the
     trained statistics; the batch then passes on, normalised by them. Returns every layer of the plan
     as (mean, variance). The model itself is not changed. `seen`, when given, receives every layer's
-    input moments over the batch as (mean, variance), adapted or not."""
+    input moments over the batch as (mean, variance), adapted or not; `stop_after` ends the walk at
+    that BatchNorm layer."""
     import keras.ops as ops
 
     normalisation_layers(model)
@@ -82,6 +85,8 @@ def reestimate(model, x: np.ndarray, plan: dict[str, np.ndarray], seen: dict | N
         variance = np.where(chosen, batch_var, np.asarray(layer.moving_variance, dtype=np.float64))
         if layer.name in plan:
             stats[layer.name] = (mean, variance)
+        if layer.name == stop_after:
+            break
         scale = np.asarray(layer.gamma) / np.sqrt(variance + layer.epsilon)
         h = h * ops.convert_to_tensor(scale.astype(np.float32)) + ops.convert_to_tensor((np.asarray(layer.beta) - mean * scale).astype(np.float32))
     return stats
@@ -124,6 +129,17 @@ class SiteProfile:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
 
+    @property
+    def key(self) -> str:
+        """A short fingerprint of what the profile changes (results computed under it are cached by it)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def check(self, model_file: str | Path) -> None:
+        """SiteProfileError unless the profile was made for the weights at `model_file`."""
+        if self.model_sha256 != model_digest(model_file):
+            raise SiteProfileError(f"this site profile (“{self.site}”) was made for another model; make a new one "
+                                   "for the weights in use with `pneumo adapt`")
+
     def describe(self) -> str:
         """One line for a person: which site, from how many films, and the threshold in use."""
         threshold = "" if self.threshold is None else f", threshold {self.threshold:.3f}"
@@ -138,9 +154,6 @@ class SiteProfile:
             raise SiteProfileError(f"this is not a site profile (not JSON: {error})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise SiteProfileError("this is not a pneumo site profile (its format line is missing or unknown)")
-        if data.get("model_sha256") != model_digest(model_file):
-            raise SiteProfileError(f"this site profile (“{data.get('site')}”) was made for another model; make a new one "
-                                   "for the weights in use with `pneumo adapt`")
         try:
             norms = {layer.name: layer for layer in normalisation_layers(model)}
             statistics = {}
@@ -155,10 +168,13 @@ class SiteProfile:
             threshold = data.get("threshold")
             if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 < threshold < 1.0 and math.isfinite(threshold)):
                 raise ValueError(f"threshold {threshold!r} is not a probability")
-            return cls(site=str(data["site"]), model_sha256=data["model_sha256"], method=str(data["method"]), films=int(data["films"]),
-                       left_out=int(data["left_out"]), statistics=statistics, threshold=threshold, created=str(data["created"]))
+            profile = cls(site=str(data["site"]), model_sha256=str(data["model_sha256"]), method=str(data["method"]),
+                          films=int(data["films"]), left_out=int(data["left_out"]), statistics=statistics, threshold=threshold,
+                          created=str(data["created"]))
         except (KeyError, TypeError, ValueError) as error:
             raise SiteProfileError(f"this site profile is damaged or was edited by hand ({error}); make a new one") from None
+        profile.check(model_file)
+        return profile
 
     @classmethod
     def load(cls, path: str | Path, model, model_file: str | Path) -> "SiteProfile":
@@ -170,3 +186,91 @@ class SiteProfile:
         except UnicodeDecodeError:
             raise SiteProfileError(f"{path.name} is not a site profile (not text)") from None
         return cls.from_json(text, model, model_file)
+
+
+# --- labelled calibration (docs/SITE.md: the rule was written down before it was measured) -------
+
+MIN_LABELLED = 20  # of each class, for a site threshold
+
+
+def site_threshold(pneumonia_probabilities: np.ndarray) -> float:
+    """The k-th lowest probability of the site's labelled pneumonias, k = floor(0.025 n) + 1: in
+    expectation (n + 1 - k) / (n + 1) of the site's pneumonias score at or above it (0.952 for 20)."""
+    scores = np.sort(np.asarray(pneumonia_probabilities, dtype=np.float64))
+    if len(scores) < MIN_LABELLED:
+        raise ValueError(f"a site threshold needs at least {MIN_LABELLED} labelled pneumonias, got {len(scores)}")
+    return float(scores[int(math.floor(0.025 * len(scores)))])
+
+
+def auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Area under the ROC curve: the Mann-Whitney statistic (ties count half)."""
+    from scipy.stats import rankdata
+
+    positive = np.asarray(labels) == 1
+    ranks = rankdata(np.asarray(probabilities, dtype=np.float64))
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def roc(labels: np.ndarray, probabilities: np.ndarray, bootstrap: int = 2000, seed: int = 0) -> dict:
+    """The site's ROC: false and true positive rates at every threshold, the AUC and its 95 % interval
+    (bootstrap resamples drawn within each class)."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
+    thresholds = np.r_[np.inf, np.unique(probabilities)[::-1]]
+    tpr = np.array([(probabilities[labels == 1] >= t).mean() for t in thresholds])
+    fpr = np.array([(probabilities[labels == 0] >= t).mean() for t in thresholds])
+    rng = np.random.default_rng(seed)
+    positive, negative = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    draws = []
+    for _ in range(bootstrap):
+        rows = np.r_[rng.choice(positive, len(positive)), rng.choice(negative, len(negative))]
+        draws.append(auc(labels[rows], probabilities[rows]))
+    low, high = np.quantile(draws, [0.025, 0.975]) if draws else (float("nan"), float("nan"))
+    return {"auc": auc(labels, probabilities), "ci95": [float(low), float(high)], "fpr": fpr, "tpr": tpr, "thresholds": thresholds,
+            "normal": len(negative), "pneumonia": len(positive)}
+
+
+# --- how far a batch lies from the training site ---------------------------------------------------
+
+DISTANCE_LAYERS = NORMALISED[:3]  # the early blocks: acquisition (exposure, processing, scanner), little of the class
+
+
+def batch_distance(model, x: np.ndarray) -> float:
+    """How far a batch's early activations lie from the training site's: per channel of the first
+    three BatchNorm layers, the batch mean's distance from the trained mean in trained standard
+    deviations; the root mean square over each layer's channels, averaged over the layers."""
+    seen: dict = {}
+    reestimate(model, x, {}, seen, stop_after=DISTANCE_LAYERS[-1])
+    per_layer = []
+    for name in DISTANCE_LAYERS:
+        layer = model.get_layer(name)
+        z = (seen[name][0] - np.asarray(layer.moving_mean)) / np.sqrt(np.asarray(layer.moving_variance) + layer.epsilon)
+        per_layer.append(float(np.sqrt(np.mean(z ** 2))))
+    return float(np.mean(per_layer))
+
+
+MIN_DISTANCE_FILMS = 16  # fewer films say more about the films than about the site
+
+
+def distance_reference(model_file: str | Path) -> dict:
+    """The training site's own batch distances beside the weights ({} where none were measured):
+    batch size -> {"median", "p95"} (python -m pneumo.training.adapt --distance)."""
+    path = Path(model_file).with_name(SITE_FILE)
+    return (json.loads(path.read_text()).get("distance_reference") or {}) if path.is_file() else {}
+
+
+def distance_words(distance: float, films: int, reference: dict) -> str:
+    """The site distance for a person, against the training site's own batches of the nearest size
+    not above this batch's (a smaller batch scatters more, so the comparison is, if anything, mild)."""
+    if films < MIN_DISTANCE_FILMS:
+        return f"site distance: needs at least {MIN_DISTANCE_FILMS} films that pass the checks ({films} did)"
+    sizes = sorted(int(size) for size in reference if int(size) <= films)
+    if not sizes:
+        return f"site distance {distance:.2f} (no reference from the training site is shipped)"
+    ref = reference[str(sizes[-1])]
+    times = distance / ref["median"] if ref["median"] > 0 else float("inf")
+    verdict = ("within what the training site's own batches show; that does not mean the reading holds here (the test folder "
+               "lies within it too, and its normal children are read worse: docs/SITE.md)") if distance <= ref["p95"] else \
+        "farther than 95 % of the training site's own batches: these films differ from the ones the model learned from"
+    return (f"site distance {distance:.2f}, {times:.1f}× the training site's own batches of {sizes[-1]} (median {ref['median']:.2f}, "
+            f"95th percentile {ref['p95']:.2f}): {verdict}")

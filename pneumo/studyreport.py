@@ -28,7 +28,7 @@ from pneumo.operating import Band, OperatingPoint, Reading, ppv_npv
 NOT_A_MEDICAL_DEVICE = ("Research and education demo, not a medical device. Trained on pediatric chest X-rays (ages 1-5) from one "
                         "hospital in Guangzhou; not validated on adults, other hospitals or other scanners. Do not use it to make clinical decisions.")
 DATA_CREDIT = "Training data: Kermany et al., Cell 2018 (CC BY 4.0)."
-CSV_COLUMNS = ("file", "probability", "threshold", "label", "reading", "warning_kind", "population_source", "warning")
+CSV_COLUMNS = ("file", "probability", "threshold", "label", "reading", "warning_kind", "population_source", "warning", "site")
 
 
 @dataclass
@@ -51,6 +51,7 @@ class Study:
     image_format: str = ""
     size: tuple[int, int] = (0, 0)
     identifiers: dict[str, str] = field(default_factory=dict)  # only when the user switched them on
+    site: str = ""  # the site profile in use, for a person ("": the shipped model as trained)
 
 
 def sha256_of(path: Path) -> str:
@@ -104,7 +105,7 @@ def results_csv(studies: list[Study]) -> bytes:
         writer.writerow({"file": s.name, "probability": f"{s.probability:.6f}", "threshold": f"{s.threshold:.6f}",
                          "label": s.reading.leaning, "reading": s.reading.label,
                          "warning_kind": s.warning[0] if s.warning else "", "population_source": s.population_source or "",
-                         "warning": s.warning[1] if s.warning else ""})
+                         "warning": s.warning[1] if s.warning else "", "site": s.site})
     return buffer.getvalue().encode("utf-8")
 
 
@@ -197,5 +198,7 @@ def report_pdf(studies: list[Study], bundle: Bundle, operating: OperatingPoint |
                  + "; ".join(f"{k}: {v}" for k, v in study.identifiers.items()), 9)
         pdf.ln(2)
         text("Model: " + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in version.items()) + ".", 8)
+        text(f"Site: {study.site}: its statistics and threshold were in use (docs/SITE.md)." if study.site
+             else "Site: none (the shipped model as trained).", 8)
         text(DATA_CREDIT, 8)
     return bytes(pdf.output())

@@ -69,7 +69,7 @@ def test_page_frames_itself_honestly_and_has_three_tabs():
     at = _app()
     text = " ".join(w.value for w in at.warning)
     assert "not a medical device" in text and "pediatric" in text and "single hospital" in text
-    assert [t.label for t in at.tabs] == ["Analyze", "Training curves", "Model"]
+    assert [t.label for t in at.tabs] == ["Analyze", "Your site", "Training curves", "Model"]
     assert len(at.button) == 6  # the example X-rays
     assert at.slider(key="threshold").value == pytest.approx(__import__("json").loads((bundle.DEFAULT_MODEL.parent / "metrics.json").read_text())["threshold"])
 
@@ -361,3 +361,80 @@ def test_where_the_heat_lies_in_words():
     assert "image's right, the patient's left" in where(heat) and "upper zone" in where(heat)
     assert "both sides" in where(np.ones((299, 299))) and "spread over the height" in where(np.ones((299, 299)))
     assert where(np.zeros((299, 299))) == "The map is empty."
+
+
+def _site_zip(per_class: int = 24) -> bytes:
+    """A zip of NORMAL/ and PNEUMONIA/ folders: the tiny set's films, each in slightly different copies."""
+    import io
+    import zipfile
+
+    from conftest import TINY_DATA
+
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("NORMAL", "PNEUMONIA"):
+            sources = sorted((TINY_DATA / "train" / label).glob("*.jpeg")) + sorted((TINY_DATA / "test" / label).glob("*.jpeg"))
+            for k in range(per_class):
+                gray = np.asarray(Image.open(sources[k % len(sources)]).convert("L"), dtype=np.float64)
+                noisy = Image.fromarray(np.clip(gray + rng.normal(0, 2, gray.shape), 0, 255).astype(np.uint8))
+                png = io.BytesIO()
+                noisy.save(png, format="PNG")
+                archive.writestr(f"{label}/{k}.png", png.getvalue())
+        archive.writestr("notes.txt", "not an X-ray")
+    return buffer.getvalue()
+
+
+def test_your_site_fits_a_profile_and_the_page_the_api_and_the_csv_read_with_it(tmp_path):
+    """A zip of labelled films: the profile, its histograms, a download; in use, the sidebar's threshold
+    is the site's, and the Analyze tab gives the API's probability under the same profile and names it."""
+    import pneumo
+    from pneumo.ui.site import FIT_KEY, PROFILE_KEY
+
+    at = _app()
+    at.file_uploader(key="site-films").set_value([("ward.zip", _site_zip(), "application/zip")])
+    at.text_input(key="site-name").set_value("Ward 7")
+    at.run()
+    at.button(key="site-fit").click()
+    at.run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "Ward 7" in text and "48 film(s) passed the checks, 1 left out" in text and "site threshold" in text
+    assert any(i for i in at.image)  # the histograms
+    profile_json = at.session_state[FIT_KEY][0]
+    at.button(key="site-use").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state[PROFILE_KEY] == profile_json
+    threshold = __import__("json").loads(profile_json)["threshold"]
+    assert at.slider(key="threshold").value == pytest.approx(threshold)
+    assert any("Ward 7" in c.value for c in at.sidebar.caption)
+    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    (tmp_path / "site.json").write_text(profile_json)
+    expected = pneumo.load(site=tmp_path / "site.json").predict(PNEUMONIA_EXAMPLE)
+    assert _probability(at) == pytest.approx(expected.probability, abs=6e-4)
+    assert any("Ward 7" in c.value for c in at.caption)
+
+
+def test_your_site_refuses_another_models_profile_and_keeps_the_shipped_model(untrained_model_file, tmp_path):
+    import json
+
+    from pneumo.site import SiteProfile, model_digest
+    from pneumo.ui.site import PROFILE_KEY
+
+    other = SiteProfile(site="elsewhere", model_sha256=model_digest(untrained_model_file), method="test", films=40, left_out=0,
+                        statistics={}, threshold=0.4)
+    at = _app()
+    at.file_uploader(key="site-load").set_value([("elsewhere.json", other.to_json().encode(), "application/json")])
+    at.run()
+    at.button(key="site-use-loaded").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("another model" in e.value and "shipped model stays in use" in e.value for e in at.error)
+    assert PROFILE_KEY not in at.session_state
+    at.file_uploader(key="site-load").set_value([("broken.json", b"{not json", "application/json")])
+    at.run()
+    at.button(key="site-use-loaded").click()
+    at.run()
+    assert any("not a site profile" in e.value for e in at.error) and PROFILE_KEY not in at.session_state
+    assert json.loads(other.to_json())["threshold"] == 0.4

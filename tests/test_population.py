@@ -99,7 +99,7 @@ def test_the_cli_gives_a_machine_readable_warning_kind(tmp_path, untrained_model
     assert "62 years" in rows["adult.dcm"]["warning"] and rows["child.dcm"]["warning"] is None
     assert all(rows[name]["probability"] is not None for name in rows)  # predicted all the same, with the warning beside
     header = (tmp_path / "out.csv").read_text().splitlines()[0]
-    assert header == "file,probability,label,reading,error,warning_kind,population_source,lung_share,map_in_lungs,warning"
+    assert header == "file,probability,label,reading,error,warning_kind,population_source,lung_share,map_in_lungs,warning,site"
 
 
 ADULT_FIXTURES = sorted((Path(__file__).parent / "data" / "adult").glob("*.jpeg"))

@@ -181,7 +181,26 @@ def test_the_results_csv_has_one_row_per_study():
     rows = list(csv.DictReader(io.StringIO(results_csv([_study("a.jpeg", 0.2), _study("b,c.png", 0.99, ("not_xray", "No."))]).decode())))
     assert [r["file"] for r in rows] == ["a.jpeg", "b,c.png"] and tuple(rows[0]) == CSV_COLUMNS
     assert rows[0]["reading"] == INDETERMINATE and rows[0]["label"] == "NORMAL" and rows[1]["warning_kind"] == "not_xray"
-    assert rows[1]["population_source"] == ""
+    assert rows[1]["population_source"] == "" and rows[0]["site"] == ""
+
+
+def test_a_site_profile_in_use_is_named_in_the_csv_and_the_pdf():
+    import csv
+    import dataclasses
+
+    import pypdf
+
+    from pneumo.bundle import read_bundle
+    from pneumo.studyreport import report_pdf, results_csv
+
+    study = dataclasses.replace(_study("a.jpeg", 0.4), site="site profile “Ward 7” (48 films, 2026-12-04, threshold 0.310)")
+    rows = list(csv.DictReader(io.StringIO(results_csv([study]).decode())))
+    assert "Ward 7" in rows[0]["site"]
+    text = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([study], read_bundle(), None, 0.1, None))).pages[0].extract_text().split())
+    assert "Site: site profile “Ward 7”" in text
+    plain = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([_study("b.jpeg", 0.4)], read_bundle(), None, 0.1, None))).pages[0]
+                     .extract_text().split())
+    assert "Site: none (the shipped model as trained)" in plain
 
 
 # ---- the teaching gallery ----------------------------------------------------------------------------

@@ -148,6 +148,8 @@ def test_the_campaigns_plans_draws_and_rule():
     batch = draw_batch(labels, 32, 0.25, seed=7)
     assert len(set(batch)) == 32 and labels[batch].sum() == 8
     np.testing.assert_array_equal(batch, draw_batch(labels, 32, 0.25, seed=7))
+    natural = draw_batch(labels, 64, None, seed=7)  # the set's own mix: drawn from all films alike
+    assert len(set(natural)) == 64 and 0 < labels[natural].sum() < 64
 
     def cell(sens, spec, base_sens=0.97, base_spec=0.62):
         return {"sensitivity": sens, "specificity": spec, "unadapted_sensitivity": base_sens, "unadapted_specificity": base_spec}
@@ -174,3 +176,37 @@ def test_class_sensitivity_is_computed_per_channel_from_both_classes(network):
     s = class_sensitivity(network, gray, labels_of(samples), chunk=3)
     assert list(s) == list(NORMALISED) and s["block1_bn"].shape == (32,) and s["dense3_bn"].shape == (64,)
     assert all(np.isfinite(v).all() and (v >= 0).all() for v in s.values()) and max(v.max() for v in s.values()) > 0
+
+
+def test_the_site_distance_is_zero_on_the_trained_statistics_and_grows_with_a_shift(network, batch):
+    """pneumo.site.batch_distance, and the campaign's film-by-film form of it (pneumo.training.adapt)."""
+    from pneumo.site import DISTANCE_LAYERS, batch_distance
+    from pneumo.training.adapt import distance_of, film_means
+
+    plan = {name: np.ones(network.get_layer(name).moving_mean.shape[0], bool) for name in DISTANCE_LAYERS}
+    fitted = with_statistics(network, reestimate(network, batch, plan))
+    assert batch_distance(fitted, batch) < 1e-3  # a network whose statistics are this batch's own: no distance
+    near = batch_distance(network, batch)
+    assert batch_distance(network, np.clip(batch * 0.5 + 0.4, 0, 1)) > near  # a washed-out copy lies further away
+    gray = np.round(batch[..., 0] * 255).astype(np.uint8)
+    means = film_means(network, gray)
+    assert distance_of(network, means, np.arange(len(gray))) == pytest.approx(batch_distance(network, batch), rel=0.02)
+
+
+def test_the_site_threshold_and_roc_follow_the_registered_rule():
+    from pneumo.site import MIN_LABELLED, auc, roc, site_threshold
+
+    pneumonias = np.linspace(0.05, 0.99, 40)
+    assert site_threshold(pneumonias) == pytest.approx(pneumonias[1])  # k = floor(0.025 * 40) + 1 = 2: the second lowest
+    assert site_threshold(pneumonias[:20]) == pytest.approx(pneumonias[0])
+    with pytest.raises(ValueError, match=f"at least {MIN_LABELLED} labelled pneumonias"):
+        site_threshold(pneumonias[:19])
+    labels = np.r_[np.zeros(30, int), np.ones(40, int)]
+    scores = np.r_[np.linspace(0.0, 0.5, 30), pneumonias]
+    from sklearn.metrics import roc_auc_score
+
+    assert auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
+    tied = np.round(scores, 1)
+    assert auc(labels, tied) == pytest.approx(roc_auc_score(labels, tied))
+    curve = roc(labels, scores, bootstrap=200)
+    assert curve["ci95"][0] <= curve["auc"] <= curve["ci95"][1] and curve["tpr"][-1] == 1.0 and curve["fpr"][0] == 0.0

@@ -2,6 +2,8 @@
 
     python -m pneumo.training.adapt --grid development     # every pre-registered setting: development half and validation split
     python -m pneumo.training.adapt --grid holdout --setting B-0.25   # once, after the rule's choice
+    python -m pneumo.training.adapt --distance          # the site distance's reference, and every set's distance
+    python -m pneumo.training.adapt --labelled [--setting S]   # what 20+20, 50+50, 100+100 labelled development films buy on the holdout half
 
 Each setting re-estimates some of the network's BatchNorm statistics (pneumo.site.reestimate) from
 a batch of one half's films drawn at a given class mix, and is read, at the shipped threshold, on the
@@ -80,9 +82,12 @@ def plan_for(setting: str, sensitivity: dict[str, np.ndarray]) -> dict[str, np.n
     return plan
 
 
-def draw_batch(labels: np.ndarray, size: int, mix: float, seed: int) -> np.ndarray:
-    """Indices of a batch of `size` films, round(size * mix) of them pneumonias, without replacement."""
+def draw_batch(labels: np.ndarray, size: int, mix: float | None, seed: int) -> np.ndarray:
+    """Indices of a batch of `size` films, round(size * mix) of them pneumonias, without replacement;
+    mix None: drawn from all films alike (the set's natural mix)."""
     rng = np.random.default_rng(seed)
+    if mix is None:
+        return rng.choice(len(labels), size, replace=False)
     pneumonias = int(round(size * mix))
     return np.r_[rng.choice(np.flatnonzero(labels == 1), pneumonias, replace=False),
                  rng.choice(np.flatnonzero(labels == 0), size - pneumonias, replace=False)]
@@ -93,9 +98,10 @@ def rates(labels: np.ndarray, called: np.ndarray) -> tuple[float, float]:
     return float(called[labels == 1].mean()), float(1 - called[labels == 0].mean())
 
 
-def run_grid(model, gray: np.ndarray, labels: np.ndarray, threshold: float, plans: dict[str, dict]) -> dict:
+def run_grid(model, gray: np.ndarray, labels: np.ndarray, threshold: float, plans: dict[str, dict], natural: bool = False) -> dict:
     """Every setting over the grid on one set of films: per cell, the mean over its draws of the
-    adapted and the unadapted network's sensitivity and specificity on the films not in the batch."""
+    adapted and the unadapted network's sensitivity and specificity on the films not in the batch.
+    natural: a cell per size at the set's own mix too (the holdout read's, for the README)."""
     from pneumo.inference import predict_gray
     from pneumo.preprocess import to_model_input
     from pneumo.site import reestimate, with_statistics
@@ -103,10 +109,10 @@ def run_grid(model, gray: np.ndarray, labels: np.ndarray, threshold: float, plan
     unadapted = predict_gray(model, gray) >= threshold
     out: dict = {name: {} for name in plans}
     for size in SIZES:
-        for mix in MIXES:
-            cell = f"{size}@{round(mix * 100)}%"
+        for mix in (*MIXES, None) if natural else MIXES:
+            cell = f"{size}@{'natural' if mix is None else str(round(mix * 100)) + '%'}"
             for k in range(DRAWS):
-                batch = draw_batch(labels, size, mix, seed=1000 * size + 10 * round(mix * 100) + k)
+                batch = draw_batch(labels, size, mix, seed=1000 * size + (999 if mix is None else 10 * round(mix * 100)) + k)
                 rest = np.setdiff1d(np.arange(len(labels)), batch)
                 x = to_model_input(gray[batch])
                 base = rates(labels[rest], unadapted[rest])
@@ -148,6 +154,111 @@ def choose(results: dict, plans: dict[str, dict]) -> str | None:
     return min(close, key=lambda name: sum(int(m.sum()) for m in plans[name].values()))
 
 
+DISTANCE_SIZES, DISTANCE_DRAWS = (16, 32, 64, 128), 200
+
+
+def film_means(model, gray: np.ndarray, chunk: int = 32) -> dict[str, np.ndarray]:
+    """Per film, the mean of each early BatchNorm layer's input channels (pneumo.site.DISTANCE_LAYERS),
+    in the trained network: a batch's channel means are the mean of its films' (all are 299 px)."""
+    import keras
+
+    from pneumo.preprocess import to_model_input
+    from pneumo.site import DISTANCE_LAYERS
+
+    inputs = keras.Model(model.input, [model.get_layer(name).input for name in DISTANCE_LAYERS])
+    out: dict[str, list] = {name: [] for name in DISTANCE_LAYERS}
+    for start in range(0, len(gray), chunk):
+        for name, h in zip(DISTANCE_LAYERS, inputs.predict_on_batch(to_model_input(gray[start:start + chunk]))):
+            out[name].append(np.asarray(h, dtype=np.float64).mean(axis=(1, 2)))
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def distance_of(model, means: dict[str, np.ndarray], rows: np.ndarray) -> float:
+    """pneumo.site.batch_distance of the batch `rows`, from its films' channel means."""
+    from pneumo.site import DISTANCE_LAYERS
+
+    per_layer = []
+    for name in DISTANCE_LAYERS:
+        layer = model.get_layer(name)
+        z = (means[name][rows].mean(axis=0) - np.asarray(layer.moving_mean)) / np.sqrt(np.asarray(layer.moving_variance) + layer.epsilon)
+        per_layer.append(float(np.sqrt(np.mean(z ** 2))))
+    return float(np.mean(per_layer))
+
+
+def distances(model, data_dir: str, cache: str | None) -> dict:
+    """The reference (the training site's own batches: DISTANCE_DRAWS random batches of each size from
+    the validation split) and, for each set, the distance of random batches of 64 of its films."""
+    from pneumo.training.data import load_images as load
+
+    validation, _ = load(sets.validation(data_dir), cache, progress=False)
+    reference_means = film_means(model, validation)
+    rng = np.random.default_rng(0)
+    reference = {}
+    for size in DISTANCE_SIZES:
+        values = [distance_of(model, reference_means, rng.choice(len(validation), size, replace=False)) for _ in range(DISTANCE_DRAWS)]
+        reference[str(size)] = {"median": float(np.median(values)), "p95": float(np.quantile(values, 0.95)), "draws": DISTANCE_DRAWS}
+    groups = {"validation (the training site)": sets.validation(data_dir), "test folder": sets.test(data_dir),
+              "children elsewhere": sets.other_children()}
+    for source in sets.ADULT_SOURCES:
+        groups[f"adults {source}"] = sets.adults(sources=(source,))
+    measured = {}
+    for name, samples in groups.items():
+        gray, _ = load(samples, cache, progress=False)
+        means = reference_means if name.startswith("validation") else film_means(model, gray)
+        size = min(64, len(gray) - len(gray) % 16)
+        values = [distance_of(model, means, rng.choice(len(gray), size, replace=False)) for _ in range(50)]
+        measured[name] = {"films": len(gray), "batch": size, "median": float(np.median(values)),
+                          "relative": float(np.median(values) / reference[str(size)]["median"])}
+    return {"reference": reference, "sets": measured}
+
+
+def write_shipped(weights: str, **entries) -> None:
+    """Merge entries into the site file shipped beside the weights (pneumo.site.SITE_FILE)."""
+    from pneumo.site import SITE_FILE
+
+    path = Path(weights).with_name(SITE_FILE)
+    shipped = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps(shipped | entries, indent=1) + "\n")
+
+
+LABELLED_BUDGETS, LABELLED_DRAWS, UNLABELLED_FILMS = (20, 50, 100), 5, 64
+
+
+def labelled_calibration(model, setting: str | None, plan: dict | None, development: list, holdout: list, cache: str | None,
+                         threshold: float) -> dict:
+    """docs/SITE.md, labelled calibration: per budget and draw, the site threshold from that many
+    labelled development films of each class, read on the whole holdout half; without adaptation,
+    and after the label-free pick (from 64 unlabelled development films at the natural mix) if any."""
+    from pneumo.inference import predict_gray
+    from pneumo.preprocess import to_model_input
+    from pneumo.site import reestimate, site_threshold, with_statistics
+
+    dev_gray, _ = load_images(development, cache, progress=False)
+    hold_gray, _ = load_images(holdout, cache, progress=False)
+    dev_labels, hold_labels = labels_of(development), labels_of(holdout)
+    networks = {"unadapted": model}
+    if plan is not None:
+        unlabelled = np.random.default_rng(0).choice(len(dev_gray), UNLABELLED_FILMS, replace=False)
+        networks[f"adapted ({setting})"] = with_statistics(model, reestimate(model, to_model_input(dev_gray[unlabelled]), plan))
+    out: dict = {"shipped_threshold": threshold}
+    for name, network in networks.items():
+        dev_p, hold_p = predict_gray(network, dev_gray), predict_gray(network, hold_gray)
+        out[name] = {"at the shipped threshold": dict(zip(("sensitivity", "specificity"), rates(hold_labels, hold_p >= threshold)))}
+        for budget in LABELLED_BUDGETS:
+            draws = []
+            for seed in range(LABELLED_DRAWS):
+                rng = np.random.default_rng(seed)
+                pneumonias = rng.choice(np.flatnonzero(dev_labels == 1), budget, replace=False)
+                rng.choice(np.flatnonzero(dev_labels == 0), budget, replace=False)  # the labelled normals: drawn, not used by the rule
+                t = site_threshold(dev_p[pneumonias])
+                sensitivity, specificity = rates(hold_labels, hold_p >= t)
+                draws.append({"threshold": t, "sensitivity": sensitivity, "specificity": specificity})
+            out[name][f"{budget}+{budget}"] = {
+                key: {"mean": float(np.mean([d[key] for d in draws])), "min": float(min(d[key] for d in draws)),
+                      "max": float(max(d[key] for d in draws))} for key in ("threshold", "sensitivity", "specificity")}
+    return out
+
+
 def format_grid(summary: dict) -> str:
     cells = list(next(iter(summary.values())))
     lines = [f"{'setting':<8}" + "".join(f"{cell:>16}" for cell in cells)]
@@ -160,7 +271,9 @@ def format_grid(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.adapt", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", choices=("development", "holdout"), required=True)
+    parser.add_argument("--grid", choices=("development", "holdout"))
+    parser.add_argument("--distance", action="store_true", help="the site distance's reference (validation batches) and every set's distance")
+    parser.add_argument("--labelled", action="store_true", help="what labelled development films buy on the holdout half (after the pick)")
     parser.add_argument("--setting", choices=sorted(SETTINGS), help="with --grid holdout: the setting the rule picked")
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
@@ -168,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.grid == "holdout" and not args.setting:
         parser.error("--grid holdout reads one setting: the one the development grid picked")
+    if not (args.grid or args.distance or args.labelled):
+        parser.error("give --grid development, --grid holdout --setting S, --distance or --labelled [--setting S]")
     from pneumo.inference import load_model
 
     try:
@@ -177,24 +292,56 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     cache = args.cache_dir or None
+    if args.distance:
+        result = distances(model, args.data_dir, cache)
+        for size, r in result["reference"].items():
+            print(f"training site, batches of {size:>3}: median {r['median']:.3f}, 95th percentile {r['p95']:.3f}")
+        for name, r in result["sets"].items():
+            print(f"{name:<32} {r['films']:>5} films, batches of {r['batch']}: distance {r['median']:.3f} ({r['relative']:.1f}x the training site's)")
+        write_shipped(args.weights, distance_reference=result["reference"])
+        (sets.SITE_LISTS / "distance.json").write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     rng = np.random.default_rng(SENSITIVITY_SEED)
     labels = labels_of(training)
+    if args.labelled and not args.setting:  # no label-free pick: the labels alone
+        result = labelled_calibration(model, None, None, sets.site_half("development", args.data_dir),
+                                      sets.site_half("holdout", args.data_dir), cache, threshold)
+        print(json.dumps(result, indent=1))
+        (sets.SITE_LISTS / "labelled.json").write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     chosen = np.sort(np.r_[[rng.choice(np.flatnonzero(labels == c), SENSITIVITY_FILMS, replace=False) for c in (0, 1)]].ravel())
     gray, _ = load_images([training[i] for i in chosen], cache, progress=False)
     sensitivity = class_sensitivity(model, gray, labels[chosen])
     names = list(SETTINGS) if args.grid == "development" else [args.setting]
     plans = {name: plan_for(name, sensitivity) for name in names}
+    if args.labelled:
+        result = labelled_calibration(model, args.setting, plans[args.setting], sets.site_half("development", args.data_dir),
+                                      sets.site_half("holdout", args.data_dir), cache, threshold)
+        print(json.dumps(result, indent=1))
+        (sets.SITE_LISTS / "labelled.json").write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     results: dict = {"threshold": threshold, "plans": {n: {k: int(v.sum()) for k, v in p.items()} for n, p in plans.items()}}
     grids = {"development": sets.site_half("development", args.data_dir), "validation": sets.validation(args.data_dir)} \
         if args.grid == "development" else {"holdout": sets.site_half("holdout", args.data_dir)}
     for name, samples in grids.items():
         films, _ = load_images(samples, cache, progress=False)
-        results[name] = run_grid(model, films, labels_of(samples), threshold, plans)
+        results[name] = run_grid(model, films, labels_of(samples), threshold, plans, natural=name == "holdout")
         print(f"\n{name}: {len(samples)} films\n{format_grid(results[name])}", flush=True)
     if args.grid == "development":
         results["qualifies"] = {n: qualifies(results["development"][n], results["validation"][n]) for n in plans}
         results["pick"] = choose(results, plans)
         print(f"\nqualifies: {results['qualifies']}\nthe rule's pick: {results['pick']}")
+    else:  # the one holdout read: the safety floor and the target, judged whatever they give; the plan ships only if safe
+        grid = results["holdout"][args.setting]
+        results["safe"] = all(c["sensitivity"] >= FLOOR_SENSITIVITY and c["specificity"] >= c["unadapted_specificity"] - FLOOR_SPECIFICITY_DROP
+                              for c in grid.values())
+        results["target_met"] = all(c["sensitivity"] >= FLOOR_SENSITIVITY and c["specificity"] >= 0.80 for c in grid.values())
+        print(f"\nholdout: safety floor held in every cell: {results['safe']}; target met in every cell: {results['target_met']}")
+        if results["safe"]:
+            plan = plans[args.setting]
+            write_shipped(args.weights, plan={"setting": args.setting, "layers": {k: v.tolist() for k, v in plan.items()},
+                                              "campaign": "site1 (docs/SITE.md)"})
+            print(f"the plan ships: {Path(args.weights).with_name('site.json')}")
     out = sets.SITE_LISTS / f"{args.grid}-grid.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")

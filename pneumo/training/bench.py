@@ -4,6 +4,7 @@
     python -m pneumo.training.bench batch       # pneumo.predict over a folder of 224 px JPEGs, images/s
     python -m pneumo.training.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
     python -m pneumo.training.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time, map inside the lungs (minutes)
+    python -m pneumo.training.bench site        # fitting to a site from 64 films (pneumo adapt's path), and reading with a profile
     python -m pneumo.training.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
@@ -276,9 +277,50 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     return report
 
 
+def bench_site(data_dir: Path, weights: Path, films: int = 64, repeats: int = 3) -> dict:
+    """pneumo adapt's path on `films` validation films (bytes -> checks -> statistics -> profile), with
+    the shipped plan, or every channel of every layer where none shipped (the most work); then one
+    X-ray read (probability and map) with and without the profile. Medians of `repeats`."""
+    from pneumo.adapt import fit_site, read_site_films, shipped_plan
+    from pneumo.engine import load_engine
+    from pneumo.guard import load_guard
+    from pneumo.inference import load_model
+    from pneumo.site import NORMALISED
+    from pneumo.training import sets
+
+    samples = sets.validation(data_dir)
+    chosen = [samples[i] for i in np.unique(np.linspace(0, len(samples) - 1, films).round().astype(int))]
+    items = [(str(s.path), s.path.read_bytes()) for s in chosen]
+    model, guard = load_model(weights), load_guard()
+    plan = shipped_plan(weights)
+    shipped = plan is not None
+    if plan is None:
+        plan = ("every channel", {layer.name: np.ones(int(layer.moving_mean.shape[0]), bool)
+                                  for layer in model.layers if layer.name in NORMALISED})
+    seconds, profile = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        site = read_site_films(items, guard)
+        profile, _ = fit_site(model, weights, site, "bench", plan)
+        seconds.append(time.perf_counter() - started)
+    gray = site.gray[:16]
+    reads = {}
+    for name, engine in (("without", load_engine(weights)), ("with", load_engine(weights, site=profile))):
+        engine.analyze(gray[0])
+        times = []
+        for g in gray:
+            started = time.perf_counter()
+            engine.analyze(g)
+            times.append(time.perf_counter() - started)
+        reads[name] = float(np.median(times))
+    return {"benchmark": "site", "films": len(items), "passed_checks": len(site.gray), "plan": plan[0], "plan_shipped": shipped,
+            "fit_seconds_median": round(float(np.median(seconds)), 2), "fit_seconds": [round(s, 2) for s in seconds],
+            "read_ms_without_profile": round(reads["without"] * 1000, 1), "read_ms_with_profile": round(reads["with"] * 1000, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "all"])
+    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "all"])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
@@ -297,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bench_batch(data_dir, weights, args.batch_limit)), flush=True)
     if args.which in ("train", "all"):
         print(json.dumps(bench_train(data_dir, args.train_images, args.train_batch, args.train_epochs)), flush=True)
+    if args.which in ("site", "all"):
+        print(json.dumps(bench_site(data_dir, weights)), flush=True)
     if args.which == "explanations":  # minutes: not part of "all"
         from pneumo.training.explanations import format_table
 

@@ -18,6 +18,7 @@ from pneumo.operating import Band, band_at, operating_point, ppv_npv, reading
 from pneumo.overlay import overlay, to_png_bytes
 from pneumo.studyreport import Study, report_pdf, results_csv
 from pneumo.ui import resources
+from pneumo.ui import site as site_ui
 from pneumo.ui.session import Analysis, Failure, analyse, map_for
 from pneumo.ui.sidebar import Settings
 from pneumo.ui.viewer import View, default_view, source_of, view_controls
@@ -113,6 +114,7 @@ def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, vi
         warning=_report_warning(analysis, engine.bundle), population_source=analysis.prepared.warning_source,
         image_format=prepared.format, size=prepared.size,
         identifiers=prepared.identifiers if with_identifiers else {},
+        site=engine.site.describe() if engine.site is not None else "",
     )
 
 
@@ -161,7 +163,8 @@ def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | 
         column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
     )
     rows = [Study(a.name, a.prepared.picture, a.probability, threshold, reading(a.probability, threshold, band), warning=a.warning,
-                  population_source=a.prepared.warning_source) for a in analyses]
+                  population_source=a.prepared.warning_source, site=engine.site.describe() if engine.site is not None else "")
+            for a in analyses]
     csv_column, pdf_column, _ = st.columns([1, 1, 2])
     csv_column.download_button("Download results (CSV)", data=results_csv(rows), file_name="pneumo-results.csv", mime="text/csv",
                                icon=":material/table:", on_click="ignore", key="download-csv")
@@ -185,6 +188,9 @@ def _reading(analysis: Analysis, engine, settings: Settings, band: Band | None) 
     st.metric("Probability of pneumonia", f"{analysis.probability:.1%}")
     st.progress(min(max(analysis.probability, 0.0), 1.0))
     st.markdown(operating_point_text(engine.bundle, settings.threshold))
+    if engine.site is not None:
+        st.caption(f"Read with the {engine.site.describe()}: the network fitted to that site (“Your site”). The test split's numbers "
+                   "describe the shipped model on the test folder, not your site.")
     point = operating_point(engine.bundle, settings.threshold)
     if point is not None:
         ppv, npv = ppv_npv(point.sensitivity, point.specificity, settings.prevalence)
@@ -290,6 +296,12 @@ def analyze_section(settings: Settings) -> None:
     except Exception as error:  # noqa: BLE001 - a broken weights file is a message, not a traceback
         st.error(f"The model could not be loaded from {DEFAULT_MODEL}: {error}", icon=":material/error:")
         return
+    if site_ui.profile_in_use():
+        try:
+            engine = site_ui.engine()
+        except ValueError as error:  # a profile that no longer fits the weights: say so, read with the shipped model
+            st.session_state.pop(site_ui.PROFILE_KEY, None)
+            st.error(f"The site profile could not be used ({error}); the shipped model reads instead.", icon=":material/error:")
     with st.spinner("Reading the X-ray and computing the heatmap…"):
         outcomes = [analyse(data, name, engine, settings, resources.get_guard()) for name, data in inputs]
     for failure in (o for o in outcomes if isinstance(o, Failure)):

@@ -21,6 +21,17 @@ def get_engine():
     return load_engine(DEFAULT_MODEL)
 
 
+@st.cache_resource(show_spinner="Fitting the model to the site profile (once per profile)…", max_entries=4)
+def get_site_engine(profile_json: str):
+    """The engine fitted to one site profile (its JSON text is the key): a copy of the network with the
+    profile's statistics folded in, and its threshold. pneumo.site.SiteProfileError for a bad profile."""
+    from pneumo.engine import load_engine
+    from pneumo.site import SiteProfile
+
+    shipped = get_engine()
+    return load_engine(DEFAULT_MODEL, site=SiteProfile.from_json(profile_json, shipped.model, shipped.bundle.model_file))
+
+
 @st.cache_resource(show_spinner=False)
 def start_loading_engine() -> threading.Thread:
     """Once per process: import TensorFlow and warm the model up on a background thread while the

@@ -52,7 +52,7 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
     class and method). A file that cannot be read is only checked again (cheap: it fails on its
     header) and reported under its current name."""
     store = results_store()
-    key = digest_of(data)
+    key = digest_of(data) + ("" if engine.site is None else "@" + engine.site.key)  # a site's network reads anew
     analysis = store.get(key)
     if analysis is None:
         try:

@@ -10,6 +10,7 @@ import streamlit as st
 from pneumo.bundle import Bundle
 from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
 from pneumo.operating import DEFAULT_PREVALENCE
+from pneumo.ui.site import profile_in_use, site_name
 
 # Names shown -> pneumo.explain's Method and Target (not imported: it loads TensorFlow).
 METHODS = {name: method for method, name in METHOD_NAMES.items()}
@@ -53,5 +54,7 @@ def sidebar(bundle: Bundle) -> Settings:
             help="The share of pneumonia among the X-rays you read, for PPV and NPV. The default, "
                  f"{DEFAULT_PREVALENCE:.0%}, is an assumption, not a measurement: set your own.",
         ) / 100
+        in_use = site_name(profile_in_use())
+        st.caption(f"Site: **{in_use}** (the “Your site” tab)." if in_use else "Site: the shipped model as trained (fit it to yours in “Your site”).")
         st.caption("Data: Kermany et al., Cell 2018 (CC BY 4.0).")
     return Settings(threshold, TARGETS[target], METHODS[method], opacity, prevalence)
