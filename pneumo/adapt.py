@@ -136,7 +136,7 @@ def fit_site(model, model_file: str | Path, films: SiteFilms, name: str, plan: t
     statistics: dict = {}
     method = "none"
     if plan is None:
-        report["label_free"] = "not shipped: no setting of campaign site1 held the safety floor (docs/SITE.md)"
+        report["label_free"] = "not shipped: no setting of campaign site1 passed its ship rule (docs/SITE.md)"
     elif usable < MIN_FILMS:
         report["label_free"] = f"needs at least {MIN_FILMS} films that pass the checks; {usable} did"
     else:

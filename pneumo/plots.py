@@ -113,12 +113,13 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def score_histograms(before: np.ndarray, after: np.ndarray, threshold: float, labels: np.ndarray | None = None) -> Figure:
-    """A site's scores before and after fitting the model to it, one panel each, the threshold in use
-    marked; labelled films split by class."""
+def score_histograms(before: np.ndarray, after: np.ndarray, thresholds: tuple[float, float], labels: np.ndarray | None = None) -> Figure:
+    """A site's scores before and after fitting the model to it, one panel each, each with its
+    threshold marked (the shipped one; the profile's); labelled films split by class."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True, layout="constrained")
     bins = np.linspace(0, 1, 26)
-    for ax, scores, title in zip(axes, (before, after), ("the shipped model as trained", "fitted to this site")):
+    for ax, scores, threshold, title in zip(axes, (before, after), thresholds,
+                                            ("the shipped model, its threshold", "with this site profile, its threshold")):
         if labels is not None and (labels >= 0).any():
             for label, name, colour in ((0, "NORMAL", "tab:green"), (1, "PNEUMONIA", "tab:red")):
                 ax.hist(scores[labels == label], bins=bins, alpha=0.6, color=colour, label=name)

@@ -121,9 +121,10 @@ def _show_fit(profile_json: str, report: dict, labels, left_out) -> None:
         _left_out(left_out)
     st.markdown("\n".join(f"- {line[0].upper()}{line[1:]}." for line in rest))
     if "before" in report:
-        threshold = profile.threshold if profile.threshold is not None else resources.get_bundle().threshold
-        st.image(plots.png_bytes(plots.score_histograms(report["before"], report["after"], threshold, labels)), width="stretch",
-                 caption="Each film's probability of pneumonia; the dashed line is the threshold the profile uses.")
+        shipped = resources.get_bundle().threshold
+        thresholds = (shipped, shipped if profile.threshold is None else profile.threshold)
+        st.image(plots.png_bytes(plots.score_histograms(report["before"], report["after"], thresholds, labels)), width="stretch",
+                 caption="Each film's probability of pneumonia, before and with the profile; the dashed lines are the thresholds in use.")
     left, right = st.columns(2)
     left.download_button("Download the profile (JSON)", data=profile_json, file_name="site.json", mime="application/json",
                          icon=":material/download:", on_click="ignore", key="site-download")
