@@ -173,6 +173,36 @@ class Explainer:
         """The logit of one model input (1, 299, 299, 3), from a plain forward pass."""
         return float(np.asarray(self.two_stage(batch)).reshape(-1)[0])
 
+    def raw_maps(self, batch: np.ndarray, method: Method, fixed: float | None, logit_threshold: float,
+                 rectify: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(maps before normalisation, logits, explained classes) for a batch of model inputs
+        (N, 299, 299, 3), in one pass of the gradient methods (each input's map depends on that input
+        alone: the network runs in inference mode); Score-CAM one input at a time."""
+        if method == "scorecam":
+            one = [self.raw_map(batch[i:i + 1], method, fixed, logit_threshold, rectify) for i in range(len(batch))]
+            return np.stack([m for m, _, _ in one]), np.array([z for _, z, _ in one]), np.array([c for _, _, c in one])
+        visualiser, extra = self._visualiser(method)
+        if not rectify:
+            extra = {**extra, "activation_modifier": None}
+        captured: dict[str, tf.Tensor] = {}
+        cam = visualiser(self._score(captured, fixed, logit_threshold), batch, penultimate_layer=self.layer,
+                         seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
+        return np.asarray(cam), np.asarray(captured["logit"], dtype=np.float64), np.asarray(captured["explained"], dtype=np.float64)
+
+    @staticmethod
+    def _score(captured: dict, fixed: float | None, logit_threshold: float):
+        """BinaryScore(explained) on the logit: +logit for PNEUMONIA, -logit for NORMAL; the explained
+        class is fixed or decided inside the pass. Records the logits and classes in `captured`."""
+
+        def score(output: tf.Tensor) -> tf.Tensor:
+            logit = tf.reshape(output, (-1,))
+            captured["logit"] = logit
+            explained_now = tf.cast(logit >= logit_threshold, logit.dtype) if fixed is None else tf.fill(tf.shape(logit), fixed)
+            captured["explained"] = explained_now
+            return (2.0 * tf.stop_gradient(explained_now) - 1.0) * logit
+
+        return score
+
     def raw_map(self, batch: np.ndarray, method: Method, fixed: float | None, logit_threshold: float, rectify: bool = True):
         """(map before normalisation, logit, explained class) for one model input (1, 299, 299, 3):
         the class is `fixed` (1.0 PNEUMONIA, 0.0 NORMAL) or, when None, the one predicted at
@@ -190,16 +220,8 @@ class Explainer:
             )
             return np.asarray(cam)[0], logit, explained
         captured: dict[str, tf.Tensor] = {}
-
-        def score(output: tf.Tensor) -> tf.Tensor:
-            logit = tf.reshape(output, (-1,))
-            captured["logit"] = logit
-            explained_now = tf.cast(logit >= logit_threshold, logit.dtype) if fixed is None else tf.fill(tf.shape(logit), fixed)
-            captured["explained"] = explained_now
-            # == BinaryScore(explained): +logit for PNEUMONIA, -logit for NORMAL.
-            return (2.0 * tf.stop_gradient(explained_now) - 1.0) * logit
-
-        cam = visualiser(score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
+        cam = visualiser(self._score(captured, fixed, logit_threshold), batch, penultimate_layer=self.layer,
+                         seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
         return np.asarray(cam)[0], float(captured["logit"][0]), float(captured["explained"][0])
 
     def explain(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5, method: Method = DEFAULT_METHOD) -> Explanation:
@@ -209,6 +231,18 @@ class Explainer:
         cam, logit, explained = self.raw_map(x[np.newaxis].astype(np.float32), method, fixed, _logit_of(threshold))
         heatmap, empty = normalized(cam)
         return Explanation(float(tf.sigmoid(logit)), heatmap, int(explained), empty)
+
+    def explain_batch(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5,
+                      method: Method = DEFAULT_METHOD) -> list[Explanation]:
+        """`explain` for each of the model inputs x (N, 299, 299, 3), the gradient methods in one pass."""
+        if len(x) == 0:
+            return []
+        cams, logits, explained = self.raw_maps(np.asarray(x, dtype=np.float32), method, _fixed_class(target), _logit_of(threshold))
+        out = []
+        for cam, logit, cls in zip(cams, logits, explained):
+            heatmap, empty = normalized(cam)
+            out.append(Explanation(float(1.0 / (1.0 + np.exp(-logit))), heatmap, int(cls), empty))
+        return out
 
 
 class EnsembleExplainer:
@@ -229,6 +263,10 @@ class EnsembleExplainer:
         raw = np.mean([member.raw_map(batch, method, explained, 0.0, rectify=False)[0] for member in self.members], axis=0)
         heatmap, empty = normalized(np.maximum(raw, 0.0))
         return Explanation(float(tf.sigmoid(logit)), heatmap, int(explained), empty)
+
+    def explain_batch(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5,
+                      method: Method = DEFAULT_METHOD) -> list[Explanation]:
+        return [self.explain(one, target, threshold, method) for one in x]
 
 
 def explainer_for(model, layer: str = GRADCAM_LAYER) -> Explainer | EnsembleExplainer:

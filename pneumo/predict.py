@@ -14,7 +14,8 @@ and lateral `population_source`: `dicom` (the header decided) or `image` (the im
 `reading` is the label, or INDETERMINATE inside the band around the threshold (pneumo.operating).
 Where the lung segmenter ships (pneumo.lungs), every file that was read also gets `lung_share` (the
 share of the image the lungs cover) and `map_in_lungs` (the share of the default heatmap's mass,
-HiResCAM for the predicted class, inside the lungs; empty for an empty map).
+HiResCAM for the predicted class, inside the lungs; empty for an empty map), the maps of a batch in
+one pass; `--no-maps` skips both for probabilities and warnings alone. A progress bar goes to stderr.
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ def _warning_fields(warning: tuple[str, str] | None, population: PopulationVerdi
 
 def predict_files(
     model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None,
-    engine=None,
+    engine=None, maps: bool = True,
 ) -> list[FileResult]:
     """Read, check, preprocess and predict in batches; with an engine (pneumo.engine) that has a lung
-    segmenter, each file's lung share and the share of its default map inside the lungs too."""
+    segmenter and maps on, each file's lung share and the share of its default map inside the lungs
+    too, the maps of a whole batch in one pass. The next batch's files are read on threads while the
+    network works on this one."""
     from pneumo.inference import predict_gray
 
     results: list[FileResult] = []
@@ -104,16 +107,18 @@ def predict_files(
         from tqdm import tqdm
 
         bar = tqdm(total=len(files), unit="img", desc="predicting", file=sys.stderr)
+    chunks = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for start in range(0, len(files), batch_size):
-            chunk = files[start : start + batch_size]
-            loaded = list(pool.map(_load, chunk, [guard] * len(chunk)))
+        pending = [pool.submit(_load, path, guard) for path in chunks[0]] if chunks else []
+        for k, chunk in enumerate(chunks):
+            loaded = [future.result() for future in pending]
+            pending = [pool.submit(_load, path, guard) for path in chunks[k + 1]] if k + 1 < len(chunks) else []
             good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
             batch_results = [
                 FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **item[1]) for p, item in zip(chunk, loaded)
             ]
             gray = np.stack([loaded[i][0] for i in good]) if good else np.empty((0, 299, 299), np.uint8)
-            if engine is not None and engine.segmenter is not None:  # the heatmap's pass gives the probability too
+            if maps and engine is not None and engine.segmenter is not None:  # the heatmap's pass gives the probability too
                 probs = _with_lung_fields([batch_results[i] for i in good], gray, engine, threshold)
             else:
                 probs = predict_gray(model, gray, batch_size)
@@ -134,8 +139,8 @@ def _with_lung_fields(results: list[FileResult], gray: np.ndarray, engine, thres
     from pneumo.lungs import lung_share, map_in_lungs
 
     probs = []
-    for result, image, mask in zip(results, gray, engine.segmenter.masks(gray) if len(gray) else []):
-        explanation = engine.analyze(image, threshold=threshold)
+    masks = engine.segmenter.masks(gray) if len(gray) else []
+    for result, explanation, mask in zip(results, engine.analyze_batch(gray, threshold=threshold) if len(gray) else [], masks):
         inside = map_in_lungs(explanation.heatmap, mask)  # None for an empty map (all zeros)
         result.lung_share = round(lung_share(mask), 4)
         result.map_in_lungs = None if inside is None else round(inside, 4)
@@ -150,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the site profile's, else the shipped one)")
     parser.add_argument("--site", default=None, help="a site profile (pneumo adapt): the model fitted to that site, and its threshold if calibrated")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-maps", action="store_true", help="probabilities and warnings alone: no heatmap, no lung share (faster)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,population_source,lung_share,map_in_lungs,warning,site rows to this CSV")
     args = parser.parse_args(argv)
@@ -166,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = predict_files(engine.model, files, threshold, args.batch_size, progress=bool(args.csv) or len(files) > 50, guard=load_guard(),
-                            engine=engine)
+    results = predict_files(engine.model, files, threshold, args.batch_size, progress=True, guard=load_guard(), engine=engine,
+                            maps=not args.no_maps)
     band = band_at(bundle.uncertainty, threshold)
     for r in results:
         if r.probability is not None:

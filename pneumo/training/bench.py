@@ -5,6 +5,7 @@
     python -m pneumo.training.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
     python -m pneumo.training.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time, map inside the lungs (minutes)
     python -m pneumo.training.bench site        # fitting to a site from 64 films (pneumo adapt's path), and reading with a profile
+    python -m pneumo.training.bench cli         # pneumo predict over the 624 test files: files/s with maps and lung fields, and --no-maps
     python -m pneumo.training.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
@@ -134,6 +135,30 @@ def bench_batch(data_dir: Path, weights: Path, limit: int) -> dict:
     seconds = time.perf_counter() - t0
     return {"benchmark": "batch_predict", "images": len(results), "errors": sum(r.error is not None for r in results),
             "seconds": round(seconds, 2), "images_per_second": round(len(results) / seconds, 1)}
+
+
+def bench_cli(data_dir: Path, weights: Path, repeats: int = 3) -> dict:
+    """pneumo predict's path (pneumo.predict.predict_files: threaded reading, the guard and the
+    population check, then per batch of 32 the network, the lungs and the maps in one pass) over the
+    test folder's files, with maps and with --no-maps; medians of `repeats` after a warm-up."""
+    from pneumo.engine import load_engine
+    from pneumo.guard import load_guard
+    from pneumo.predict import expand_inputs, predict_files
+
+    files = expand_inputs([str(data_dir / "test")])
+    engine, guard = load_engine(weights), load_guard()
+    out: dict = {"benchmark": "cli", "files": len(files)}
+    for name, maps in (("maps", True), ("no_maps", False)):
+        predict_files(engine.model, files[:64], engine.threshold, guard=guard, engine=engine, maps=maps)  # warm-up: traces both paths
+        seconds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            results = predict_files(engine.model, files, engine.threshold, guard=guard, engine=engine, maps=maps)
+            seconds.append(time.perf_counter() - started)
+        out[f"{name}_files_per_second"] = round(len(files) / float(np.median(seconds)), 1)
+        out[f"{name}_seconds"] = [round(s, 2) for s in seconds]
+        out[f"{name}_errors"] = sum(r.error is not None for r in results)
+    return out
 
 
 def flops_per_image(model) -> dict:
@@ -320,7 +345,7 @@ def bench_site(data_dir: Path, weights: Path, films: int = 64, repeats: int = 3)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "all"])
+    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "all"])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
@@ -339,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bench_batch(data_dir, weights, args.batch_limit)), flush=True)
     if args.which in ("train", "all"):
         print(json.dumps(bench_train(data_dir, args.train_images, args.train_batch, args.train_epochs)), flush=True)
+    if args.which in ("cli", "all"):
+        print(json.dumps(bench_cli(data_dir, weights)), flush=True)
     if args.which in ("site", "all"):
         print(json.dumps(bench_site(data_dir, weights)), flush=True)
     if args.which == "explanations":  # minutes: not part of "all"
