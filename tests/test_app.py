@@ -438,3 +438,23 @@ def test_your_site_refuses_another_models_profile_and_keeps_the_shipped_model(un
     at.run()
     assert any("not a site profile" in e.value for e in at.error) and PROFILE_KEY not in at.session_state
     assert json.loads(other.to_json())["threshold"] == 0.4
+
+
+def test_a_batch_table_computes_probabilities_without_maps_until_a_row_is_opened(explain_calls):
+    """Several files: the table's probabilities come from the network's batched pass (equal to the
+    one-file path), no heatmap is made for it, and opening a row makes that row's map once."""
+    import pneumo
+
+    at = _app()
+    _upload(at, ("normal.jpeg", NORMAL_EXAMPLE.read_bytes()), ("pneumonia.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    table = at.dataframe[0].value.set_index("file")
+    assert len(explain_calls) == 1  # only the row shown in detail (the first) has a map
+    at.selectbox(key="detail").set_value(1)
+    at.run()
+    assert not at.exception and len(explain_calls) == 2
+    at.selectbox(key="detail").set_value(0)
+    at.run()
+    assert len(explain_calls) == 2  # each row's map once
+    model = pneumo.load()
+    for name, path in (("normal.jpeg", NORMAL_EXAMPLE), ("pneumonia.jpeg", PNEUMONIA_EXAMPLE)):
+        assert float(table.loc[name, "probability of pneumonia"]) == pytest.approx(model.predict(path).probability, abs=1e-4)

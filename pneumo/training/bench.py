@@ -6,6 +6,7 @@
     python -m pneumo.training.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time, map inside the lungs (minutes)
     python -m pneumo.training.bench site        # fitting to a site from 64 films (pneumo adapt's path), and reading with a profile
     python -m pneumo.training.bench cli         # pneumo predict over the 624 test files: files/s with maps and lung fields, and --no-maps
+    python -m pneumo.training.bench table       # the page's batch table for one upload of the 624 test files (Streamlit's AppTest, no browser)
     python -m pneumo.training.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
@@ -135,6 +136,34 @@ def bench_batch(data_dir: Path, weights: Path, limit: int) -> dict:
     seconds = time.perf_counter() - t0
     return {"benchmark": "batch_predict", "images": len(results), "errors": sum(r.error is not None for r in results),
             "seconds": round(seconds, 2), "images_per_second": round(len(results) / seconds, 1)}
+
+
+_TABLE_CHILD = r'''
+import json, resource, sys, time
+from pathlib import Path
+from streamlit.testing.v1 import AppTest
+files = sorted(Path(sys.argv[1]).rglob("*.jpeg"))
+at = AppTest.from_file(sys.argv[2], default_timeout=900)
+at.run()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+at.file_uploader[0].set_value([(f.name, f.read_bytes(), "image/jpeg") for f in files])
+started = time.perf_counter()
+at.run()
+seconds = time.perf_counter() - started
+rows = len(at.dataframe[0].value) if at.dataframe else 0
+print(json.dumps({"files": len(files), "rows": rows, "seconds": seconds, "exception": bool(at.exception),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_upload_mb": before / 1024}))
+'''
+
+
+def bench_table(data_dir: Path) -> dict:
+    """One upload of the test folder's files on the page (Streamlit's AppTest in a fresh process, the
+    model already loaded): seconds from the upload to the batch table, and the process's peak memory."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run([sys.executable, "-c", _TABLE_CHILD, str(data_dir / "test"), str(REPO_ROOT / "streamlit_app.py")],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"benchmark": "table", **{k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}}
 
 
 def bench_cli(data_dir: Path, weights: Path, repeats: int = 3) -> dict:
@@ -345,7 +374,7 @@ def bench_site(data_dir: Path, weights: Path, films: int = 64, repeats: int = 3)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "all"])
+    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "table", "all"])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
@@ -364,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bench_batch(data_dir, weights, args.batch_limit)), flush=True)
     if args.which in ("train", "all"):
         print(json.dumps(bench_train(data_dir, args.train_images, args.train_batch, args.train_epochs)), flush=True)
+    if args.which in ("table", "all"):
+        print(json.dumps(bench_table(data_dir)), flush=True)
     if args.which in ("cli", "all"):
         print(json.dumps(bench_cli(data_dir, weights)), flush=True)
     if args.which in ("site", "all"):

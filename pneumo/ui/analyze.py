@@ -19,7 +19,7 @@ from pneumo.overlay import overlay, to_png_bytes
 from pneumo.studyreport import Study, report_pdf, results_csv
 from pneumo.ui import resources
 from pneumo.ui import site as site_ui
-from pneumo.ui.session import Analysis, Failure, analyse, map_for
+from pneumo.ui.session import Analysis, Failure, analyse, analyse_many, map_for
 from pneumo.ui.sidebar import Settings
 from pneumo.ui.viewer import View, default_view, source_of, view_controls
 
@@ -302,8 +302,17 @@ def analyze_section(settings: Settings) -> None:
         except ValueError as error:  # a profile that no longer fits the weights: say so, read with the shipped model
             st.session_state.pop(site_ui.PROFILE_KEY, None)
             st.error(f"The site profile could not be used ({error}); the shipped model reads instead.", icon=":material/error:")
-    with st.spinner("Reading the X-ray and computing the heatmap…"):
-        outcomes = [analyse(data, name, engine, settings, resources.get_guard()) for name, data in inputs]
+    if len(inputs) == 1:
+        with st.spinner("Reading the X-ray and computing the heatmap…"):
+            outcomes = [analyse(inputs[0][1], inputs[0][0], engine, settings, resources.get_guard())]
+    else:
+        bar = st.progress(0.0, text=f"Reading {len(inputs)} files…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Read and checked {done} of {total} new files…")
+
+        outcomes = analyse_many(inputs, engine, resources.get_guard(), progress)
+        bar.empty()
     for failure in (o for o in outcomes if isinstance(o, Failure)):
         st.error(failure.message, icon=":material/error:")
     analyses = [o for o in outcomes if isinstance(o, Analysis)]

@@ -1,5 +1,8 @@
 """Per-browser-session results, typed: each readable file is analysed once, under the hash of its
-bytes, in st.session_state; a file that cannot be read becomes a Failure with a human message."""
+bytes (and the site profile in use), in st.session_state; a file that cannot be read becomes a
+Failure with a human message. One file: probability and map in one pass. Several: read and checked
+file by file, then the network and the lungs for each chunk of them in one pass; a row's map is
+made when it is opened. The results kept are bounded by what they hold, not only by their count."""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from pneumo.bundle import CLASS_NAMES, predicted_label
 from pneumo.imageio import ImageReadError
 from pneumo.ui.sidebar import Settings
 
-MAX_CACHED_FILES = 32  # per browser session; the oldest results are dropped first
+MAX_CACHED_FILES = 2000  # per browser session; the oldest results are dropped first
+MAX_CACHED_BYTES = 400_000_000  # and no more than this in pictures, model inputs, masks and maps
+CHUNK = 32  # files read, checked and sent through the network together
 
 
 @dataclass
@@ -52,7 +57,7 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
     class and method). A file that cannot be read is only checked again (cheap: it fails on its
     header) and reported under its current name."""
     store = results_store()
-    key = digest_of(data) + ("" if engine.site is None else "@" + engine.site.key)  # a site's network reads anew
+    key = _key(data, engine)
     analysis = store.get(key)
     if analysis is None:
         try:
@@ -65,10 +70,61 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
             return Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
         analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): Map(result.heatmap, result.empty)},
                             lungs)
-        store[key] = analysis
-        while len(store) > MAX_CACHED_FILES:
-            store.pop(next(iter(store)))
+        _keep(store, key, analysis)
     return dataclasses.replace(analysis, name=name)  # shares the maps dict with the stored one
+
+
+def _key(data: bytes, engine) -> str:
+    return digest_of(data) + ("" if engine.site is None else "@" + engine.site.key)  # a site's network reads anew
+
+
+def _size(analysis: Analysis) -> int:
+    prepared = analysis.prepared
+    maps = sum(m.heatmap.nbytes for m in analysis.maps.values())
+    return prepared.picture.width * prepared.picture.height + prepared.gray299.nbytes + (analysis.lungs.nbytes if analysis.lungs is not None else 0) + maps
+
+
+def _keep(store: dict, key: str, analysis: Analysis) -> None:
+    store[key] = analysis
+    total = sum(_size(a) for a in store.values())
+    while len(store) > 1 and (len(store) > MAX_CACHED_FILES or total > MAX_CACHED_BYTES):
+        total -= _size(store.pop(next(iter(store))))
+
+
+def analyse_many(inputs: list[tuple[str, bytes]], engine, guard, progress=None) -> list[Analysis | Failure]:
+    """Several files for a table: each read and checked (pneumo.analysis.prepare), then per chunk the
+    probabilities and the lung masks in one pass each; no map until a row is opened (`map_for`).
+    `progress(done, total)` after each chunk. Files analysed before are not read again."""
+    store = results_store()
+    keys = [_key(data, engine) for _, data in inputs]
+    todo = [i for i, key in enumerate(keys) if key not in store]
+    failures: dict[int, Failure] = {}
+    for start in range(0, len(todo), CHUNK):
+        ready = []
+        for i in todo[start:start + CHUNK]:
+            name, data = inputs[i]
+            try:
+                ready.append((i, prepare(data, name, guard)))
+            except ImageReadError as error:
+                failures[i] = Failure(name, str(error))
+            except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
+                failures[i] = Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
+        if ready:
+            gray = np.stack([prepared.gray299 for _, prepared in ready])
+            probabilities, masks = engine.probabilities(gray), engine.lung_masks(gray)
+            for k, (i, prepared) in enumerate(ready):
+                _keep(store, keys[i], Analysis(inputs[i][0], prepared, float(probabilities[k]), {}, None if masks is None else masks[k]))
+        if progress is not None:
+            progress(min(start + CHUNK, len(todo)), len(todo))
+    out: list[Analysis | Failure] = []
+    for i, (name, _) in enumerate(inputs):
+        if i in failures:
+            out.append(failures[i])
+        elif keys[i] in store:
+            out.append(dataclasses.replace(store[keys[i]], name=name))
+        else:  # dropped again by the memory bound before the table was drawn: read once more, alone
+            out.append(analyse_many([inputs[i]], engine, guard)[0])
+    return out
 
 
 def map_for(analysis: Analysis, engine, settings: Settings) -> tuple[int, Map]:
