@@ -7,6 +7,7 @@
     python -m pneumo.training.bench site        # fitting to a site from 64 films (pneumo adapt's path), and reading with a profile
     python -m pneumo.training.bench cli         # pneumo predict over the 624 test files: files/s with maps and lung fields, and --no-maps
     python -m pneumo.training.bench table       # the page's batch table for one upload of the 624 test files (Streamlit's AppTest, no browser)
+    python -m pneumo.training.bench serving     # one JSON line: cold start to first label and a warm result (real browser), the table, the CLI; medians of 3
     python -m pneumo.training.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
@@ -164,6 +165,59 @@ def bench_table(data_dir: Path) -> dict:
                          capture_output=True, text=True, env=env, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     return {"benchmark": "table", **{k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}}
+
+
+def _browser_start_to_label(example: Path) -> dict:
+    """`streamlit run` -> page -> upload `example` -> its label, in headless Chromium (the test suite's
+    way); then, warm, another X-ray uploaded in a new session of the same server, to its label."""
+    from playwright.sync_api import sync_playwright
+
+    from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result
+
+    server = StreamlitServer()
+    try:
+        server.wait_until_healthy()
+        ready = time.monotonic() - server.started
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server.url)
+            page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
+            uploader = time.monotonic() - server.started
+            page.locator("input[type=file]").first.set_input_files(str(example))
+            wait_for_result(page)
+            first = time.monotonic() - server.started
+            second = REPO_ROOT / "examples" / "NORMAL" / "IM-0201-0001.jpeg"  # warm: a new session of the running server
+            warm_page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            warm_page.goto(server.url)
+            warm_page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
+            started = time.monotonic()
+            warm_page.locator("input[type=file]").first.set_input_files(str(second))
+            warm_page.locator("h4").filter(has_text=second.name).wait_for(timeout=60_000)
+            wait_for_result(warm_page)
+            warm = time.monotonic() - started
+            browser.close()
+    finally:
+        server.stop()
+    return {"server_ready_s": ready, "uploader_s": uploader, "first_label_s": first, "warm_upload_to_label_s": warm}
+
+
+def bench_serving(data_dir: Path, weights: Path, runs: int = 3) -> dict:
+    """Issue #45's numbers in one line, medians of `runs`: cold start to the first label and a warm
+    result in a real browser, the 624-file upload's batch table (seconds, peak memory), and the
+    CLI's files/s with and without maps."""
+    example = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.jpeg"
+    browser = [_browser_start_to_label(example) for _ in range(runs)]
+    tables = [bench_table(data_dir) for _ in range(runs)]
+    cli = bench_cli(data_dir, weights, repeats=runs)
+
+    def median(values) -> float:
+        return round(float(np.median(values)), 2)
+
+    return {"benchmark": "serving", "runs": runs,
+            **{key: median([b[key] for b in browser]) for key in browser[0]},
+            "table_624_s": median([t["seconds"] for t in tables]), "table_peak_rss_mb": median([t["peak_rss_mb"] for t in tables]),
+            "cli_maps_files_per_second": cli["maps_files_per_second"], "cli_no_maps_files_per_second": cli["no_maps_files_per_second"]}
 
 
 def bench_cli(data_dir: Path, weights: Path, repeats: int = 3) -> dict:
@@ -374,7 +428,7 @@ def bench_site(data_dir: Path, weights: Path, films: int = 64, repeats: int = 3)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "table", "all"])
+    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "table", "serving", "all"])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
@@ -393,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bench_batch(data_dir, weights, args.batch_limit)), flush=True)
     if args.which in ("train", "all"):
         print(json.dumps(bench_train(data_dir, args.train_images, args.train_batch, args.train_epochs)), flush=True)
+    if args.which == "serving":  # minutes: not part of "all"
+        print(json.dumps(bench_serving(data_dir, weights)), flush=True)
     if args.which in ("table", "all"):
         print(json.dumps(bench_table(data_dir)), flush=True)
     if args.which in ("cli", "all"):
