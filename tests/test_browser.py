@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
-from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result
+from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result, warm_upload_seconds
 
 EXAMPLE = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.jpeg"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -73,17 +73,11 @@ def test_upload_shows_label_probability_overlay_and_curves(browser, server):
     page.screenshot(path=str(ARTIFACTS / "browser_result.png"), full_page=True)
 
     # Warm: another X-ray, in a second session of the running server, until its result is on the page.
-    second = REPO_ROOT / "examples" / "NORMAL" / "IM-0201-0001.jpeg"
-    warm_page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    warm_page.goto(server.url)
-    warm_page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
-    started = time.monotonic()
-    warm_page.locator("input[type=file]").first.set_input_files(str(second))
-    warm_page.locator("h4").filter(has_text=second.name).wait_for(timeout=60_000)
-    warm_page.get_by_text(f"{METHOD_NAMES[DEFAULT_METHOD]} for", exact=False).first.wait_for()
-    warm_page.locator("[data-testid='stMain'] [data-testid='stImage'] img").nth(2).wait_for()
-    warm_s = time.monotonic() - started
-    warm_page.close()
+    def overlay_drawn(warm_page) -> None:
+        warm_page.get_by_text(f"{METHOD_NAMES[DEFAULT_METHOD]} for", exact=False).first.wait_for()
+        warm_page.locator("[data-testid='stMain'] [data-testid='stImage'] img").nth(2).wait_for()
+
+    warm_s = warm_upload_seconds(browser, server.url, REPO_ROOT / "examples" / "NORMAL" / "IM-0201-0001.jpeg", until=overlay_drawn)
 
     page.get_by_role("tab", name="Training curves").click()
     page.get_by_text("best epoch", exact=False).first.wait_for(timeout=30_000)

@@ -172,7 +172,7 @@ def _browser_start_to_label(example: Path) -> dict:
     way); then, warm, another X-ray uploaded in a new session of the same server, to its label."""
     from playwright.sync_api import sync_playwright
 
-    from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result
+    from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result, warm_upload_seconds
 
     server = StreamlitServer()
     try:
@@ -187,15 +187,7 @@ def _browser_start_to_label(example: Path) -> dict:
             page.locator("input[type=file]").first.set_input_files(str(example))
             wait_for_result(page)
             first = time.monotonic() - server.started
-            second = REPO_ROOT / "examples" / "NORMAL" / "IM-0201-0001.jpeg"  # warm: a new session of the running server
-            warm_page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            warm_page.goto(server.url)
-            warm_page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
-            started = time.monotonic()
-            warm_page.locator("input[type=file]").first.set_input_files(str(second))
-            warm_page.locator("h4").filter(has_text=second.name).wait_for(timeout=60_000)
-            wait_for_result(warm_page)
-            warm = time.monotonic() - started
+            warm = warm_upload_seconds(browser, server.url, REPO_ROOT / "examples" / "NORMAL" / "IM-0201-0001.jpeg")
             browser.close()
     finally:
         server.stop()
