@@ -125,8 +125,8 @@ def fit_site(model, model_file: str | Path, films: SiteFilms, name: str, plan: t
     films, or no shipped plan, and no labels to calibrate with."""
     from pneumo.inference import predict_gray
     from pneumo.preprocess import to_model_input
-    from pneumo.site import (batch_distance, distance_reference, distance_words, model_digest, reestimate, roc, site_threshold,
-                             with_statistics)
+    from pneumo.bundle import weights_sha256
+    from pneumo.site import batch_distance, distance_reference, distance_words, reestimate, roc, site_threshold, with_statistics
 
     usable = len(films.gray)
     report: dict = {"films": usable, "left_out": len(films.left_out)}
@@ -169,7 +169,7 @@ def fit_site(model, model_file: str | Path, films: SiteFilms, name: str, plan: t
         reasons = [r for r in (report.get("label_free"), report.get("calibration")) if isinstance(r, str)]
         raise NothingToFit("nothing to fit: " + "; ".join(reasons) + (f" ({len(films.left_out)} film(s) left out by the checks)"
                                                                         if films.left_out else ""), report)
-    profile = SiteProfile(site=name, model_sha256=model_digest(model_file), method=method, films=usable,
+    profile = SiteProfile(site=name, model_sha256=weights_sha256(model_file), method=method, films=usable,
                           left_out=len(films.left_out), statistics=statistics, threshold=threshold)
     return profile, report
 

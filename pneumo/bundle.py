@@ -12,6 +12,8 @@ model go with it.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -48,6 +50,26 @@ DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or WEIGHTS_DIR / MODEL_FIL
 GUARD_FILE = WEIGHTS_DIR / "xray_guard.npz"
 # Nor does the image score that tells an adult's chest X-ray from a training child's (pneumo.population).
 ADULT_SCORE_FILE = WEIGHTS_DIR / "adult_score.npz"
+
+
+def sha256_of(path: Path) -> str:
+    """A file's SHA-256, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _weights_hash(path: str, mtime: float) -> str:
+    return sha256_of(Path(path))
+
+
+def weights_sha256(path: Path) -> str:
+    """The weights file's sha256, hashed once per file version; "" when there is no file."""
+    path = Path(path)
+    return _weights_hash(str(path), path.stat().st_mtime) if path.is_file() else ""
 
 
 def predicted_label(probability: float | np.ndarray, threshold: float) -> int | np.ndarray:

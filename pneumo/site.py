@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumo.bundle import weights_sha256
+
 FORMAT = "pneumo-site-profile/1"
 SITE_FILE = "site.json"  # beside the weights: the shipped adaptation plan and the distance's reference (pneumo.training.adapt)
 NORMALISED = ("block1_bn", "block2_bn", "block3_bn", "block4_bn", "block5_bn", "dense1_bn", "dense2_bn", "dense3_bn")
@@ -34,15 +36,6 @@ NORMALISED = ("block1_bn", "block2_bn", "block3_bn", "block4_bn", "block5_bn", "
 
 class SiteProfileError(ValueError):
     """A profile that cannot be used, with the reason for a person."""
-
-
-def model_digest(model_file: str | Path) -> str:
-    """SHA-256 of the weights file a profile belongs to."""
-    digest = hashlib.sha256()
-    with open(model_file, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def normalisation_layers(model) -> list:
@@ -136,7 +129,7 @@ class SiteProfile:
 
     def check(self, model_file: str | Path) -> None:
         """SiteProfileError unless the profile was made for the weights at `model_file`."""
-        if self.model_sha256 != model_digest(model_file):
+        if self.model_sha256 != weights_sha256(model_file):
             raise SiteProfileError(f"this site profile (“{self.site}”) was made for another model; make a new one "
                                    "for the weights in use with `pneumo adapt`")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import io
 import os
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pneumo.bundle import REPO_ROOT, Bundle
+from pneumo.bundle import REPO_ROOT, Bundle, weights_sha256
 from pneumo.operating import Band, OperatingPoint, Reading, ppv_npv
 
 NOT_A_MEDICAL_DEVICE = ("Research and education demo, not a medical device. Trained on pediatric chest X-rays (ages 1-5) from one "
@@ -52,25 +51,6 @@ class Study:
     size: tuple[int, int] = (0, 0)
     identifiers: dict[str, str] = field(default_factory=dict)  # only when the user switched them on
     site: str = ""  # the site profile in use, for a person ("": the shipped model as trained)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=4)
-def _weights_hash(path: str, mtime: float) -> str:
-    return sha256_of(Path(path))
-
-
-def weights_sha256(path: Path) -> str:
-    """The weights file's sha256, hashed once per file version; "" when there is no file."""
-    path = Path(path)
-    return _weights_hash(str(path), path.stat().st_mtime) if path.is_file() else ""
 
 
 @functools.lru_cache(maxsize=1)

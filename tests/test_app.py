@@ -419,10 +419,11 @@ def test_your_site_fits_a_profile_and_the_page_the_api_and_the_csv_read_with_it(
 def test_your_site_refuses_another_models_profile_and_keeps_the_shipped_model(untrained_model_file, tmp_path):
     import json
 
-    from pneumo.site import SiteProfile, model_digest
+    from pneumo.bundle import weights_sha256
+    from pneumo.site import SiteProfile
     from pneumo.ui.site import PROFILE_KEY
 
-    other = SiteProfile(site="elsewhere", model_sha256=model_digest(untrained_model_file), method="test", films=40, left_out=0,
+    other = SiteProfile(site="elsewhere", model_sha256=weights_sha256(untrained_model_file), method="test", films=40, left_out=0,
                         statistics={}, threshold=0.4)
     at = _app()
     at.file_uploader(key="site-load").set_value([("elsewhere.json", other.to_json().encode(), "application/json")])

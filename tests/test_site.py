@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY_DATA
-from pneumo.site import NORMALISED, SiteProfile, SiteProfileError, model_digest, reestimate, with_statistics
+from pneumo.bundle import weights_sha256
+from pneumo.site import NORMALISED, SiteProfile, SiteProfileError, reestimate, with_statistics
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_an_ensemble_is_refused_with_a_reason(network):
 
 def _profile(network, batch, model_file) -> SiteProfile:
     plan = {name: np.ones(network.get_layer(name).moving_mean.shape[0], bool) for name in ("block1_bn", "dense3_bn")}
-    return SiteProfile(site="Ward 7", model_sha256=model_digest(model_file), method="test", films=8, left_out=1,
+    return SiteProfile(site="Ward 7", model_sha256=weights_sha256(model_file), method="test", films=8, left_out=1,
                        statistics=reestimate(network, batch, plan), threshold=0.31)
 
 

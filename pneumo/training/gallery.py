@@ -43,7 +43,7 @@ def build(weights: Path, data_dir: Path, method: str = DEFAULT_METHOD, opacity: 
     from pneumo.analysis import prepare
     from pneumo.engine import load_engine
     from pneumo.overlay import overlay
-    from pneumo.studyreport import sha256_of
+    from pneumo.bundle import sha256_of
 
     engine = load_engine(weights)
     threshold = engine.bundle.threshold

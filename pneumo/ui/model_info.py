@@ -7,8 +7,7 @@ import json
 
 import streamlit as st
 
-from pneumo.bundle import CARD_FILE, GALLERY_DIR, GALLERY_FILE, ROC_FILE, Bundle, read_json
-from pneumo.studyreport import weights_sha256
+from pneumo.bundle import CARD_FILE, GALLERY_DIR, GALLERY_FILE, ROC_FILE, Bundle, read_json, weights_sha256
 from pneumo.ui import resources
 
 REPORTED = ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1")
