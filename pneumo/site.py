@@ -234,10 +234,15 @@ def batch_distance(model, x: np.ndarray) -> float:
     deviations; the root mean square over each layer's channels, averaged over the layers."""
     seen: dict = {}
     reestimate(model, x, {}, seen, stop_after=DISTANCE_LAYERS[-1])
+    return distance_of_means(model, {name: seen[name][0] for name in DISTANCE_LAYERS})
+
+
+def distance_of_means(model, means: dict[str, np.ndarray]) -> float:
+    """`batch_distance` from a batch's channel means at the inputs of DISTANCE_LAYERS."""
     per_layer = []
     for name in DISTANCE_LAYERS:
         layer = model.get_layer(name)
-        z = (seen[name][0] - np.asarray(layer.moving_mean)) / np.sqrt(np.asarray(layer.moving_variance) + layer.epsilon)
+        z = (means[name] - np.asarray(layer.moving_mean)) / np.sqrt(np.asarray(layer.moving_variance) + layer.epsilon)
         per_layer.append(float(np.sqrt(np.mean(z ** 2))))
     return float(np.mean(per_layer))
 

@@ -175,14 +175,9 @@ def film_means(model, gray: np.ndarray, chunk: int = 32) -> dict[str, np.ndarray
 
 def distance_of(model, means: dict[str, np.ndarray], rows: np.ndarray) -> float:
     """pneumo.site.batch_distance of the batch `rows`, from its films' channel means."""
-    from pneumo.site import DISTANCE_LAYERS
+    from pneumo.site import distance_of_means
 
-    per_layer = []
-    for name in DISTANCE_LAYERS:
-        layer = model.get_layer(name)
-        z = (means[name][rows].mean(axis=0) - np.asarray(layer.moving_mean)) / np.sqrt(np.asarray(layer.moving_variance) + layer.epsilon)
-        per_layer.append(float(np.sqrt(np.mean(z ** 2))))
-    return float(np.mean(per_layer))
+    return distance_of_means(model, {name: film_means[rows].mean(axis=0) for name, film_means in means.items()})
 
 
 def distances(model, data_dir: str, cache: str | None) -> dict:
