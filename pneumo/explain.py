@@ -177,7 +177,7 @@ class Explainer:
                  rectify: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(maps before normalisation, logits, explained classes) for a batch of model inputs
         (N, 299, 299, 3), in one pass of the gradient methods (each input's map depends on that input
-        alone: the network runs in inference mode); Score-CAM one input at a time."""
+        alone: the network runs in inference mode); Score-CAM one input at a time (`raw_map`)."""
         if method == "scorecam":
             one = [self.raw_map(batch[i:i + 1], method, fixed, logit_threshold, rectify) for i in range(len(batch))]
             return np.stack([m for m, _, _ in one]), np.array([z for _, z, _ in one]), np.array([c for _, _, c in one])
@@ -185,44 +185,37 @@ class Explainer:
         if not rectify:
             extra = {**extra, "activation_modifier": None}
         captured: dict[str, tf.Tensor] = {}
-        cam = visualiser(self._score(captured, fixed, logit_threshold), batch, penultimate_layer=self.layer,
-                         seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
-        return np.asarray(cam), np.asarray(captured["logit"], dtype=np.float64), np.asarray(captured["explained"], dtype=np.float64)
-
-    @staticmethod
-    def _score(captured: dict, fixed: float | None, logit_threshold: float):
-        """BinaryScore(explained) on the logit: +logit for PNEUMONIA, -logit for NORMAL; the explained
-        class is fixed or decided inside the pass. Records the logits and classes in `captured`."""
 
         def score(output: tf.Tensor) -> tf.Tensor:
             logit = tf.reshape(output, (-1,))
             captured["logit"] = logit
             explained_now = tf.cast(logit >= logit_threshold, logit.dtype) if fixed is None else tf.fill(tf.shape(logit), fixed)
             captured["explained"] = explained_now
+            # == BinaryScore(explained): +logit for PNEUMONIA, -logit for NORMAL.
             return (2.0 * tf.stop_gradient(explained_now) - 1.0) * logit
 
-        return score
+        cam = visualiser(score, batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
+        return np.asarray(cam), np.asarray(captured["logit"], dtype=np.float64), np.asarray(captured["explained"], dtype=np.float64)
 
     def raw_map(self, batch: np.ndarray, method: Method, fixed: float | None, logit_threshold: float, rectify: bool = True):
         """(map before normalisation, logit, explained class) for one model input (1, 299, 299, 3):
         the class is `fixed` (1.0 PNEUMONIA, 0.0 NORMAL) or, when None, the one predicted at
         `logit_threshold`, decided inside the same pass. rectify=False leaves out the method's final
         ReLU (an ensemble averages its members' maps first)."""
+        if method != "scorecam":
+            cams, logits, explained = self.raw_maps(batch, method, fixed, logit_threshold, rectify)
+            return cams[0], float(logits[0]), float(explained[0])
+        # Score-CAM's score sees masked inputs only: the class is read off a plain pass first.
         visualiser, extra = self._visualiser(method)
         if not rectify:
             extra = {**extra, "activation_modifier": None}
-        if method == "scorecam":  # its score sees masked inputs only: the class is read off a plain pass first
-            logit = self.logit(batch)
-            explained = float(logit >= logit_threshold) if fixed is None else fixed
-            cam = visualiser(
-                lambda probabilities: probabilities[:, int(explained)],  # the explained class's probability
-                batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra,
-            )
-            return np.asarray(cam)[0], logit, explained
-        captured: dict[str, tf.Tensor] = {}
-        cam = visualiser(self._score(captured, fixed, logit_threshold), batch, penultimate_layer=self.layer,
-                         seek_penultimate_conv_layer=False, normalize_cam=False, **extra)
-        return np.asarray(cam)[0], float(captured["logit"][0]), float(captured["explained"][0])
+        logit = self.logit(batch)
+        explained = float(logit >= logit_threshold) if fixed is None else fixed
+        cam = visualiser(
+            lambda probabilities: probabilities[:, int(explained)],  # the explained class's probability
+            batch, penultimate_layer=self.layer, seek_penultimate_conv_layer=False, normalize_cam=False, **extra,
+        )
+        return np.asarray(cam)[0], logit, explained
 
     def explain(self, x: np.ndarray, target: Target = "predicted", threshold: float = 0.5, method: Method = DEFAULT_METHOD) -> Explanation:
         """x: one model input (299, 299, 3). target "predicted" explains the class the model
