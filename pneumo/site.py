@@ -18,6 +18,7 @@ or one that was corrupted or edited by hand, raises SiteProfileError with a mess
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -122,9 +123,10 @@ class SiteProfile:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """A short fingerprint of what the profile changes (results computed under it are cached by it)."""
+        """A short fingerprint of what the profile changes (results computed under it are cached by it);
+        worked out once, not for every file read under it."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     def check(self, model_file: str | Path) -> None:

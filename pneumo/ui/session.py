@@ -64,18 +64,23 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
             prepared = prepare(data, name, guard)
             result = engine.analyze(prepared.gray299, target=settings.target, threshold=settings.threshold, method=settings.method)
             lungs = engine.lungs(prepared.gray299)
-        except ImageReadError as error:
-            return Failure(name, str(error))
         except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
-            return Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
+            return _failure(name, error)
         analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): Map(result.heatmap, result.empty)},
                             lungs)
-        _keep(store, key, analysis)
+        _keep(store, {key: analysis})
     return dataclasses.replace(analysis, name=name)  # shares the maps dict with the stored one
 
 
 def _key(data: bytes, engine) -> str:
     return digest_of(data) + ("" if engine.site is None else "@" + engine.site.key)  # a site's network reads anew
+
+
+def _failure(name: str, error: Exception) -> Failure:
+    """A file the page could not read or process, with a message for a person."""
+    if isinstance(error, ImageReadError):
+        return Failure(name, str(error))
+    return Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
 
 
 def _size(analysis: Analysis) -> int:
@@ -84,8 +89,9 @@ def _size(analysis: Analysis) -> int:
     return prepared.picture.width * prepared.picture.height + prepared.gray299.nbytes + (analysis.lungs.nbytes if analysis.lungs is not None else 0) + maps
 
 
-def _keep(store: dict, key: str, analysis: Analysis) -> None:
-    store[key] = analysis
+def _keep(store: dict, analyses: dict[str, Analysis]) -> None:
+    """Keep these results, then drop the oldest while the store holds too many or too much."""
+    store.update(analyses)
     total = sum(_size(a) for a in store.values())
     while len(store) > 1 and (len(store) > MAX_CACHED_FILES or total > MAX_CACHED_BYTES):
         total -= _size(store.pop(next(iter(store))))
@@ -105,15 +111,13 @@ def analyse_many(inputs: list[tuple[str, bytes]], engine, guard, progress=None) 
             name, data = inputs[i]
             try:
                 ready.append((i, prepare(data, name, guard)))
-            except ImageReadError as error:
-                failures[i] = Failure(name, str(error))
             except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
-                failures[i] = Failure(name, f"{name}: could not be processed ({type(error).__name__}).")
+                failures[i] = _failure(name, error)
         if ready:
             gray = np.stack([prepared.gray299 for _, prepared in ready])
             probabilities, masks = engine.probabilities(gray), engine.lung_masks(gray)
-            for k, (i, prepared) in enumerate(ready):
-                _keep(store, keys[i], Analysis(inputs[i][0], prepared, float(probabilities[k]), {}, None if masks is None else masks[k]))
+            _keep(store, {keys[i]: Analysis(inputs[i][0], prepared, float(probabilities[k]), {}, None if masks is None else masks[k])
+                          for k, (i, prepared) in enumerate(ready)})
         if progress is not None:
             progress(min(start + CHUNK, len(todo)), len(todo))
     out: list[Analysis | Failure] = []
