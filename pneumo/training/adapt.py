@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import DEFAULT_MODEL, load_bundle
-from pneumo.site import NORMALISED
+from pneumo.site import NORMALISED, SITE_FILE
 from pneumo.training import sets
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, labels_of, load_images
 
@@ -133,13 +133,27 @@ def run_grid(model, gray: np.ndarray, labels: np.ndarray, threshold: float, plan
     return summary
 
 
+def safe(grid: dict) -> bool:
+    """The safety floor in every cell: sensitivity at least FLOOR_SENSITIVITY, specificity no more than
+    FLOOR_SPECIFICITY_DROP below the unadapted network's on the same films."""
+    return all(c["sensitivity"] >= FLOOR_SENSITIVITY and c["specificity"] >= c["unadapted_specificity"] - FLOOR_SPECIFICITY_DROP
+               for c in grid.values())
+
+
+def training_sensitivity(model, training: list, cache: str | None) -> dict[str, np.ndarray]:
+    """`class_sensitivity` on SENSITIVITY_FILMS training films of each class, drawn with SENSITIVITY_SEED."""
+    rng = np.random.default_rng(SENSITIVITY_SEED)
+    labels = labels_of(training)
+    chosen = np.sort(np.r_[[rng.choice(np.flatnonzero(labels == c), SENSITIVITY_FILMS, replace=False) for c in (0, 1)]].ravel())
+    gray, _ = load_images([training[i] for i in chosen], cache, progress=False)
+    return class_sensitivity(model, gray, labels[chosen])
+
+
 def qualifies(development: dict, validation: dict) -> bool:
     """The ship rule's step 1 for one setting (docs/SITE.md)."""
-    safe = all(c["sensitivity"] >= FLOOR_SENSITIVITY and c["specificity"] >= c["unadapted_specificity"] - FLOOR_SPECIFICITY_DROP
-               for c in development.values())
     still = all(abs(c["sensitivity"] - c["unadapted_sensitivity"]) <= TRAINING_SITE_MOVE
                 and abs(c["specificity"] - c["unadapted_specificity"]) <= TRAINING_SITE_MOVE for c in validation.values())
-    return safe and still
+    return safe(development) and still
 
 
 def choose(results: dict, plans: dict[str, dict]) -> str | None:
@@ -209,8 +223,6 @@ def distances(model, data_dir: str, cache: str | None) -> dict:
 
 def write_shipped(weights: str, **entries) -> None:
     """Merge entries into the site file shipped beside the weights (pneumo.site.SITE_FILE)."""
-    from pneumo.site import SITE_FILE
-
     path = Path(weights).with_name(SITE_FILE)
     shipped = json.loads(path.read_text()) if path.is_file() else {}
     path.write_text(json.dumps(shipped | entries, indent=1) + "\n")
@@ -296,25 +308,16 @@ def main(argv: list[str] | None = None) -> int:
         write_shipped(args.weights, distance_reference=result["reference"])
         (sets.SITE_LISTS / "distance.json").write_text(json.dumps(result, indent=1) + "\n")
         return 0
-    rng = np.random.default_rng(SENSITIVITY_SEED)
-    labels = labels_of(training)
-    if args.labelled and not args.setting:  # no label-free pick: the labels alone
-        result = labelled_calibration(model, None, None, sets.site_half("development", args.data_dir),
+    if args.labelled:  # without --setting (no label-free pick): the labels alone
+        plan = plan_for(args.setting, training_sensitivity(model, training, cache)) if args.setting else None
+        result = labelled_calibration(model, args.setting, plan, sets.site_half("development", args.data_dir),
                                       sets.site_half("holdout", args.data_dir), cache, threshold)
         print(json.dumps(result, indent=1))
         (sets.SITE_LISTS / "labelled.json").write_text(json.dumps(result, indent=1) + "\n")
         return 0
-    chosen = np.sort(np.r_[[rng.choice(np.flatnonzero(labels == c), SENSITIVITY_FILMS, replace=False) for c in (0, 1)]].ravel())
-    gray, _ = load_images([training[i] for i in chosen], cache, progress=False)
-    sensitivity = class_sensitivity(model, gray, labels[chosen])
+    sensitivity = training_sensitivity(model, training, cache)
     names = list(SETTINGS) if args.grid == "development" else [args.setting]
     plans = {name: plan_for(name, sensitivity) for name in names}
-    if args.labelled:
-        result = labelled_calibration(model, args.setting, plans[args.setting], sets.site_half("development", args.data_dir),
-                                      sets.site_half("holdout", args.data_dir), cache, threshold)
-        print(json.dumps(result, indent=1))
-        (sets.SITE_LISTS / "labelled.json").write_text(json.dumps(result, indent=1) + "\n")
-        return 0
     results: dict = {"threshold": threshold, "plans": {n: {k: int(v.sum()) for k, v in p.items()} for n, p in plans.items()}}
     grids = {"development": sets.site_half("development", args.data_dir), "validation": sets.validation(args.data_dir)} \
         if args.grid == "development" else {"holdout": sets.site_half("holdout", args.data_dir)}
@@ -328,15 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nqualifies: {results['qualifies']}\nthe rule's pick: {results['pick']}")
     else:  # the one holdout read: the safety floor and the target, judged whatever they give; the plan ships only if safe
         grid = results["holdout"][args.setting]
-        results["safe"] = all(c["sensitivity"] >= FLOOR_SENSITIVITY and c["specificity"] >= c["unadapted_specificity"] - FLOOR_SPECIFICITY_DROP
-                              for c in grid.values())
+        results["safe"] = safe(grid)
         results["target_met"] = all(c["sensitivity"] >= FLOOR_SENSITIVITY and c["specificity"] >= 0.80 for c in grid.values())
         print(f"\nholdout: safety floor held in every cell: {results['safe']}; target met in every cell: {results['target_met']}")
         if results["safe"]:
             plan = plans[args.setting]
             write_shipped(args.weights, plan={"setting": args.setting, "layers": {k: v.tolist() for k, v in plan.items()},
                                               "campaign": "site1 (docs/SITE.md)"})
-            print(f"the plan ships: {Path(args.weights).with_name('site.json')}")
+            print(f"the plan ships: {Path(args.weights).with_name(SITE_FILE)}")
     out = sets.SITE_LISTS / f"{args.grid}-grid.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
