@@ -129,9 +129,10 @@ def fit_site(model, model_file: str | Path, films: SiteFilms, name: str, plan: t
     from pneumo.site import batch_distance, distance_reference, distance_words, reestimate, roc, site_threshold, with_statistics
 
     usable = len(films.gray)
+    chosen = evenly(usable, MAX_FILMS)  # the films the distance and the statistics are measured on
     report: dict = {"films": usable, "left_out": len(films.left_out)}
     if usable:
-        report["distance"] = batch_distance(model, to_model_input(films.gray[evenly(usable, MAX_FILMS)]))
+        report["distance"] = batch_distance(model, to_model_input(films.gray[chosen]))
         report["distance_words"] = distance_words(report["distance"], usable, distance_reference(model_file))
     statistics: dict = {}
     method = "none"
@@ -140,7 +141,6 @@ def fit_site(model, model_file: str | Path, films: SiteFilms, name: str, plan: t
     elif usable < MIN_FILMS:
         report["label_free"] = f"needs at least {MIN_FILMS} films that pass the checks; {usable} did"
     else:
-        chosen = evenly(usable, MAX_FILMS)
         statistics = reestimate(model, to_model_input(films.gray[chosen]), plan[1])
         method = f"campaign site1, setting {plan[0]}, from {len(chosen)} films"
         report["label_free"] = method
