@@ -102,23 +102,26 @@ def test_evaluate_without_the_data_set_says_to_pass_data_dir(tmp_path):
     assert "no 'test' folder" in result.stderr and "pass --data-dir DATA" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_batched_maps_equal_the_single_image_path_and_no_maps_gives_probabilities_alone(tmp_path, untrained_model_file):
+def test_batched_maps_equal_the_single_image_path_and_no_maps_gives_probabilities_alone(tmp_path):
     """The CLI's maps come from one pass per batch: each equals the page's one-image map (HiResCAM,
-    to 1e-5); --no-maps gives the same probabilities without the lung fields."""
+    to 1e-5); --no-maps gives the same probabilities without the lung fields. On the shipped network:
+    an untrained one's unnormalised activations are so large that float32 rounding alone moves its
+    probabilities by about 1e-6 between a batch of 12 and a batch of one, and by machine."""
     import numpy as np
 
+    from pneumo.bundle import DEFAULT_MODEL
     from pneumo.engine import load_engine
     from pneumo.training.data import list_split, load_images
 
-    engine = load_engine(untrained_model_file)
+    engine = load_engine(DEFAULT_MODEL)
     gray, _ = load_images(list_split(TINY_DATA, "train"), None, workers=1, progress=False)
     single = [engine.analyze(g) for g in gray]
     batch = engine.analyze_batch(gray)
     assert [s.explained_class for s in single] == [b.explained_class for b in batch]
     assert max(abs(s.probability - b.probability) for s, b in zip(single, batch)) < 1e-6
     assert max(float(np.abs(s.heatmap - b.heatmap).max()) for s, b in zip(single, batch)) < 1e-5
-    with_maps = _run("pneumo.predict", TINY_DATA / "train", "--json", "--weights", untrained_model_file, "--batch-size", "5")
-    without = _run("pneumo.predict", TINY_DATA / "train", "--json", "--no-maps", "--weights", untrained_model_file)
+    with_maps = _run("pneumo.predict", TINY_DATA / "train", "--json", "--weights", DEFAULT_MODEL, "--batch-size", "5")
+    without = _run("pneumo.predict", TINY_DATA / "train", "--json", "--no-maps", "--weights", DEFAULT_MODEL)
     assert with_maps.returncode == 0 and without.returncode == 0, without.stderr[-2000:]
     rows = {json.loads(line)["file"]: json.loads(line) for line in with_maps.stdout.splitlines()}
     bare = {json.loads(line)["file"]: json.loads(line) for line in without.stdout.splitlines()}
