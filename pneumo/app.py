@@ -3,20 +3,23 @@ is, and a heatmap of where its evidence lies. `streamlit run streamlit_app.py` i
 `pneumo app` once installed (both run render()).
 
 The page reads top to bottom: the frame, the sidebar's settings, then four sections (pneumo/ui/).
-The model loads on a background thread at the first visit; only the analysis waits for it.
+The model loads on a background thread once the first visit's page is drawn; only the analysis
+waits for it.
 
 Research and education demo, not a medical device.
 """
 
 import streamlit as st
 
-from pneumo.bundle import DEFAULT_MODEL
 from pneumo.ui import resources
 from pneumo.ui.analyze import analyze_section
 from pneumo.ui.curves import curves_section
 from pneumo.ui.model_info import model_section
 from pneumo.ui.sidebar import sidebar
 from pneumo.ui.site import site_section
+
+SECTIONS = ["Analyze", "Your site", "Training curves", "Model"]
+SECTION_KEY = "section"  # st.session_state[SECTION_KEY] is the open tab's name
 
 
 def render() -> None:
@@ -28,20 +31,26 @@ def render() -> None:
         "Do not use it to make clinical decisions.",
         icon=":material/info:",
     )
-    if DEFAULT_MODEL.is_file():
-        resources.start_loading_engine()
     bundle = resources.get_bundle()
     settings = sidebar(bundle)
 
-    analyze, site, curves, model = st.tabs(["Analyze", "Your site", "Training curves", "Model"])
+    # The two reading tabs are drawn on every run, open or not: they hold uploads, and Streamlit
+    # forgets a widget that a run does not draw. The curves and the model's gallery are drawn only
+    # when open: drawn unseen, they cost every upload's rerun time and the browser a hundred fetches.
+    analyze, site, curves, model = st.tabs(SECTIONS, key=SECTION_KEY, on_change="rerun")
     with analyze:
         analyze_section(settings)
     with site:
         site_section()
-    with curves:
-        curves_section(bundle)
-    with model:
-        model_section(bundle)
+    if curves.open:
+        with curves:
+            curves_section(bundle)
+    if model.open:
+        with model:
+            model_section(bundle)
+    # Last, so that loading TensorFlow (seconds of work on the interpreter) does not hold up the
+    # page it is loading for: by now the page is drawn and the uploader waits.
+    resources.start_loading_engine()
 
 
 if __name__ == "__main__":  # `streamlit run pneumo/app.py` (what `pneumo app` does)

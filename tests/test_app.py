@@ -151,10 +151,21 @@ def test_heatmap_overlay_keeps_the_original_aspect_ratio():
     assert blended[160, 300, 2] > 100 and blended[160, 300, 0] < 50
 
 
-def test_curves_and_model_tabs_render():
+def test_curves_and_model_tabs_render_when_opened_and_an_upload_survives_a_visit_to_them():
+    from pneumo.app import SECTION_KEY
+
     at = _app()
-    assert any("best epoch" in m.value for m in at.markdown)
-    assert any("Test split:" in m.value for m in at.markdown)
+    assert not any("best epoch" in m.value for m in at.markdown)  # drawn only when open
+    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    probability = _probability(at)
+    for tab, text in (("Training curves", "best epoch"), ("Model", "Test split:")):
+        at.session_state[SECTION_KEY] = tab
+        at.run()
+        assert not at.exception, at.exception
+        assert any(text in m.value for m in at.markdown)
+    at.session_state[SECTION_KEY] = "Analyze"
+    at.run()
+    assert _probability(at) == probability  # the upload is still there
 
 
 def _page_text(at: AppTest) -> str:
@@ -459,3 +470,28 @@ def test_a_batch_table_computes_probabilities_without_maps_until_a_row_is_opened
     model = pneumo.load()
     for name, path in (("normal.jpeg", NORMAL_EXAMPLE), ("pneumonia.jpeg", PNEUMONIA_EXAMPLE)):
         assert float(table.loc[name, "probability of pneumonia"]) == pytest.approx(model.predict(path).probability, abs=1e-4)
+
+
+def test_keras_session_is_kept_across_page_runs_and_cleared_elsewhere(monkeypatch):
+    """Streamlit clears Keras's session after each page run, which emptied TensorFlow's kernel caches
+    under the shared networks; the page spares those calls, and only those."""
+    import keras
+    import streamlit.runtime.scriptrunner as scriptrunner
+
+    from pneumo.ui.resources import spare_keras_between_runs
+
+    spare_keras_between_runs()
+    spare_keras_between_runs()  # once is enough: not wrapped twice
+    assert getattr(keras.backend.clear_session, "spares_page_runs", False)
+
+    def fresh_name() -> str:
+        return keras.layers.Dense(1).name
+
+    keras.backend.clear_session()  # outside a page run: cleared, as Keras documents
+    assert fresh_name() == "dense" and fresh_name() == "dense_1"
+    monkeypatch.setattr(scriptrunner, "get_script_run_ctx", lambda suppress_warning=False: object())
+    keras.backend.clear_session()  # as Streamlit calls it at the end of a page run: nothing cleared
+    assert fresh_name() == "dense_2"
+    monkeypatch.undo()
+    keras.backend.clear_session()
+    assert fresh_name() == "dense"

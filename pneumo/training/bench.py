@@ -169,18 +169,19 @@ def bench_table(data_dir: Path) -> dict:
 
 def _browser_start_to_label(example: Path) -> dict:
     """`streamlit run` -> page -> upload `example` -> its label, in headless Chromium (the test suite's
-    way); then, warm, another X-ray uploaded in a new session of the same server, to its label."""
+    way; the browser is started first, as a person's already runs); then, warm, another X-ray
+    uploaded in a new session of the same server, to its label."""
     from playwright.sync_api import sync_playwright
 
     from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result, warm_upload_seconds
 
-    server = StreamlitServer()
-    try:
-        server.wait_until_healthy()
-        ready = time.monotonic() - server.started
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        server = StreamlitServer()
+        try:
+            server.wait_until_healthy()
+            ready = time.monotonic() - server.started
             page.goto(server.url)
             page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
             uploader = time.monotonic() - server.started
@@ -188,9 +189,9 @@ def _browser_start_to_label(example: Path) -> dict:
             wait_for_result(page)
             first = time.monotonic() - server.started
             warm = warm_upload_seconds(browser, server.url, REPO_ROOT / "examples" / "NORMAL" / "IM-0201-0001.jpeg")
+        finally:
+            server.stop()
             browser.close()
-    finally:
-        server.stop()
     return {"server_ready_s": ready, "uploader_s": uploader, "first_label_s": first, "warm_upload_to_label_s": warm}
 
 

@@ -3,6 +3,7 @@ page draws at once), the guard, the shipped bundle, the examples and the figures
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from pathlib import Path
@@ -33,20 +34,52 @@ def get_site_engine(profile_json: str):
 
 
 @st.cache_resource(show_spinner=False)
-def start_loading_engine() -> threading.Thread:
+def start_loading_engine() -> threading.Thread | None:
     """Once per process: import TensorFlow and warm the model up on a background thread while the
-    page renders, so a first upload waits for little or nothing (get_engine's cache lock makes the
-    page wait for this load instead of starting a second one)."""
+    page renders (or, from `pneumo app`, while the server starts), so a first upload waits for
+    little or nothing (get_engine's cache lock makes the page wait for this load instead of
+    starting a second one). None without shipped weights: the page says so itself."""
+    if not DEFAULT_MODEL.is_file():
+        return None
 
     def load() -> None:
         try:
+            import pneumo.engine  # noqa: F401 - TensorFlow and Keras, configured for serving
+
+            spare_keras_between_runs()
             get_engine()
+            # The networks live as long as the process: out of the collector's sight, a full
+            # collection walks only what the page makes, not the half-million objects of TensorFlow.
+            gc.collect()
+            gc.freeze()
         except Exception:  # noqa: BLE001 - the page calls get_engine again and shows the error
             pass
 
     thread = threading.Thread(target=load, name="pneumo-engine-loader", daemon=True)
     thread.start()
     return thread
+
+
+def spare_keras_between_runs() -> None:
+    """Streamlit calls keras.backend.clear_session() after every run of the page, for apps that build
+    models as the script runs. This page builds its networks once per process and shares them, and
+    the clearing empties TensorFlow's kernel caches and collects all garbage: the next reading paid
+    100-250 ms for it, twice (network, lungs; measured in the page's thread). In this process the call is
+    skipped when it comes from a page run; anywhere else (tests, a notebook) it clears as before."""
+    import keras
+    from streamlit.runtime import scriptrunner
+
+    clear_session = keras.backend.clear_session
+    if getattr(clear_session, "spares_page_runs", False):
+        return
+
+    def clear_unless_a_page_run(*args, **kwargs):
+        if scriptrunner.get_script_run_ctx(suppress_warning=True) is None:
+            return clear_session(*args, **kwargs)
+        return None
+
+    clear_unless_a_page_run.spares_page_runs = True
+    keras.backend.clear_session = clear_unless_a_page_run
 
 
 @st.cache_resource(show_spinner=False)
