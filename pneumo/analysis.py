@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -32,6 +33,7 @@ class PreparedImage:
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: shown only on request
     population: PopulationVerdict = IN_POPULATION  # from the DICOM header or the image score (pneumo.population)
     view: ViewSource | None = field(default=None, repr=False)  # a DICOM's values for window/level (pneumo.viewing)
+    dicom: Any = field(default=None, repr=False)  # a DICOM's data set without pixels: results filed beside it (pneumo.dicomout)
 
     @property
     def warning(self) -> tuple[str, str] | None:
@@ -107,4 +109,5 @@ def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> PreparedI
         # derived when needed (pneumo.ui.viewer.source_of) rather than kept twice.
         view=None if decoded.values is None else view_source_of(decoded.values, picture, Window(*decoded.window) if decoded.window else None,
                                                                decoded.bright_is_low),
+        dicom=decoded.dataset,
     )

@@ -7,6 +7,7 @@
     result.probability, result.label, result.reading, result.warning_kind, result.warning
     result.heatmap                                 # 299x299 float map of the default method (HiResCAM)
     result.overlay()                               # PIL image: the X-ray with its map
+    sc, sr = result.to_dicom()                     # a DICOM input: Secondary Capture and Structured Report (pydicom data sets)
     model.predict_many(paths)                      # a list of results; a bad file gives a result with .error
 
 Each input goes bytes -> pneumo.analysis.prepare (decode, the guard, the population check) ->
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pneumo.bundle import DEFAULT_MODEL, label_name
+from pneumo.bundle import DEFAULT_MODEL, label_name, weights_sha256
 from pneumo.imageio import ImageReadError
 
 Input = str | Path | bytes | Image.Image | np.ndarray
@@ -48,6 +49,9 @@ class Result:
     map_in_lungs: float | None = None  # the share of the heatmap's mass inside the lungs
     error: str | None = None
     picture: Image.Image | None = field(default=None, repr=False)  # the decoded X-ray, upright gray
+    lungs: np.ndarray | None = field(default=None, repr=False)  # the 299x299 lung mask (None without a segmenter)
+    dicom: object | None = field(default=None, repr=False)  # a DICOM input's data set, without pixels (None otherwise)
+    weights_sha256: str = field(default="", repr=False)  # the model's version, for the DICOM report
 
     def overlay(self, opacity: float = 0.45) -> Image.Image:
         """The X-ray with its heatmap blended over it (at the picture's own size and aspect ratio)."""
@@ -56,6 +60,19 @@ class Result:
         if self.error is not None or self.picture is None or self.heatmap is None:
             raise ValueError(f"{self.name}: no picture to draw ({self.error or 'no heatmap'})")
         return overlay(self.picture, self.heatmap, opacity)
+
+    def to_dicom(self) -> tuple:
+        """(Secondary Capture, Structured Report) as pydicom data sets, for a DICOM input: the X-ray
+        with its heatmap, lung outline and caption, and the finding, each a new series in the
+        source's study (pneumo.dicomout; save with `.save_as(path)`). pneumo.dicomout.NotDicom for a
+        JPEG or PNG input, ValueError for a result without a reading."""
+        from pneumo.dicomout import Reading, results
+
+        if self.error is not None or self.picture is None or self.probability is None:
+            raise ValueError(f"{self.name}: no reading to report ({self.error or 'nothing read'})")
+        reading = Reading(probability=self.probability, reading=self.reading or self.label, threshold=self.threshold,
+                          warning_kind=self.warning_kind, warning=self.warning, site=self.site, weights_sha256=self.weights_sha256)
+        return results(self.dicom, self.picture, None if self.heatmap_empty else self.heatmap, self.lungs, reading)
 
 
 def _as_bytes(item: Input) -> tuple[bytes, str]:
@@ -112,8 +129,10 @@ class Model:
             population_source=prepared.warning_source,
             heatmap=explanation.heatmap, heatmap_empty=explanation.empty, explained=("NORMAL", "PNEUMONIA")[explanation.explained_class],
             picture=prepared.picture, site=self.engine.site.describe() if self.engine.site is not None else None,
+            dicom=prepared.dicom, weights_sha256=weights_sha256(self.engine.bundle.model_file),
         )
         lungs = self.engine.lungs(prepared.gray299)
+        result.lungs = lungs
         if lungs is not None:
             result.lung_share = lung_share(lungs)
             result.map_in_lungs = map_in_lungs(explanation.heatmap, lungs)  # None for an empty map (all zeros)

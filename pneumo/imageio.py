@@ -15,6 +15,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -57,6 +58,8 @@ class DecodedImage:
     values: np.ndarray | None = field(default=None, repr=False)
     window: tuple[float, float] | None = None
     bright_is_low: bool = False
+    # DICOM only: the data set without its pixel data, for results filed beside it (pneumo.dicomout).
+    dataset: Any = field(default=None, repr=False)
 
 
 def _check_size(name: str, width: int, height: int, frames: int = 1) -> None:
@@ -75,8 +78,28 @@ def _check_size(name: str, width: int, height: int, frames: int = 1) -> None:
 def _looks_like_dicom(data: bytes) -> bool:
     if data[128:132] == b"DICM":
         return True
-    # No preamble (raw data set): starts with a little-endian group 0002 or 0008 element tag.
-    return len(data) > 8 and data[:2] in (b"\x02\x00", b"\x08\x00") and data[4:6].isalpha()
+    # No preamble (a raw data set): it starts with a group 0002 or 0008 element's tag, then an explicit
+    # VR (two letters) in either byte order, or (implicit VR, little endian) a length inside the file.
+    if len(data) <= 8:
+        return False
+    if data[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08") and data[4:6].isalpha():
+        return True
+    return data[:2] == b"\x08\x00" and data[3] == 0 and int.from_bytes(data[4:8], "little") < len(data)
+
+
+def _syntax(ds) -> str:
+    """The transfer syntax a person can look up: its name and UID."""
+    uid = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    return f"{uid.name} ({uid})" if uid else "a transfer syntax the file does not state"
+
+
+def _decoding_failure(error: Exception) -> str:
+    """Why the pixel data could not be decoded, in a line: the decoders' own reasons, shortened."""
+    text = str(error)
+    if "missing dependencies" in text or "no pixel data decoders" in text.lower():
+        return "no decoder for it is installed"
+    reasons = [line.strip() for line in text.splitlines()[1:] if line.strip()] or [text.strip()]
+    return "the pixel data is damaged, cut short or does not follow the standard (" + "; ".join(reasons)[:300] + ")"
 
 
 def _not_an_image_message(data: bytes, name: str) -> str:
@@ -121,8 +144,13 @@ def _decode_dicom(data: bytes, name: str) -> DecodedImage:
         raise ImageReadError(f"{name}: a damaged DICOM file that cannot be read ({type(error).__name__}).") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageReadError(f"{name}: this DICOM file holds no image (no pixel data; perhaps a report or a study index).")
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as error:
+        raise ImageReadError(f"{name}: a damaged DICOM header: the image size cannot be read ({error}).") from None
+    if rows == 0 or columns == 0:
+        raise ImageReadError(f"{name}: this DICOM file holds no image (its header gives no image size).")
     _check_size(name, columns, rows, frames)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     try:
@@ -130,7 +158,7 @@ def _decode_dicom(data: bytes, name: str) -> DecodedImage:
             warnings.simplefilter("ignore")
             pixels = ds.pixel_array
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad or unsupported pixel data
-        raise ImageReadError(f"{name}: the DICOM pixel data cannot be decoded ({type(error).__name__}: {error}).") from None
+        raise ImageReadError(f"{name}: the DICOM pixel data, stored as {_syntax(ds)}, cannot be decoded: {_decoding_failure(error)}.") from None
     if frames > 1:
         pixels = pixels[0]  # a radiograph is one frame; a cine loop's first frame is what we can judge
     stored = None
@@ -152,8 +180,11 @@ def _decode_dicom(data: bytes, name: str) -> DecodedImage:
     metadata["image size"] = f"{columns}×{rows}" + (f", {frames} frames (first shown)" if frames > 1 else "")
     identifiers = {label: str(ds.get(key)) for key, label in _DICOM_IDENTIFIERS.items() if ds.get(key) not in (None, "")}
     header = {key: str(ds.get(key)) for key in _DICOM_POPULATION if ds.get(key) not in (None, "")}
+    for pixel_data in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if pixel_data in ds:
+            del ds[pixel_data]
     return DecodedImage(image=image, format="DICOM", metadata=metadata, identifiers=identifiers, header=header, values=stored,
-                        window=_first_window(ds) if stored is not None else None, bright_is_low=photometric == "MONOCHROME1")
+                        window=_first_window(ds) if stored is not None else None, bright_is_low=photometric == "MONOCHROME1", dataset=ds)
 
 
 def _decode_raster(data: bytes, name: str) -> DecodedImage:

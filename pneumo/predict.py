@@ -16,6 +16,9 @@ Where the lung segmenter ships (pneumo.lungs), every file that was read also get
 share of the image the lungs cover) and `map_in_lungs` (the share of the default heatmap's mass,
 HiResCAM for the predicted class, inside the lungs; empty for an empty map), the maps of a batch in
 one pass; `--no-maps` skips both for probabilities and warnings alone. A progress bar goes to stderr.
+`--dicom-out DIR` writes, for each DICOM input, the results a PACS files beside the study: a Secondary
+Capture of the X-ray with its heatmap, lung outline and caption, and a Structured Report of the
+finding (pneumo.dicomout).
 """
 
 from __future__ import annotations
@@ -148,6 +151,44 @@ def _with_lung_fields(results: list[FileResult], gray: np.ndarray, engine, thres
     return probs
 
 
+def write_dicom_results(results: list[FileResult], engine, guard: XrayGuard | None, threshold: float, out: Path) -> tuple[int, int, list[str]]:
+    """For each DICOM input that was read: its Secondary Capture and Structured Report (pneumo.dicomout)
+    in `out`, as NAME.sc.dcm and NAME.sr.dcm, stating the reading its row states. Returns (written,
+    inputs that were not DICOM, messages for the DICOM inputs that could not be written)."""
+    from pneumo.analysis import prepare
+    from pneumo.bundle import weights_sha256
+    from pneumo.dicomout import Reading, results as dicom_results, to_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
+    sha = weights_sha256(engine.bundle.model_file)
+    written, not_dicom, problems, used = 0, 0, [], set()
+    for r in results:
+        if r.error is not None:
+            continue
+        path = Path(r.file)
+        try:
+            prepared = prepare(path.read_bytes(), path.name, guard)
+            if prepared.dicom is None:
+                not_dicom += 1
+                continue
+            explanation = engine.analyze(prepared.gray299, threshold=threshold)
+            reading_ = Reading(probability=r.probability, reading=r.reading, threshold=threshold, warning_kind=r.warning_kind,
+                               warning=r.warning, site=r.site, weights_sha256=sha)
+            sc, sr = dicom_results(prepared.dicom, prepared.picture, None if explanation.empty else explanation.heatmap,
+                                   engine.lungs(prepared.gray299), reading_)
+            stem, k = path.stem, 1
+            while stem in used:  # the same name in two folders
+                k += 1
+                stem = f"{path.stem}-{k}"
+            used.add(stem)
+            (out / f"{stem}.sc.dcm").write_bytes(to_bytes(sc))
+            (out / f"{stem}.sr.dcm").write_bytes(to_bytes(sr))
+            written += 1
+        except Exception as error:  # noqa: BLE001 - one odd header must not stop the others
+            problems.append(f"{path}: no DICOM results written ({type(error).__name__}: {error})")
+    return written, not_dicom, problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
@@ -157,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-maps", action="store_true", help="probabilities and warnings alone: no heatmap, no lung share (faster)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument("--dicom-out", default=None, metavar="DIR",
+                        help="for each DICOM input, a Secondary Capture (the X-ray with heatmap, lung outline and caption) and a "
+                             "Structured Report (the finding) in DIR, new series in the source's study, for a PACS to file")
     parser.add_argument("--csv", default=None, help="write file,probability,label,reading,error,warning_kind,population_source,lung_share,map_in_lungs,warning,site rows to this CSV")
     args = parser.parse_args(argv)
 
@@ -197,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
                 shown = r.label if r.reading == r.label else f"{r.reading} (leaning {r.label})"
                 print(f"{r.file}\t{shown}\tP(pneumonia)={r.probability:.4f}\t(threshold {threshold:.3f})" + (f"\tWARNING ({r.warning_kind}): {r.warning}" if r.warning else ""))
     failed = sum(r.error is not None for r in results)
+    if args.dicom_out:
+        written, not_dicom, problems = write_dicom_results(results, engine, load_guard(), threshold, Path(args.dicom_out))
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"wrote DICOM results (Secondary Capture and Structured Report) for {written} file(s) to {args.dicom_out}"
+              + (f"; {not_dicom} JPEG/PNG input(s) have no patient or study to file them under, so none for them" if not_dicom else ""),
+              file=sys.stderr)
+        failed += len(problems)
     if failed:
         print(f"{failed} of {len(results)} file(s) could not be read", file=sys.stderr)
     if args.csv:

@@ -495,3 +495,14 @@ def test_keras_session_is_kept_across_page_runs_and_cleared_elsewhere(monkeypatc
     monkeypatch.undo()
     keras.backend.clear_session()
     assert fresh_name() == "dense"
+
+
+def test_a_dicom_upload_offers_the_pacs_results_and_a_jpeg_says_why_it_has_none():
+    dicom = (REPO_ROOT / "tests" / "data" / "dicom" / "chest_rle.dcm").read_bytes()
+    at = _app()
+    _upload(at, ("scan.dcm", dicom))
+    labels = [b.label for b in at.get("download_button")]
+    assert "DICOM Secondary Capture" in labels and "DICOM Structured Report" in labels
+    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    assert not any(b.label.startswith("DICOM") for b in at.get("download_button"))
+    assert any("need a DICOM upload" in c.value and "JPEG" in c.value for c in at.caption)

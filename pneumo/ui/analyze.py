@@ -235,6 +235,43 @@ def _detail(analysis: Analysis, engine, settings: Settings, band: Band | None) -
         _viewer(analysis, engine, settings, band, show_reading)
 
 
+def _dicom_downloads(analysis: Analysis, engine, settings: Settings, band: Band | None) -> None:
+    """For a DICOM upload, the results a PACS files beside the study (pneumo.dicomout), each built
+    only when its button is clicked; for a JPEG or PNG, why there are none."""
+    prepared = analysis.prepared
+    if prepared.dicom is None:
+        st.caption("DICOM results (a Secondary Capture and a Structured Report for your PACS) need a DICOM upload: "
+                   f"a {prepared.format} carries no patient or study to file them under.")
+        return
+    from pneumo.bundle import weights_sha256
+    from pneumo.dicomout import Reading, results, to_bytes
+
+    r = Reading(probability=analysis.probability, reading=reading(analysis.probability, settings.threshold, band).label,
+                threshold=settings.threshold, warning_kind=analysis.warning[0] if analysis.warning else None,
+                warning=analysis.warning[1] if analysis.warning else None,
+                site=engine.site.describe() if engine.site is not None else None, weights_sha256=weights_sha256(engine.bundle.model_file))
+    heatmap = None  # withheld with a warning (pneumo.dicomout.results), as in the PDF
+    if analysis.warning is None:
+        _, heat = map_for(analysis, engine, settings)  # the map the page shows (cached)
+        heatmap = None if heat.empty else heat.heatmap
+
+    def made(which: int):
+        def make() -> bytes:
+            return to_bytes(results(prepared.dicom, prepared.picture, heatmap, analysis.lungs, r)[which])
+        return make
+
+    stem = Path(analysis.name).stem
+    sc, sr = st.columns(2)
+    sc.download_button("DICOM Secondary Capture", data=made(0), file_name=f"{stem}.sc.dcm", mime="application/dicom",
+                       icon=":material/download:", on_click="ignore", key=f"dicom-sc-{prepared.digest}",
+                       help="The X-ray with its heatmap, the lung outline and a caption (reading, probability, warning): "
+                            "a new series in this study, for your PACS. It carries the file's patient and study, nothing else.")
+    sr.download_button("DICOM Structured Report", data=made(1), file_name=f"{stem}.sr.dcm", mime="application/dicom",
+                       icon=":material/download:", on_click="ignore", key=f"dicom-sr-{prepared.digest}",
+                       help="The finding (probability, reading at the threshold in use, warning, site profile, model version), "
+                            "referencing this image: a new series in this study, for your PACS.")
+
+
 @st.fragment
 def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, show_reading: bool) -> None:
     """The viewing controls, the X-ray and its overlay, and the downloads of this study as viewed.
@@ -250,6 +287,7 @@ def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, s
                        file_name=f"{Path(analysis.name).stem}_report.pdf", mime="application/pdf",
                        icon=":material/picture_as_pdf:", on_click="ignore", key=f"report-{prepared.digest}",
                        help="This study as viewed (window, invert), with its reading, heatmap and what the threshold means.")
+    _dicom_downloads(analysis, engine, settings, band)
     if not show_reading:
         st.image(view.zoom_in(shown), caption="Uploaded picture" + view.caption(source), width="stretch")
         return

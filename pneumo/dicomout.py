@@ -1,0 +1,243 @@
+"""Results a PACS can file beside the X-ray they read, for a DICOM input:
+
+- a Secondary Capture image: the X-ray with its heatmap and the lung outline burned in, and a caption
+  band below it with the reading, the probability and the warning;
+- a Comprehensive 3D Structured Report (a TID 1500 measurement report): the probability of
+  pneumonia, the finding at the threshold in use, the threshold, the warning and the site profile,
+  by the algorithm "pneumo" at its version (the package's and the weights' SHA-256). It references
+  the source image.
+
+Both are written with highdicom as a new series each (new UIDs), in the source's study and, where it
+has one, its frame of reference. From the source they carry the patient module and the study's
+identity (what filing needs: pydicom's General Study module), nothing else. A JPEG or PNG has no
+study to file into: `NotDicom` says so.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
+
+from pneumo import __version__
+
+MANUFACTURER = "pneumo (research and education, not a medical device)"
+SCHEME = "99PNEUMO"  # this project's own codes, where SNOMED CT and DICOM have none
+CAPTION_LINES = 3
+
+FINDING = {
+    "PNEUMONIA": Code("233604007", "SCT", "Pneumonia"),
+    "NORMAL": Code("17621005", "SCT", "Normal"),
+    "INDETERMINATE": Code("indeterminate", SCHEME, "Indeterminate: inside the band around the threshold"),
+}
+READING = Code("reading", SCHEME, "Reading at the operating threshold")
+PROBABILITY = Code("probability", SCHEME, "Probability of pneumonia")
+THRESHOLD = Code("threshold", SCHEME, "Operating threshold")
+CAVEAT = Code("caveat", SCHEME, "Reading caveat")
+SITE = Code("site", SCHEME, "Site profile")
+NO_UNITS = Code("1", "UCUM", "no units")
+CHEST_XRAY = Code("399208008", "SCT", "Plain chest X-ray")
+CAVEATS = {
+    "not_xray": "Not a chest X-ray: reading not meaningful",
+    "inverted": "Inverted or unusual grey scale: reading doubtful",
+    "lateral": "Not a frontal view: reading not meaningful",
+    "population": "Outside the training population: reading unreliable",
+}
+
+
+# Copied from the source: the Patient module and the General Study module (what filing needs);
+# highdicom also copies these Patient Study elements, which filing does not need.
+PATIENT_STUDY = ("PatientAge", "PatientSize", "PatientWeight", "AdditionalPatientHistory", "AdmittingDiagnosesDescription",
+                 "Occupation", "PatientSexNeutered", "SmokingStatus", "PregnancyStatus", "MedicalAlerts", "Allergies",
+                 "EthnicGroup", "PatientBodyMassIndex", "MeasuredAPDimension", "MeasuredLateralDimension")
+
+
+class NotDicom(ValueError):
+    """The input was not a DICOM file: there is no patient or study to file the results under."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the outputs state: one X-ray's result, as pneumo.api.Result and the page hold it."""
+
+    probability: float
+    reading: str  # PNEUMONIA, NORMAL or INDETERMINATE
+    threshold: float
+    warning_kind: str | None = None
+    warning: str | None = None
+    site: str | None = None  # the site profile in use, for a person
+    weights_sha256: str = ""
+
+
+def model_version(weights_sha256: str) -> str:
+    return f"{__version__} weights {weights_sha256[:12] or 'unknown'}"
+
+
+def caption(r: Reading) -> list[str]:
+    """The caption burned into the Secondary Capture, in at most CAPTION_LINES lines."""
+    lines = [f"pneumo {model_version(r.weights_sha256)}: {r.reading}, probability of pneumonia {r.probability:.0%} "
+             f"(threshold {r.threshold:.2f}{', site ' + r.site if r.site else ''})"]
+    lines.append(f"Warning: {CAVEATS.get(r.warning_kind, r.warning or '')}; heatmap withheld." if r.warning_kind
+                 else "No warning from the checks. Heatmap: where the evidence for the reading lies.")
+    lines.append("Research and education demo, not a medical device: not for diagnosis.")
+    return lines[:CAPTION_LINES]
+
+
+def captioned(picture: Image.Image, lines: list[str]) -> np.ndarray:
+    """The picture (RGB) above a black band with `lines` in white, each wrapped to the picture's
+    width: (rows, columns, 3) uint8."""
+    picture = picture.convert("RGB")
+    size = max(11, picture.width // 64)
+    font = ImageFont.load_default(size=size)
+    margin, step = size // 2, int(size * 1.4)
+    wrapped = [row for line in lines for row in _wrap(line, font, picture.width - 2 * margin)]
+    canvas = Image.new("RGB", (picture.width, picture.height + step * len(wrapped) + margin), (0, 0, 0))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, row in enumerate(wrapped):
+        draw.text((margin, picture.height + margin // 2 + i * step), row, fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
+
+
+def _wrap(line: str, font, width: int) -> list[str]:
+    rows, current = [], ""
+    for word in line.split():
+        trial = f"{current} {word}".strip()
+        if current and font.getlength(trial) > width:
+            rows.append(current)
+            current = word
+        else:
+            current = trial
+    return rows + [current] if current else rows
+
+
+def findings_picture(picture: Image.Image, heatmap: np.ndarray | None, lungs: np.ndarray | None, opacity: float = 0.45) -> Image.Image:
+    """The X-ray with its heatmap blended over it (none for an empty map) and the lung outline."""
+    from pneumo.lungs import draw_outline
+    from pneumo.overlay import overlay
+
+    shown = overlay(picture, heatmap, opacity) if heatmap is not None and float(np.max(heatmap)) > 0 else picture.convert("RGB")
+    return draw_outline(shown, lungs) if lungs is not None else shown
+
+
+def results(source: Dataset | None, picture: Image.Image, heatmap: np.ndarray | None, lungs: np.ndarray | None,
+            r: Reading) -> tuple[Dataset, Dataset]:
+    """(Secondary Capture, Structured Report) for one DICOM X-ray's reading; NotDicom otherwise. With
+    a warning the heatmap is withheld, as in the PDF report: the caption says why."""
+    source = _require_dicom(source)
+    shown = None if r.warning_kind else heatmap
+    return secondary_capture(source, findings_picture(picture, shown, lungs), r), structured_report(source, r)
+
+
+def _require_dicom(source: Dataset | None) -> Dataset:
+    if source is None:
+        raise NotDicom("DICOM results need a DICOM input: a JPEG or PNG carries no patient or study to file them under.")
+    missing = [k for k in ("StudyInstanceUID", "SOPInstanceUID", "SOPClassUID", "Modality") if not source.get(k)]
+    if missing:
+        raise NotDicom(f"the DICOM input lacks {', '.join(missing)}: a PACS could not file results beside it.")
+    return source
+
+
+def _patient_orientation(source: Dataset) -> tuple[str, str]:
+    value = source.get("PatientOrientation")
+    if value is not None and len(value) == 2 and all(str(v) in ("L", "R", "A", "P", "H", "F") for v in value):
+        return str(value[0]), str(value[1])
+    return "L", "F"  # a frontal chest film as displayed: columns towards the patient's left, rows towards the feet
+
+
+def _drop_patient_study(dataset: Dataset, source: Dataset) -> None:
+    """Remove what the writer copied from the source beyond the patient module and the study's
+    identity: the Patient Study module (age, size, weight, history...)."""
+    for keyword in PATIENT_STUDY:
+        if keyword in dataset and keyword in source:
+            del dataset[keyword]
+
+
+def _frame_of_reference(dataset: Dataset, source: Dataset) -> None:
+    if "FrameOfReferenceUID" in source:
+        dataset.FrameOfReferenceUID = source.FrameOfReferenceUID
+        dataset.PositionReferenceIndicator = source.get("PositionReferenceIndicator", "")
+
+
+def secondary_capture(source: Dataset | None, picture: Image.Image, r: Reading) -> Dataset:
+    """The X-ray as drawn (heatmap and lung outline already on `picture`) with its caption, as a
+    DICOM Secondary Capture image in a new series of the source's study."""
+    import highdicom as hd
+
+    source = _require_dicom(source)
+    pixels = captioned(picture, caption(r))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # highdicom's advice on the source's names, which are copied as they are
+        sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=source, pixel_array=pixels, photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+        bits_allocated=8, coordinate_system=hd.CoordinateSystemNames.PATIENT, series_instance_uid=generate_uid(),
+        series_number=9901, sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
+        patient_orientation=_patient_orientation(source),
+    )
+    sc.SeriesDescription = "pneumo heatmap (research, not for diagnosis)"
+    sc.BurnedInAnnotation = "YES"  # the caption; it names no patient
+    sc.ImageComments = " / ".join(caption(r))[:10240]
+    _frame_of_reference(sc, source)
+    _drop_patient_study(sc, source)
+    return sc
+
+
+def structured_report(source: Dataset | None, r: Reading) -> Dataset:
+    """The finding as a DICOM Comprehensive 3D SR (TID 1500), referencing the source image."""
+    import highdicom as hd
+
+    source = _require_dicom(source)
+    algorithm = hd.sr.AlgorithmIdentification(name="pneumo", version=model_version(r.weights_sha256),
+                                              parameters=[f"threshold {r.threshold:.4f}"] + ([f"site profile: {r.site}"] if r.site else []))
+    evaluations = [hd.sr.QualitativeEvaluation(READING, FINDING[r.reading])]
+    if r.warning_kind:
+        evaluations.append(hd.sr.QualitativeEvaluation(CAVEAT, Code(r.warning_kind, SCHEME, CAVEATS.get(r.warning_kind, r.warning_kind)[:64])))
+    if r.site:
+        evaluations.append(hd.sr.QualitativeEvaluation(SITE, Code("site", SCHEME, r.site[:64])))
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="pneumo reading"),
+        finding_type=FINDING["PNEUMONIA"],
+        algorithm_id=algorithm,
+        measurements=[hd.sr.Measurement(PROBABILITY, round(float(r.probability), 6), NO_UNITS, algorithm_id=algorithm),
+                      hd.sr.Measurement(THRESHOLD, round(float(r.threshold), 6), NO_UNITS)],
+        qualitative_evaluations=evaluations,
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(
+            observer_device_context=hd.sr.ObserverContext(
+                observer_type=codes.DCM.Device,
+                observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(uid=generate_uid(), name="pneumo",
+                                                                                          manufacturer_name=MANUFACTURER,
+                                                                                          model_name=model_version(r.weights_sha256)))),
+        procedure_reported=CHEST_XRAY,
+        imaging_measurements=[group],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=[source], content=report, series_instance_uid=generate_uid(), series_number=9902,
+            sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True, is_final=False,
+            is_verified=False,
+        )
+    _drop_patient_study(sr, source)
+    sr.SeriesDescription = "pneumo finding (research, not for diagnosis)"
+    if r.warning:
+        sr.ContentDescription = "pneumo: " + r.warning[:55]
+    _frame_of_reference(sr, source)
+    return sr
+
+
+def to_bytes(dataset: Dataset) -> bytes:
+    """A data set as a DICOM file (preamble, file meta) in memory."""
+    import io
+
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
