@@ -8,11 +8,13 @@ The verdict says why, and from where (`source`):
   shown), and a lateral view (ViewPosition, or a series, protocol or study description saying
   lateral). A header that gives an age decides: 1-5 years is in the population whatever the pixels say.
 - "image": for a picture whose header gives no age (every JPEG and PNG), an image score
-  (ImageScore): an RBF support-vector machine on the guard's 32x32 thumbnail, fitted on the training
-  children against adult X-rays from three kinds of source by `python -m pneumo.training.population
-  --fit` and shipped as numpy arrays (weights/adult_score.npz), so serving needs no scikit-learn.
-  Its threshold sits above what 99 % of the training children of either class score (cross-fitted);
-  how it does on hospitals it never saw: docs/POPULATION.md, campaign img5.
+  (ImageScore): an RBF support-vector machine on histograms of oriented gradients of the model's
+  input at 256 px (pneumo.preprocess.gradient_histograms: the edges of ribs, clavicles, the heart's
+  border), fitted on the training children against adult X-rays from three kinds of source by
+  `python -m pneumo.training.population --fit` and shipped as numpy arrays (weights/adult_score.npz),
+  so serving needs no scikit-learn. Its threshold sits above what 99 % of the training children of
+  either class score (cross-fitted); how it does on hospitals it never saw: docs/POPULATION.md,
+  campaign pop1.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import ADULT_SCORE_FILE
-from pneumo.preprocess import thumbnails
+from pneumo.preprocess import image_features, thumbnails
 
 # The data set's children were one to five years old: an age in whole years outside 1..5 is outside
 # the training population (an infant under one year is as much outside it as an adult).
@@ -120,8 +122,9 @@ def check_header(fields: dict[str, str]) -> PopulationVerdict:
 @dataclass(frozen=True)
 class ImageScore:
     """Does a picture look like an adult's chest X-ray rather than one of the training children's?
-    An RBF support-vector machine on the guard's standardised thumbnail, folded into arrays:
-    z = thumbnail @ projection + offset (principal components and standardisation in one map), then
+    An RBF support-vector machine on image features (`features`, pneumo.preprocess.FEATURES; the
+    side x side thumbnail where it is empty), folded into arrays:
+    z = features @ projection + offset (principal components and standardisation in one map), then
     score = sum_i dual_i exp(-gamma |z - support_i|^2) + intercept. Above `threshold`: adult."""
 
     side: int
@@ -134,10 +137,12 @@ class ImageScore:
     threshold: float
     children_share: float = 0.99  # the share of training children (each class) scoring below the threshold
     route_layout: bool = False  # campaign g3: an adult's film failing the guard's layout check gets this verdict instead
+    features: str = ""  # pneumo.preprocess.FEATURES (campaign pop1); "": the side x side thumbnail (img5)
 
     def score(self, gray299: np.ndarray) -> np.ndarray:
         """The score of each of (N, 299, 299) uint8 images (one image: shape (1,))."""
-        z = thumbnails(gray299, self.side) @ self.projection + self.offset
+        x = image_features(self.features, gray299) if self.features else thumbnails(gray299, self.side)
+        z = x @ self.projection + self.offset
         squared = (z ** 2).sum(axis=1)[:, None] + (self.support ** 2).sum(axis=1)[None, :] - 2 * z @ self.support.T
         return np.exp(-self.gamma * np.maximum(squared, 0.0)) @ self.dual + self.intercept
 
@@ -159,7 +164,7 @@ class ImageScore:
     def save(self, path: str | Path, **info) -> None:
         arrays = {k: np.asarray(getattr(self, k), dtype=np.float32) for k in ("projection", "offset", "support", "dual")}
         np.savez_compressed(path, **arrays, scalars=json.dumps({k: getattr(self, k) for k in ("side", "intercept", "gamma", "threshold",
-                                                                                                "children_share", "route_layout")}),
+                                                                                                "children_share", "route_layout", "features")}),
                             info=json.dumps(info))
 
     @classmethod
@@ -169,7 +174,7 @@ class ImageScore:
             arrays = {k: f[k].astype(np.float64) for k in ("projection", "offset", "support", "dual")}
         return cls(side=int(scalars["side"]), intercept=float(scalars["intercept"]), gamma=float(scalars["gamma"]),
                    threshold=float(scalars["threshold"]), children_share=float(scalars["children_share"]),
-                   route_layout=bool(scalars.get("route_layout", False)), **arrays)
+                   route_layout=bool(scalars.get("route_layout", False)), features=str(scalars.get("features", "")), **arrays)
 
 
 def load_image_score(path: str | Path = ADULT_SCORE_FILE) -> ImageScore | None:

@@ -109,3 +109,57 @@ def thumbnails(gray299: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     flat = small.reshape(len(small), -1)
     flat = flat - flat.mean(axis=1, keepdims=True)
     return flat / np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
+
+
+HOG_CELL, HOG_BINS = 16, 9
+
+
+def gradient_histograms(gray299: np.ndarray, side: int = 128, cell: int = HOG_CELL, bins: int = HOG_BINS) -> np.ndarray:
+    """Histograms of oriented gradients: uint8 (N, 299, 299) -> float (N, features). Each image
+    box-resized to `side` px; central-difference gradients; each pixel's magnitude added to one of
+    `bins` unsigned orientation bins of its `cell` px cell; blocks of 2x2 cells normalised (L2,
+    clipped at 0.2, normalised again). The edges a thumbnail blurs away: ribs, clavicles, the
+    heart's border, the body's outline (the population check, pneumo.population)."""
+    gray299 = np.asarray(gray299)
+    if gray299.ndim == 2:
+        gray299 = gray299[np.newaxis]
+    if len(gray299) > 256:  # bounded memory for a whole data set
+        return np.concatenate([gradient_histograms(gray299[i:i + 256], side, cell, bins) for i in range(0, len(gray299), 256)])
+    x = np.stack([np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), dtype=np.float64) for g in gray299])
+    gx, gy = np.zeros_like(x), np.zeros_like(x)
+    gx[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
+    gy[:, 1:-1, :] = x[:, 2:, :] - x[:, :-2, :]
+    magnitude = np.hypot(gx, gy)
+    orientation = np.minimum((np.arctan2(gy, gx) % np.pi) / np.pi * bins, bins - 1).astype(np.int64)
+    cells = side // cell
+    n = len(x)
+    # cell index of each pixel, then one bincount over (image, cell row, cell column, bin)
+    rows = (np.arange(cells * cell) // cell)[:, None] * cells + (np.arange(cells * cell) // cell)[None, :]
+    index = (np.arange(n)[:, None, None] * cells * cells + rows[None]) * bins + orientation[:, :cells * cell, :cells * cell]
+    hist = np.bincount(index.ravel(), weights=magnitude[:, :cells * cell, :cells * cell].ravel(),
+                       minlength=n * cells * cells * bins).reshape(n, cells, cells, bins)
+    blocks = np.concatenate([hist[:, :-1, :-1], hist[:, 1:, :-1], hist[:, :-1, 1:], hist[:, 1:, 1:]], axis=-1)
+    blocks = blocks / np.sqrt((blocks ** 2).sum(axis=-1, keepdims=True) + 1e-6)
+    blocks = np.minimum(blocks, 0.2)
+    blocks = blocks / np.sqrt((blocks ** 2).sum(axis=-1, keepdims=True) + 1e-6)
+    return blocks.reshape(n, -1)
+
+
+def standardised(features: np.ndarray) -> np.ndarray:
+    """Each row to mean 0, std 1 (so that features of different kinds can sit side by side)."""
+    features = features - features.mean(axis=1, keepdims=True)
+    return features / np.maximum(features.std(axis=1, keepdims=True), 1e-6)
+
+
+# The image features the population check can be fitted on (pneumo.population.ImageScore.features).
+FEATURES = {
+    "thumbnail32": lambda gray: thumbnails(gray, 32),
+    "hog128": lambda gray: gradient_histograms(gray, 128),
+    "hog256": lambda gray: gradient_histograms(gray, 256),
+    "thumbnail32+hog128": lambda gray: np.hstack([thumbnails(gray, 32), standardised(gradient_histograms(gray, 128))]),
+}
+
+
+def image_features(kind: str, gray299: np.ndarray) -> np.ndarray:
+    """The population check's features of uint8 (N, 299, 299) images (or one (299, 299))."""
+    return FEATURES[kind](gray299)

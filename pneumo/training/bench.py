@@ -419,9 +419,37 @@ def bench_site(data_dir: Path, weights: Path, films: int = 64, repeats: int = 3)
             "read_ms_without_profile": round(reads["without"] * 1000, 1), "read_ms_with_profile": round(reads["with"] * 1000, 1)}
 
 
+def bench_checks(data_dir: Path, images: int = 100, repeats: int = 3) -> dict:
+    """The checks every upload passes before its reading, per image, as the app runs them one file at
+    a time (pneumo.analysis.model_view: the guard, then the population check on the image): median
+    over `repeats` passes of `images` test X-rays and of the 120 non-X-rays (which stop earlier)."""
+    from pneumo.analysis import model_view
+    from pneumo.guard import load_guard
+    from pneumo.imageio import read_file
+    from pneumo.training import sets
+
+    guard = load_guard()
+    pictures = [read_file(s.path).image for s in sets.test(data_dir)[:images]]
+    non_xrays = [image for _, image in sets.non_xrays()]
+
+    def per_image(batch) -> float:
+        runs = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for picture in batch:
+                model_view(picture, guard)
+            runs.append((time.perf_counter() - started) / len(batch))
+        return round(float(np.median(runs)) * 1000, 2)
+
+    score = guard.adult_score
+    return {"benchmark": "checks", "guard_and_population_ms_per_xray": per_image(pictures),
+            "guard_and_population_ms_per_non_xray": per_image(non_xrays), "xrays": len(pictures),
+            "population_features": (score.features or f"thumbnail{score.side}") if score is not None else None}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "table", "serving", "all"])
+    parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "table", "serving", "checks", "all"])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--images", type=int, default=24, help="X-rays for the inference benchmark (>= 20)")
@@ -448,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bench_cli(data_dir, weights)), flush=True)
     if args.which in ("site", "all"):
         print(json.dumps(bench_site(data_dir, weights)), flush=True)
+    if args.which in ("checks", "all"):
+        print(json.dumps(bench_checks(data_dir)), flush=True)
     if args.which == "explanations":  # minutes: not part of "all"
         from pneumo.training.explanations import format_table
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pneumo.bundle import GUARD_FILE
-from pneumo.guard import XrayGuard, detail
-from pneumo.preprocess import THUMB_SIDE, thumbnails
+from pneumo.guard import Verdict, XrayGuard, detail
+from pneumo.preprocess import THUMB_SIDE, image_features, thumbnails
 from pneumo.training import sets
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
 from pneumo.training.sets import DEFAULT_ADULT_DIR
@@ -47,6 +48,74 @@ def fit_guard(gray299: np.ndarray, n_components: int = COMPONENTS) -> XrayGuard:
         "detail": float(np.quantile(detail(gray299), 1 - LIMIT_QUANTILE) * DETAIL_MARGIN),
     }
     return guard
+
+
+# --- campaigns g6-g8 (docs/POPULATION.md): a second opinion on pictures the layout refuses; none shipped ---
+
+@dataclass
+class Layout:
+    """Where chest X-rays lie in a space of image features (pneumo.preprocess.FEATURES): principal
+    components, and limits on the residual and the Mahalanobis distance (the guard's own method; g6)."""
+
+    features: str
+    mean: np.ndarray
+    components: np.ndarray
+    scales: np.ndarray
+    limits: dict[str, float]
+
+    def distances(self, gray299: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = image_features(self.features, gray299)
+        coefficients = (x - self.mean) @ self.components.T
+        residual = ((x - self.mean - coefficients @ self.components) ** 2).sum(axis=1) / x.shape[1]
+        return residual, np.sqrt(((coefficients / self.scales) ** 2).sum(axis=1))
+
+    def fits(self, gray299: np.ndarray) -> bool:
+        residual, mahalanobis = (float(v[0]) for v in self.distances(gray299))
+        return residual <= self.limits["residual"] and mahalanobis <= self.limits["mahalanobis"]
+
+
+def fit_layout(gray299: np.ndarray, features: str, n_components: int = COMPONENTS) -> Layout:
+    """fit_guard's layout in another feature space: principal components of the fitting X-rays'
+    features and the same limits."""
+    x = image_features(features, gray299)
+    mean = x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
+    layout = Layout(features, mean, vt[:n_components], singular[:n_components] / np.sqrt(len(x)), {})
+    residual, mahalanobis = layout.distances(gray299)
+    layout.limits = {"residual": float(np.quantile(residual, LIMIT_QUANTILE) * RESIDUAL_MARGIN),
+                     "mahalanobis": float(np.quantile(mahalanobis, LIMIT_QUANTILE) * MAHALANOBIS_MARGIN)}
+    return layout
+
+
+class XrayCheck:
+    """Is this a chest X-ray? An RBF SVM on image features fitted on X-rays against non-X-rays, in the
+    arrays of pneumo.population.ImageScore (g7): at or above its threshold, an X-ray. adult_only (g8):
+    only where the guard's population score also calls the picture an adult's chest X-ray."""
+
+    def __init__(self, score, adult_only: bool = False):
+        self.score, self.adult_only = score, adult_only
+
+    def fits(self, gray299: np.ndarray) -> bool:
+        return float(self.score.score(gray299)[0]) >= self.score.threshold
+
+
+class SecondOpinionGuard(XrayGuard):
+    """The shipped guard, except that a picture refused by the layout check (not as inverted) passes
+    when `second` (a Layout or an XrayCheck) says it is a chest X-ray."""
+
+    def __init__(self, guard: XrayGuard, second):
+        super().__init__(guard.mean, guard.components, guard.scales, guard.limits, guard.adult_score)
+        self.second = second
+
+    def check(self, gray299: np.ndarray, picture=None) -> Verdict:
+        verdict = super().check(gray299, picture)
+        if verdict.plausible or verdict.check != "layout" or verdict.kind != "not_xray" or not self.second.fits(gray299):
+            return verdict
+        if getattr(self.second, "adult_only", False):
+            score = self.adult_score
+            if score is None or float(score.score(gray299)[0]) < score.threshold:
+                return verdict
+        return Verdict(True, None, verdict.residual, verdict.colourfulness, layout_passed=False)
 
 
 def save_guard(guard: XrayGuard, path: str | Path, **info) -> None:

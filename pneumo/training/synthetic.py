@@ -165,12 +165,44 @@ def _smooth_scene(rng: np.random.Generator, i: int) -> Image.Image:
 
 
 def non_xray_images(seed: int = 0) -> list[tuple[str, Image.Image]]:
-    """At least 100 (name, picture) pairs, none of them a chest X-ray."""
+    """At least 100 (name, picture) pairs, none of them a chest X-ray: the measurement set (seed 0)."""
+    return _photo_variants(_package_photos()) + generated_pictures(seed)
+
+
+def generated_pictures(seed: int) -> list[tuple[str, Image.Image]]:
+    """The generated families alone (64 pictures a seed): documents, screenshots, charts, plain
+    pictures, smooth scenes."""
     rng = np.random.default_rng(seed)
-    images = _photo_variants(_package_photos())
-    images += [(f"document/{i}", _document(rng, i)) for i in range(14)]
+    images = [(f"document/{i}", _document(rng, i)) for i in range(14)]
     images += [(f"screenshot/{i}", _screenshot(rng, i)) for i in range(12)]
     images += [(f"chart/{i}", _chart(rng, i)) for i in range(12)]
     images += [(f"plain/{i}", _plain(rng, i)) for i in range(12)]
     images += [(f"scene/{i}", _smooth_scene(rng, i)) for i in range(14)]
     return images
+
+
+def fitting_non_xrays(seeds: range = range(1, 11)) -> list[tuple[str, str, Image.Image]]:
+    """Non-X-rays for fitting a check (campaign g7), disjoint from the measurement set: scikit-image's
+    bundled sample images (skimage.data; each function's documentation gives its source and terms)
+    with the variants made of a photo, and new draws of the generated families. (name, group, picture):
+    a photo and its variants share a group, so that a fold never splits them."""
+    import skimage.data
+
+    photos = []
+    for name in ("astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass", "gravel",
+                 "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms", "moon", "page", "retina", "rocket",
+                 "shepp_logan_phantom", "text"):
+        try:
+            array = np.asarray(getattr(skimage.data, name)())
+        except Exception:  # noqa: BLE001 - a sample this version lacks (or would download) is skipped
+            continue
+        if array.dtype == bool:
+            array = array.astype(np.uint8) * 255
+        elif array.dtype != np.uint8:
+            array = np.round((array - array.min()) / max(float(np.ptp(array)), 1e-9) * 255).astype(np.uint8)
+        photos.append((name, Image.fromarray(array[..., :3] if array.ndim == 3 else array).convert("RGB")))
+    out = [(name, name.split("/")[1].split("_crop")[0].split("_gray")[0].split("_rot90")[0], picture)
+           for name, picture in _photo_variants(photos)]
+    for seed in seeds:
+        out += [(f"{name}@{seed}", f"{name}@{seed}", picture) for name, picture in generated_pictures(seed)]
+    return out
