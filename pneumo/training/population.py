@@ -249,19 +249,7 @@ def fit_and_ship(data_dir: Path, adult_dir: Path, web_dir: Path, other_dir: Path
     if not result["ships"]:
         return result
     # The one read, after the choice: reported whatever it gives, nothing refitted after it.
-    test_scores = score.score(test_gray) if len(test_gray) else np.empty(0)
-    test_classes = labels_of(test) if test else np.empty(0, int)
-    result["test"] = {name: {"images": int((test_classes == c).sum()), "flagged": int((test_scores[test_classes == c] >= score.threshold).sum())}
-                      for c, name in ((0, "NORMAL"), (1, "PNEUMONIA"))}
-    others = sets.other_children(other_dir)
-    other_gray = load_images(others, cache_dir, progress=False)[0] if others else []
-    result["children_elsewhere"] = [{"file": s.path.name, "age": s.age, "score": round(float(v), 3), "flagged": bool(v >= score.threshold)}
-                                    for s, v in zip(others, score.score(np.asarray(other_gray)))] if others else []
-    from pneumo.imageio import read_file
-    from pneumo.preprocess import to_gray299
-
-    result["dicom_pixels"] = {p.name: round(float(score.score(to_gray299(read_file(p).image))[0]), 3)
-                              for p in sets.dicoms(data_dir)}
+    result |= one_read(score, data_dir, other_dir, cache_dir, test_gray, test)
     summary = {k: result[k] for k in ("pick", "test", "g3", "non_xrays_as_shipped")} | {k: chosen[k] for k in ("threshold", "cross_fitted", "held_out", "validation",
                                                                                          "children_false_alarms")}
     score.save(out, **summary)
@@ -335,7 +323,7 @@ def g6(data: dict, kind: str, test_gray: np.ndarray) -> dict:
     adult = data["labels"] == 1
     fitting = np.r_[data["gray_children"], data["gray_adults"][data["folds"][adult] <= 2]]
     guard = SecondOpinionGuard(load_guard(adult_score=None), fit_layout(fitting, kind))
-    return {"features": kind, "limits": guard.second.limits} | guard_outcome(guard, data, test_gray) | {"_layout": guard.second}
+    return {"features": kind, "limits": guard.second.limits} | guard_outcome(guard, data, test_gray)
 
 
 def guard_outcome(guard, data: dict, test_gray: np.ndarray) -> dict:
@@ -410,10 +398,8 @@ def g8(data: dict, test_gray: np.ndarray) -> dict:
 
     fitted = g7(data, test_gray)
     guard = SecondOpinionGuard(load_guard(), XrayCheck(fitted["_score"], adult_only=True))  # with the shipped population score
-    result = {"campaign": "g8", "features": fitted["features"], "threshold": fitted["threshold"], "g7": {
+    return {"campaign": "g8", "features": fitted["features"], "threshold": fitted["threshold"], "g7": {
         k: v for k, v in fitted.items() if not k.startswith("_")}} | guard_outcome(guard, data, test_gray)
-    result["_score"] = fitted["_score"]
-    return result
 
 
 def print_fit(result: dict) -> None:
