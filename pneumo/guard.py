@@ -75,6 +75,14 @@ def detail(gray299: np.ndarray) -> np.ndarray:
     return np.abs(laplacian).mean(axis=(1, 2)) / np.maximum(x.std(axis=(1, 2)), 1e-6)
 
 
+def layout_distances(x: np.ndarray, mean: np.ndarray, components: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(residual, Mahalanobis distance) of each row of features `x` from a layout: its mean, principal
+    components and their scales."""
+    coefficients = (x - mean) @ components.T
+    residual = ((x - mean - coefficients @ components) ** 2).sum(axis=1) / x.shape[1]
+    return residual, np.sqrt(((coefficients / scales) ** 2).sum(axis=1))
+
+
 class XrayGuard:
     def __init__(self, mean: np.ndarray, components: np.ndarray, scales: np.ndarray, limits: dict[str, float], adult_score=None):
         self.mean, self.components, self.scales = mean, components, scales
@@ -86,11 +94,7 @@ class XrayGuard:
 
     def distances(self, gray299: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(residual, Mahalanobis distance) of each image from the X-ray layout."""
-        thumbs = thumbnails(gray299)
-        coefficients = (thumbs - self.mean) @ self.components.T
-        residual = ((thumbs - self.mean - coefficients @ self.components) ** 2).sum(axis=1) / thumbs.shape[1]
-        mahalanobis = np.sqrt(((coefficients / self.scales) ** 2).sum(axis=1))
-        return residual, mahalanobis
+        return layout_distances(thumbnails(gray299), self.mean, self.components, self.scales)
 
     def _fits(self, gray299: np.ndarray) -> tuple[bool, float]:
         residual, mahalanobis = (float(v[0]) for v in self.distances(gray299))

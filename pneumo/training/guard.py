@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import GUARD_FILE
-from pneumo.guard import Verdict, XrayGuard, detail
-from pneumo.preprocess import THUMB_SIDE, image_features, thumbnails
+from pneumo.guard import Verdict, XrayGuard, detail, layout_distances
+from pneumo.preprocess import THUMB_SIDE, image_features
 from pneumo.training import sets
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
 from pneumo.training.sets import DEFAULT_ADULT_DIR
@@ -36,21 +36,10 @@ DETAIL_MARGIN = 0.7
 
 def fit_guard(gray299: np.ndarray, n_components: int = COMPONENTS) -> XrayGuard:
     """Principal components of the training X-rays' thumbnails and the limits they set."""
-    thumbs = thumbnails(gray299)
-    mean = thumbs.mean(axis=0)
-    _, singular, vt = np.linalg.svd(thumbs - mean, full_matrices=False)
-    scales = singular[:n_components] / np.sqrt(len(thumbs))  # std of each coordinate
-    guard = XrayGuard(mean, vt[:n_components], scales, {})
-    residual, mahalanobis = guard.distances(gray299)
-    guard.limits = {
-        "residual": float(np.quantile(residual, LIMIT_QUANTILE) * RESIDUAL_MARGIN),
-        "mahalanobis": float(np.quantile(mahalanobis, LIMIT_QUANTILE) * MAHALANOBIS_MARGIN),
-        "detail": float(np.quantile(detail(gray299), 1 - LIMIT_QUANTILE) * DETAIL_MARGIN),
-    }
-    return guard
+    layout = fit_layout(gray299, f"thumbnail{THUMB_SIDE}", n_components)
+    limits = layout.limits | {"detail": float(np.quantile(detail(gray299), 1 - LIMIT_QUANTILE) * DETAIL_MARGIN)}
+    return XrayGuard(layout.mean, layout.components, layout.scales, limits)
 
-
-# --- campaigns g6-g8 (docs/POPULATION.md): a second opinion on pictures the layout refuses; none shipped ---
 
 @dataclass
 class Layout:
@@ -64,10 +53,7 @@ class Layout:
     limits: dict[str, float]
 
     def distances(self, gray299: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = image_features(self.features, gray299)
-        coefficients = (x - self.mean) @ self.components.T
-        residual = ((x - self.mean - coefficients @ self.components) ** 2).sum(axis=1) / x.shape[1]
-        return residual, np.sqrt(((coefficients / self.scales) ** 2).sum(axis=1))
+        return layout_distances(image_features(self.features, gray299), self.mean, self.components, self.scales)
 
     def fits(self, gray299: np.ndarray) -> bool:
         residual, mahalanobis = (float(v[0]) for v in self.distances(gray299))
@@ -75,8 +61,9 @@ class Layout:
 
 
 def fit_layout(gray299: np.ndarray, features: str, n_components: int = COMPONENTS) -> Layout:
-    """fit_guard's layout in another feature space: principal components of the fitting X-rays'
-    features and the same limits."""
+    """Principal components of the fitting X-rays' features (pneumo.preprocess.FEATURES) and the
+    limits on the residual and the Mahalanobis distance they set: the guard's layout (thumbnails),
+    or campaign g6's (edges)."""
     x = image_features(features, gray299)
     mean = x.mean(axis=0)
     _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
@@ -86,6 +73,8 @@ def fit_layout(gray299: np.ndarray, features: str, n_components: int = COMPONENT
                      "mahalanobis": float(np.quantile(mahalanobis, LIMIT_QUANTILE) * MAHALANOBIS_MARGIN)}
     return layout
 
+
+# --- campaigns g6-g8 (docs/POPULATION.md): a second opinion on pictures the layout refuses; none shipped ---
 
 class XrayCheck:
     """Is this a chest X-ray? An RBF SVM on image features fitted on X-rays against non-X-rays, in the
