@@ -118,11 +118,12 @@ def _wrap(line: str, font, width: int) -> list[str]:
 
 
 def findings_picture(picture: Image.Image, heatmap: np.ndarray | None, lungs: np.ndarray | None, opacity: float = 0.45) -> Image.Image:
-    """The X-ray with its heatmap blended over it (none for an empty map) and the lung outline."""
+    """The X-ray with its heatmap blended over it (None: no map, for an empty one or a withheld one)
+    and the lung outline."""
     from pneumo.lungs import draw_outline
     from pneumo.overlay import overlay
 
-    shown = overlay(picture, heatmap, opacity) if heatmap is not None and float(np.max(heatmap)) > 0 else picture.convert("RGB")
+    shown = overlay(picture, heatmap, opacity) if heatmap is not None else picture.convert("RGB")
     return draw_outline(shown, lungs) if lungs is not None else shown
 
 
@@ -171,18 +172,18 @@ def secondary_capture(source: Dataset | None, picture: Image.Image, r: Reading) 
     import highdicom as hd
 
     source = _require_dicom(source)
-    pixels = captioned(picture, caption(r))
+    lines = caption(r)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # highdicom's advice on the source's names, which are copied as they are
         sc = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=source, pixel_array=pixels, photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
-        bits_allocated=8, coordinate_system=hd.CoordinateSystemNames.PATIENT, series_instance_uid=generate_uid(),
-        series_number=9901, sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
-        patient_orientation=_patient_orientation(source),
-    )
+            ref_dataset=source, pixel_array=captioned(picture, lines), photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+            bits_allocated=8, coordinate_system=hd.CoordinateSystemNames.PATIENT, series_instance_uid=generate_uid(),
+            series_number=9901, sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
+            patient_orientation=_patient_orientation(source),
+        )
     sc.SeriesDescription = "pneumo heatmap (research, not for diagnosis)"
     sc.BurnedInAnnotation = "YES"  # the caption; it names no patient
-    sc.ImageComments = " / ".join(caption(r))[:10240]
+    sc.ImageComments = " / ".join(lines)[:10240]
     _frame_of_reference(sc, source)
     _drop_patient_study(sc, source)
     return sc

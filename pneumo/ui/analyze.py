@@ -244,29 +244,28 @@ def _dicom_downloads(analysis: Analysis, engine, settings: Settings, band: Band 
                    f"a {prepared.format} carries no patient or study to file them under.")
         return
     from pneumo.bundle import weights_sha256
-    from pneumo.dicomout import Reading, results, to_bytes
+    from pneumo.dicomout import Reading, findings_picture, secondary_capture, structured_report, to_bytes
 
     r = Reading(probability=analysis.probability, reading=reading(analysis.probability, settings.threshold, band).label,
                 threshold=settings.threshold, warning_kind=analysis.warning[0] if analysis.warning else None,
                 warning=analysis.warning[1] if analysis.warning else None,
                 site=engine.site.describe() if engine.site is not None else None, weights_sha256=weights_sha256(engine.bundle.model_file))
-    heatmap = None  # withheld with a warning (pneumo.dicomout.results), as in the PDF
-    if analysis.warning is None:
-        _, heat = map_for(analysis, engine, settings)  # the map the page shows (cached)
-        heatmap = None if heat.empty else heat.heatmap
 
-    def made(which: int):
-        def make() -> bytes:
-            return to_bytes(results(prepared.dicom, prepared.picture, heatmap, analysis.lungs, r)[which])
-        return make
+    def capture() -> bytes:  # built when clicked: the map the page shows (cached), withheld with a warning as in the PDF
+        heat = None if analysis.warning is not None else map_for(analysis, engine, settings)[1]
+        picture = findings_picture(prepared.picture, None if heat is None or heat.empty else heat.heatmap, analysis.lungs)
+        return to_bytes(secondary_capture(prepared.dicom, picture, r))
+
+    def report() -> bytes:
+        return to_bytes(structured_report(prepared.dicom, r))
 
     stem = Path(analysis.name).stem
     sc, sr = st.columns(2)
-    sc.download_button("DICOM Secondary Capture", data=made(0), file_name=f"{stem}.sc.dcm", mime="application/dicom",
+    sc.download_button("DICOM Secondary Capture", data=capture, file_name=f"{stem}.sc.dcm", mime="application/dicom",
                        icon=":material/download:", on_click="ignore", key=f"dicom-sc-{prepared.digest}",
                        help="The X-ray with its heatmap, the lung outline and a caption (reading, probability, warning): "
                             "a new series in this study, for your PACS. It carries the file's patient and study, nothing else.")
-    sr.download_button("DICOM Structured Report", data=made(1), file_name=f"{stem}.sr.dcm", mime="application/dicom",
+    sr.download_button("DICOM Structured Report", data=report, file_name=f"{stem}.sr.dcm", mime="application/dicom",
                        icon=":material/download:", on_click="ignore", key=f"dicom-sr-{prepared.digest}",
                        help="The finding (probability, reading at the threshold in use, warning, site profile, model version), "
                             "referencing this image: a new series in this study, for your PACS.")
