@@ -39,6 +39,7 @@ from pneumo.guard import XrayGuard, load_guard
 from pneumo.imageio import ImageReadError, read_file
 from pneumo.operating import band_at, reading
 from pneumo.population import PopulationVerdict
+from pneumo.preprocess import to_model_input
 
 
 @dataclass
@@ -94,16 +95,32 @@ def _warning_fields(warning: tuple[str, str] | None, population: PopulationVerdi
     return {"warning": warning[1], "warning_kind": warning[0], "population_source": warning_source(warning, population)}
 
 
+@dataclass
+class _Chunk:
+    """A batch of files as the reading thread hands it over: each file's model view or error, and the
+    stacked uint8 images of those read with their model input (pneumo.preprocess.to_model_input)."""
+    loaded: list[tuple[np.ndarray, dict] | str]
+    good: list[int]
+    gray: np.ndarray
+    model_input: np.ndarray
+
+
+def _read_chunk(paths: list[Path], guard: XrayGuard | None) -> _Chunk:
+    loaded = [_load(path, guard) for path in paths]
+    good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
+    gray = np.stack([loaded[i][0] for i in good]) if good else np.empty((0, 299, 299), np.uint8)
+    return _Chunk(loaded, good, gray, to_model_input(gray))
+
+
 def predict_files(
     model, files: list[Path], threshold: float, batch_size: int = 32, progress: bool = False, guard: XrayGuard | None = None,
     engine=None, maps: bool = True,
 ) -> list[FileResult]:
     """Read, check, preprocess and predict in batches; with an engine (pneumo.engine) that has a lung
     segmenter and maps on, each file's lung share and the share of its default map inside the lungs
-    too, the maps of a whole batch in one pass. The next batch's files are read on threads while the
-    network works on this one."""
-    from pneumo.inference import predict_gray
-
+    too, the maps of a whole batch in one pass. One thread reads, checks and prepares the next batch
+    while the network works on this one (one thread, not more: on two cores a second reader slowed
+    the network more than it read, issue #45)."""
     results: list[FileResult] = []
     bar = None
     if progress:
@@ -111,39 +128,40 @@ def predict_files(
 
         bar = tqdm(total=len(files), unit="img", desc="predicting", file=sys.stderr)
     chunks = [files[start : start + batch_size] for start in range(0, len(files), batch_size)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = [pool.submit(_load, path, guard) for path in chunks[0]] if chunks else []
-        for k, chunk in enumerate(chunks):
-            loaded = [future.result() for future in pending]
-            pending = [pool.submit(_load, path, guard) for path in chunks[k + 1]] if k + 1 < len(chunks) else []
-            good = [i for i, item in enumerate(loaded) if not isinstance(item, str)]
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(_read_chunk, chunks[0], guard) if chunks else None
+        for k, paths in enumerate(chunks):
+            chunk = pending.result()
+            pending = reader.submit(_read_chunk, chunks[k + 1], guard) if k + 1 < len(chunks) else None
             batch_results = [
-                FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **item[1]) for p, item in zip(chunk, loaded)
+                FileResult(str(p), error=item) if isinstance(item, str) else FileResult(str(p), **item[1]) for p, item in zip(paths, chunk.loaded)
             ]
-            gray = np.stack([loaded[i][0] for i in good]) if good else np.empty((0, 299, 299), np.uint8)
-            if maps and engine is not None and engine.segmenter is not None:  # the heatmap's pass gives the probability too
-                probs = _with_lung_fields([batch_results[i] for i in good], gray, engine, threshold)
+            if not chunk.good:
+                probs = []
+            elif maps and engine is not None and engine.segmenter is not None:  # the heatmap's pass gives the probability too
+                probs = _with_lung_fields([batch_results[i] for i in chunk.good], chunk, engine, threshold)
             else:
-                probs = predict_gray(model, gray, batch_size)
-            for i, prob in zip(good, probs):
+                probs = np.asarray(model.predict_on_batch(chunk.model_input)).reshape(-1)
+            for i, prob in zip(chunk.good, probs):
                 batch_results[i].probability = float(prob)
                 batch_results[i].label = label_name(prob, threshold)
             results += batch_results
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(len(paths))
     if bar is not None:
         bar.close()
     return results
 
 
-def _with_lung_fields(results: list[FileResult], gray: np.ndarray, engine, threshold: float) -> list[float]:
+def _with_lung_fields(results: list[FileResult], chunk: _Chunk, engine, threshold: float) -> list[float]:
     """Each image's probability from the pass that explains it, with its lung share and the share of
     that map inside the lungs written into its result."""
     from pneumo.lungs import lung_share, map_in_lungs
 
     probs = []
-    masks = engine.segmenter.masks(gray) if len(gray) else []
-    for result, explanation, mask in zip(results, engine.analyze_batch(gray, threshold=threshold) if len(gray) else [], masks):
+    masks = engine.lung_masks(chunk.gray, batch_size=len(chunk.gray), equalized=chunk.model_input[..., 0])
+    explanations = engine.analyze_batch(chunk.gray, threshold=threshold, model_input=chunk.model_input)
+    for result, explanation, mask in zip(results, explanations, masks):
         inside = map_in_lungs(explanation.heatmap, mask)  # None for an empty map (all zeros)
         result.lung_share = round(lung_share(mask), 4)
         result.map_in_lungs = None if inside is None else round(inside, 4)

@@ -17,6 +17,7 @@ pneumo.population's image score): the 299 px gray image shrunk to 32x32 and stan
 
 from __future__ import annotations
 
+import functools
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -114,6 +115,17 @@ def thumbnails(gray299: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
 HOG_CELL, HOG_BINS = 16, 9
 
 
+@functools.lru_cache(maxsize=4)
+def _gradient_tables(bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude and orientation bin of every central difference pair of 8-bit pixels (gx, gy in
+    -255..255), indexed by (gy + 255) * 511 + gx + 255: two look-ups per pixel instead of hypot,
+    arctan2 and a floating remainder (a third of the population check's time), the same values."""
+    gy, gx = np.meshgrid(np.arange(-255.0, 256.0), np.arange(-255.0, 256.0), indexing="ij")
+    magnitude = np.hypot(gx, gy).ravel()
+    orientation = np.minimum((np.arctan2(gy, gx) % np.pi) / np.pi * bins, bins - 1).astype(np.intp).ravel()
+    return magnitude, orientation
+
+
 def gradient_histograms(gray299: np.ndarray, side: int = 128, cell: int = HOG_CELL, bins: int = HOG_BINS) -> np.ndarray:
     """Histograms of oriented gradients: uint8 (N, 299, 299) -> float (N, features). Each image
     box-resized to `side` px; central-difference gradients; each pixel's magnitude added to one of
@@ -121,23 +133,27 @@ def gradient_histograms(gray299: np.ndarray, side: int = 128, cell: int = HOG_CE
     clipped at 0.2, normalised again). The edges a thumbnail blurs away: ribs, clavicles, the
     heart's border, the body's outline (the population check, pneumo.population)."""
     gray299 = np.asarray(gray299)
+    if gray299.dtype != np.uint8:
+        raise TypeError(f"gradient_histograms reads uint8 images, not {gray299.dtype}")
     if gray299.ndim == 2:
         gray299 = gray299[np.newaxis]
     if len(gray299) > 256:  # bounded memory for a whole data set
         return np.concatenate([gradient_histograms(gray299[i:i + 256], side, cell, bins) for i in range(0, len(gray299), 256)])
-    x = np.stack([np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), dtype=np.float64) for g in gray299])
-    gx, gy = np.zeros_like(x), np.zeros_like(x)
-    gx[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
-    gy[:, 1:-1, :] = x[:, 2:, :] - x[:, :-2, :]
-    magnitude = np.hypot(gx, gy)
-    orientation = np.minimum((np.arctan2(gy, gx) % np.pi) / np.pi * bins, bins - 1).astype(np.int64)
+    x = np.stack([np.asarray(Image.fromarray(g).resize((side, side), Image.Resampling.BOX), dtype=np.int32) for g in gray299])
+    # the (gx, gy) pair of each pixel as one table index; 0 difference (index 255) on the border, as np.zeros gave
+    gx = np.full_like(x, 255)
+    gy = np.full_like(x, 255 * 511)
+    gx[:, :, 1:-1] += x[:, :, 2:] - x[:, :, :-2]
+    gy[:, 1:-1, :] += (x[:, 2:, :] - x[:, :-2, :]) * 511
+    magnitude_of, orientation_of = _gradient_tables(bins)
+    pair = gx + gy
     cells = side // cell
     n = len(x)
+    pair = pair[:, :cells * cell, :cells * cell]
     # cell index of each pixel, then one bincount over (image, cell row, cell column, bin)
     rows = (np.arange(cells * cell) // cell)[:, None] * cells + (np.arange(cells * cell) // cell)[None, :]
-    index = (np.arange(n)[:, None, None] * cells * cells + rows[None]) * bins + orientation[:, :cells * cell, :cells * cell]
-    hist = np.bincount(index.ravel(), weights=magnitude[:, :cells * cell, :cells * cell].ravel(),
-                       minlength=n * cells * cells * bins).reshape(n, cells, cells, bins)
+    index = (np.arange(n)[:, None, None] * cells * cells + rows[None]) * bins + orientation_of[pair]
+    hist = np.bincount(index.ravel(), weights=magnitude_of[pair].ravel(), minlength=n * cells * cells * bins).reshape(n, cells, cells, bins)
     blocks = np.concatenate([hist[:, :-1, :-1], hist[:, 1:, :-1], hist[:, :-1, 1:], hist[:, 1:, 1:]], axis=-1)
     blocks = blocks / np.sqrt((blocks ** 2).sum(axis=-1, keepdims=True) + 1e-6)
     blocks = np.minimum(blocks, 0.2)

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
-from pneumo.lungs import (LUNGS_FILE, MOSTLY_OUTSIDE, clean_mask, draw_outline, in_lungs_sentence, lung_share, map_in_lungs, outline,
-                          pieces, stray_pieces)
+from pneumo.lungs import (LUNGS_FILE, MOSTLY_OUTSIDE, clean_mask, draw_outline, in_lungs_sentence, kept_pieces, lung_share, map_in_lungs,
+                          outline, pieces, stray_pieces)
 
 FIXTURE_MASKS = sorted((REPO_ROOT / "tests" / "data" / "lungs").glob("*.png"))
 needs_segmenter = pytest.mark.skipif(not LUNGS_FILE.is_file(), reason="no shipped lung segmenter")
@@ -65,6 +65,34 @@ def test_the_cleaned_mask_keeps_each_halfs_largest_piece_and_fills_its_holes():
     one[200:203, 200:203] = True  # one lung found, and a speck where the other should be: the speck is no lung
     np.testing.assert_array_equal(clean_mask(one), np.where(np.arange(299) < 150, _two_fields(), False))
     assert not clean_mask(np.zeros((299, 299), bool)).any()
+
+
+def test_the_cleaned_mask_fills_exactly_what_scipys_hole_filling_fills():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    for density in (0.3, 0.5, 0.6, 0.7):  # many pieces, holes inside holes, holes on the border
+        for _ in range(20):
+            mask = rng.random((61, 61)) < density
+            labels, count = pieces(mask)
+            np.testing.assert_array_equal(clean_mask(mask), ndimage.binary_fill_holes(np.isin(labels, kept_pieces(labels, count))))
+
+
+def test_the_page_keeps_each_mask_as_bits_and_gives_it_back_whole():
+    import dataclasses
+    from types import SimpleNamespace
+
+    from pneumo.ui.session import Analysis, _packed, _size
+
+    mask = _two_fields()
+    mask[5, 7] = True  # a lone pixel: no rounding at byte edges
+    prepared = SimpleNamespace(gray299=np.zeros((299, 299), np.uint8), picture=Image.new("L", (10, 10)))
+    analysis = Analysis("x.png", prepared, 0.5, {}, _packed(mask))
+    np.testing.assert_array_equal(analysis.lungs, mask)
+    assert analysis.lungs.dtype == bool and analysis.lung_bits.nbytes == -(-299 * 299 // 8)
+    np.testing.assert_array_equal(dataclasses.replace(analysis, name="y.png").lungs, mask)
+    assert _size(analysis) == 100 + 299 * 299 + analysis.lung_bits.nbytes
+    assert Analysis("x.png", prepared, 0.5).lungs is None
 
 
 def test_the_outline_is_the_masks_boundary_and_is_drawn_at_the_pictures_size():

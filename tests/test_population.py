@@ -171,6 +171,35 @@ def test_gradient_histograms_see_the_orientation_of_edges_and_each_image_alone()
     assert np.isfinite(gradient_histograms(np.zeros((299, 299), np.uint8), 128)).all()  # a blank picture: no division by zero
 
 
+def test_gradient_histograms_from_tables_are_the_textbook_computation_to_the_bit():
+    from PIL import Image
+
+    from pneumo.preprocess import gradient_histograms
+
+    def textbook(gray: np.ndarray, side: int, cell: int = 16, bins: int = 9) -> np.ndarray:  # hypot and arctan2 per pixel
+        x = np.asarray(Image.fromarray(gray).resize((side, side), Image.Resampling.BOX), dtype=np.float64)
+        gx, gy = np.zeros_like(x), np.zeros_like(x)
+        gx[:, 1:-1], gy[1:-1, :] = x[:, 2:] - x[:, :-2], x[2:, :] - x[:-2, :]
+        magnitude, cells = np.hypot(gx, gy), side // cell
+        orientation = np.minimum((np.arctan2(gy, gx) % np.pi) / np.pi * bins, bins - 1).astype(int)
+        hist = np.zeros((cells, cells, bins))
+        for i in range(cells * cell):
+            for j in range(cells * cell):
+                hist[i // cell, j // cell, orientation[i, j]] += magnitude[i, j]
+        blocks = np.concatenate([hist[:-1, :-1], hist[1:, :-1], hist[:-1, 1:], hist[1:, 1:]], axis=-1)
+        blocks = blocks / np.sqrt((blocks ** 2).sum(axis=-1, keepdims=True) + 1e-6)
+        blocks = np.minimum(blocks, 0.2)
+        return (blocks / np.sqrt((blocks ** 2).sum(axis=-1, keepdims=True) + 1e-6)).ravel()
+
+    rng = np.random.default_rng(6)
+    smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8)).resize((299, 299), Image.Resampling.BICUBIC))
+    for gray in (rng.integers(0, 256, (299, 299), dtype=np.uint8), smooth, np.full((299, 299), 7, np.uint8)):
+        for side in (64, 100):
+            np.testing.assert_allclose(gradient_histograms(gray, side)[0], textbook(gray, side), rtol=1e-12, atol=1e-12)
+    with pytest.raises(TypeError):
+        gradient_histograms(np.zeros((299, 299)), 64)  # the tables hold 8-bit differences only
+
+
 def test_cross_fitting_leaves_each_fold_out_and_sources_weigh_equally(monkeypatch):
     import pneumo.training.population as fitting
 
