@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from pneumo.bundle import ADULT_SCORE_FILE, GUARD_FILE
 from pneumo.population import load_image_score
@@ -60,7 +60,11 @@ def colourfulness(image: Image.Image) -> float:
     """Hasler and Süsstrunk (2003) colourfulness of an RGB picture (0 for gray), on 0..255."""
     if image.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "PA"):
         return 0.0
-    rgb = np.asarray(image.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR), dtype=np.float64)
+    image = image.convert("RGB")
+    red, green, blue = image.split()
+    if ImageChops.difference(red, green).getbbox() is None and ImageChops.difference(green, blue).getbbox() is None:
+        return 0.0  # a gray picture stored in colour (most X-ray JPEGs): what the formula gives, in a tenth of the time
+    rgb = np.asarray(image.resize((128, 128), Image.Resampling.BILINEAR), dtype=np.float64)
     rg = rgb[..., 0] - rgb[..., 1]
     yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))

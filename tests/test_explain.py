@@ -71,6 +71,19 @@ def test_fast_path_equals_plain_tf_keras_vis(setup, method):
                 assert not result.heatmap.any() and np.ptp(naive) < 1e-6
 
 
+def test_maps_are_brought_to_the_image_as_scipys_linear_zoom_brings_them():
+    from scipy.ndimage import zoom
+
+    from pneumo.explain import upsampled
+
+    rng = np.random.default_rng(3)
+    for h, w in ((10, 10), (19, 19), (7, 12), (1, 5), (2, 2)):
+        cams = rng.normal(size=(3, h, w)).astype(np.float32)
+        expected = zoom(cams, (1, 299 / h, 299 / w), order=1)  # what tf-keras-vis does with expand_cam on
+        np.testing.assert_allclose(upsampled(cams, (299, 299)), expected, atol=1e-6)
+    assert upsampled(np.zeros((0, 10, 10)), (299, 299)).shape == (0, 299, 299)
+
+
 def test_predicted_target_follows_the_threshold(setup):
     model, x = setup
     explainer = Explainer(model)

@@ -45,6 +45,24 @@ def test_reasons_name_what_is_wrong(guard):
     assert "inverted" in _check(guard, xray.point(lambda v: 255 - v)).reason
 
 
+def test_colourfulness_is_hasler_and_suesstrunks_and_zero_for_gray_stored_in_colour():
+    from pneumo.guard import colourfulness
+
+    def formula(image: Image.Image) -> float:
+        rgb = np.asarray(image.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR), dtype=np.float64)
+        rg, yb = rgb[..., 0] - rgb[..., 1], 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+        return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+    xray = read_file(TINY_DATA / "test" / "PNEUMONIA" / "person100_bacteria_475.jpeg").image.convert("L")
+    gray_rgb = Image.merge("RGB", (xray, xray, xray))
+    one_off = np.asarray(gray_rgb).copy()
+    one_off[10, 10, 2] ^= 1  # one blue value one step away: no longer gray, the formula decides
+    tinted = Image.merge("RGB", (xray, xray, xray.point(lambda v: v // 2)))
+    for image in (gray_rgb, gray_rgb.convert("RGBA"), gray_rgb.convert("P"), Image.fromarray(one_off), tinted, tinted.convert("P")):
+        assert colourfulness(image) == formula(image)
+    assert colourfulness(gray_rgb) == 0.0 and colourfulness(tinted) > 10 and colourfulness(xray) == 0.0
+
+
 @pytest.mark.skipif(not DICOM_DIR.is_dir(), reason="no shared DICOM files")
 def test_real_dicom_passes_and_its_monochrome1_variant_is_called_inverted(guard):
     real = read_file(DICOM_DIR / "chest_cr_pa_monochrome2.dcm").image
