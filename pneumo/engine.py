@@ -52,10 +52,11 @@ class Engine:
         if self.segmenter is None:
             return None
         gray299 = np.asarray(gray299)
-        parts = range(0, len(gray299), max(batch_size, 1))
+        if not len(gray299):
+            return np.zeros(gray299.shape, bool)
         with self._lock:
             return np.concatenate([self.segmenter.masks(gray299[i:i + batch_size], equalized=None if equalized is None else equalized[i:i + batch_size])
-                                   for i in parts]) if len(gray299) else np.zeros((0, *gray299.shape[1:]), bool)
+                                   for i in range(0, len(gray299), batch_size)])
 
     def analyze_batch(self, gray299: np.ndarray, threshold: float | None = None, method: Method = DEFAULT_METHOD,
                       model_input: np.ndarray | None = None) -> list[Explanation]:
