@@ -78,23 +78,6 @@ def test_the_cleaned_mask_fills_exactly_what_scipys_hole_filling_fills():
             np.testing.assert_array_equal(clean_mask(mask), ndimage.binary_fill_holes(np.isin(labels, kept_pieces(labels, count))))
 
 
-def test_the_page_keeps_each_mask_as_bits_and_gives_it_back_whole():
-    import dataclasses
-    from types import SimpleNamespace
-
-    from pneumo.ui.session import Analysis, _packed, _size
-
-    mask = _two_fields()
-    mask[5, 7] = True  # a lone pixel: no rounding at byte edges
-    prepared = SimpleNamespace(gray299=np.zeros((299, 299), np.uint8), picture=Image.new("L", (10, 10)))
-    analysis = Analysis("x.png", prepared, 0.5, {}, _packed(mask))
-    np.testing.assert_array_equal(analysis.lungs, mask)
-    assert analysis.lungs.dtype == bool and analysis.lung_bits.nbytes == -(-299 * 299 // 8)
-    np.testing.assert_array_equal(dataclasses.replace(analysis, name="y.png").lungs, mask)
-    assert _size(analysis) == 100 + 299 * 299 + analysis.lung_bits.nbytes
-    assert Analysis("x.png", prepared, 0.5).lungs is None
-
-
 def test_the_outline_is_the_masks_boundary_and_is_drawn_at_the_pictures_size():
     mask = _two_fields()
     edge = outline(mask)

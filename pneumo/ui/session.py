@@ -100,7 +100,9 @@ def _packed(mask: np.ndarray | None) -> np.ndarray | None:
 def _size(analysis: Analysis) -> int:
     prepared = analysis.prepared
     maps = sum(m.heatmap.nbytes for m in analysis.maps.values())
-    return prepared.picture.width * prepared.picture.height + prepared.gray299.nbytes + (analysis.lung_bits.nbytes if analysis.lung_bits is not None else 0) + maps
+    view = prepared.view.values.nbytes if prepared.view is not None else 0  # a DICOM's own values at display size: 4 bytes a pixel
+    return (prepared.picture.width * prepared.picture.height + prepared.gray299.nbytes + view
+            + (analysis.lung_bits.nbytes if analysis.lung_bits is not None else 0) + maps)
 
 
 def _keep(store: dict, analyses: dict[str, Analysis]) -> None:
@@ -119,6 +121,9 @@ def analyse_many(inputs: list[tuple[str, bytes]], engine, guard, progress=None) 
     keys = [_key(data, engine) for _, data in inputs]
     todo = [i for i, key in enumerate(keys) if key not in store]
     failures: dict[int, Failure] = {}
+    # this call's results and the ones kept from earlier runs: the table shows them all, even those the
+    # store's bound drops while this call adds to it
+    ready_now: dict[str, Analysis] = {key: store[key] for key in keys if key in store}
     for start in range(0, len(todo), CHUNK):
         ready = []
         for i in todo[start:start + CHUNK]:
@@ -130,19 +135,16 @@ def analyse_many(inputs: list[tuple[str, bytes]], engine, guard, progress=None) 
         if ready:
             gray = np.stack([prepared.gray299 for _, prepared in ready])
             probabilities, masks = engine.probabilities(gray), engine.lung_masks(gray)
-            _keep(store, {keys[i]: Analysis(inputs[i][0], prepared, float(probabilities[k]), {}, None if masks is None else _packed(masks[k]))
-                          for k, (i, prepared) in enumerate(ready)})
+            chunk = {keys[i]: Analysis(inputs[i][0], prepared, float(probabilities[k]), {}, None if masks is None else _packed(masks[k]))
+                     for k, (i, prepared) in enumerate(ready)}
+            ready_now.update(chunk)
+            _keep(store, chunk)
         if progress is not None:
             progress(min(start + CHUNK, len(todo)), len(todo))
-    out: list[Analysis | Failure] = []
-    for i, (name, _) in enumerate(inputs):
-        if i in failures:
-            out.append(failures[i])
-        elif keys[i] in store:
-            out.append(dataclasses.replace(store[keys[i]], name=name))
-        else:  # dropped again by the memory bound before the table was drawn: read once more, alone
-            out.append(analyse_many([inputs[i]], engine, guard)[0])
-    return out
+    # Not one by one from the store: with more files than its bound holds, each file read again would
+    # push out the next one still to be shown, and every file would be read twice.
+    return [failures[i] if i in failures else dataclasses.replace(ready_now[key], name=name)
+            for i, ((name, _), key) in enumerate(zip(inputs, keys))]
 
 
 def map_for(analysis: Analysis, engine, settings: Settings) -> tuple[int, Map]:
