@@ -25,8 +25,9 @@ class PreparedImage:
     name: str
     digest: str  # sha256 of the bytes: the key results are cached under
     format: str
-    picture: Image.Image  # upright 8-bit grayscale, at most 1024 px a side, original aspect ratio
-    gray299: np.ndarray  # what the model sees, as uint8 (see pneumo.preprocess)
+    # these two are None where only the checks are kept (a row of the page's table, until it is opened)
+    picture: Image.Image | None  # upright 8-bit grayscale, at most 1024 px a side, original aspect ratio
+    gray299: np.ndarray | None  # what the model sees, as uint8 (see pneumo.preprocess)
     size: tuple[int, int]  # original width, height
     verdict: Verdict | None = None  # None when no guard is shipped
     metadata: dict[str, str] = field(default_factory=dict)  # harmless (DICOM: modality, view, ...)

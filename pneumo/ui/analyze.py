@@ -19,7 +19,7 @@ from pneumo.overlay import overlay, to_png_bytes
 from pneumo.studyreport import Study, report_pdf, results_csv
 from pneumo.ui import resources
 from pneumo.ui import site as site_ui
-from pneumo.ui.session import Analysis, Failure, analyse, analyse_many, map_for
+from pneumo.ui.session import Analysis, Failure, analyse, analyse_many, completer, map_for
 from pneumo.ui.sidebar import Settings
 from pneumo.ui.viewer import View, default_view, source_of, view_controls
 
@@ -129,24 +129,28 @@ def _identifiers_on(prepared) -> bool:
     return bool(st.session_state.get(f"ids-{prepared.digest}", False))
 
 
-def _report_maker(analyses: list[Analysis], engine, settings: Settings, band: Band | None, views: list[View] | None = None):
+def _report_maker(analyses: list[Analysis], engine, settings: Settings, band: Band | None, views: list[View] | None = None,
+                  complete=None):
     """The PDF, built only when its button is clicked (Streamlit calls this then, outside the page's
-    run, so the views and the identifier switches are read now). Without `views`, each X-ray in its
-    default window: the batch PDF does not follow the one detail view's controls."""
-    views = [(a, view, _identifiers_on(a.prepared), bool(st.session_state.get(f"lungs-{a.prepared.digest}", False)))
-             for a, view in zip(analyses, views or [default_view(a.prepared) for a in analyses])]
+    run, so the identifier and outline switches are read now). Without `views`, each X-ray in its
+    default window: the batch PDF does not follow the one detail view's controls. `complete`
+    (pneumo.ui.session.completer) gives a table row its pictures, one row at a time, when the PDF is made."""
+    switches = [(_identifiers_on(a.prepared), bool(st.session_state.get(f"lungs-{a.prepared.digest}", False))) for a in analyses]
     point = operating_point(engine.bundle, settings.threshold)
 
     def make() -> bytes:
-        studies = [_study(a, engine, settings, band, view, ids, outlined) for a, view, ids, outlined in views]
+        studies = []
+        for k, (analysis, (ids, outlined)) in enumerate(zip(analyses, switches)):
+            full = complete(analysis, keep=False) if complete is not None else analysis
+            studies.append(_study(full, engine, settings, band, views[k] if views else default_view(full.prepared), ids, outlined))
         return report_pdf(studies, engine.bundle, point, settings.prevalence, band)
 
     return make
 
 
-def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | None) -> Analysis:
+def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | None, complete) -> Analysis:
     """For several files: a table sorted by probability, its CSV and one PDF of every study, and a
-    choice of the one to show in detail."""
+    choice of the one to show in detail, with its pictures (`complete`: pneumo.ui.session.completer)."""
     threshold = settings.threshold
     analyses = sorted(analyses, key=lambda a: -a.probability)
     st.dataframe(
@@ -168,12 +172,12 @@ def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | 
     csv_column, pdf_column, _ = st.columns([1, 1, 2])
     csv_column.download_button("Download results (CSV)", data=results_csv(rows), file_name="pneumo-results.csv", mime="text/csv",
                                icon=":material/table:", on_click="ignore", key="download-csv")
-    pdf_column.download_button(f"Download all {len(analyses)} reports (PDF)", data=_report_maker(analyses, engine, settings, band),
+    pdf_column.download_button(f"Download all {len(analyses)} reports (PDF)", data=_report_maker(analyses, engine, settings, band, complete=complete),
                                file_name="pneumo-reports.pdf", mime="application/pdf", icon=":material/picture_as_pdf:",
                                on_click="ignore", key="download-all-pdf")
     index = st.selectbox("Details for", range(len(analyses)), key="detail",
                          format_func=lambda i: f"{analyses[i].name} ({analyses[i].probability:.1%})")
-    return analyses[index]
+    return complete(analyses[index])
 
 
 def _reading(analysis: Analysis, engine, settings: Settings, band: Band | None) -> None:
@@ -356,5 +360,6 @@ def analyze_section(settings: Settings) -> None:
     if not analyses:
         return
     band = band_at(engine.bundle.uncertainty, settings.threshold)
-    chosen = _summary(analyses, engine, settings, band) if len(analyses) > 1 else analyses[0]
+    complete = completer(inputs, engine, resources.get_guard())  # a table row gets its pictures back when opened
+    chosen = _summary(analyses, engine, settings, band, complete) if len(analyses) > 1 else complete(analyses[0])
     _detail(chosen, engine, settings, band)

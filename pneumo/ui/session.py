@@ -1,8 +1,9 @@
 """Per-browser-session results, typed: each readable file is analysed once, under the hash of its
 bytes (and the site profile in use), in st.session_state; a file that cannot be read becomes a
 Failure with a human message. One file: probability and map in one pass. Several: read and checked
-file by file, then the network and the lungs for each chunk of them in one pass; a row's map is
-made when it is opened. The results kept are bounded by what they hold, not only by their count."""
+file by file, then the network and the lungs for each chunk of them in one pass; a row keeps only
+what the table shows, and its pictures and map are made again when it is opened. The results kept
+are bounded by what they hold, not only by their count."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import streamlit as st
 from pneumo.analysis import PreparedImage, digest_of, prepare
 from pneumo.bundle import CLASS_NAMES, predicted_label
 from pneumo.imageio import ImageReadError
+from pneumo.preprocess import IMAGE_SIZE
 from pneumo.ui.sidebar import Settings
 
 MAX_CACHED_FILES = 2000  # per browser session; the oldest results are dropped first
@@ -37,8 +39,12 @@ class Analysis:
         """The boolean 299x299 lung mask (None without a segmenter)."""
         if self.lung_bits is None:
             return None
-        side = self.prepared.gray299.shape
-        return np.unpackbits(self.lung_bits, count=side[0] * side[1]).reshape(side).astype(bool)
+        return np.unpackbits(self.lung_bits, count=IMAGE_SIZE * IMAGE_SIZE).reshape(IMAGE_SIZE, IMAGE_SIZE).astype(bool)
+
+    @property
+    def complete(self) -> bool:
+        """Whether it holds its pictures: a table row keeps only what the table shows (`completed`)."""
+        return self.prepared.picture is not None
 
     @property
     def warning(self) -> tuple[str, str] | None:
@@ -69,6 +75,8 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
     store = results_store()
     key = _key(data, engine)
     analysis = store.get(key)
+    if analysis is not None and not analysis.complete:  # a row of an earlier table, uploaded alone now
+        analysis = completed(analysis, data, engine, guard)
     if analysis is None:
         try:
             prepared = prepare(data, name, guard)
@@ -100,9 +108,44 @@ def _packed(mask: np.ndarray | None) -> np.ndarray | None:
 def _size(analysis: Analysis) -> int:
     prepared = analysis.prepared
     maps = sum(m.heatmap.nbytes for m in analysis.maps.values())
+    picture = prepared.picture.width * prepared.picture.height if prepared.picture is not None else 0
+    model_input = prepared.gray299.nbytes if prepared.gray299 is not None else 0
     view = prepared.view.values.nbytes if prepared.view is not None else 0  # a DICOM's own values at display size: 4 bytes a pixel
-    return (prepared.picture.width * prepared.picture.height + prepared.gray299.nbytes + view
-            + (analysis.lung_bits.nbytes if analysis.lung_bits is not None else 0) + maps)
+    return picture + model_input + view + (analysis.lung_bits.nbytes if analysis.lung_bits is not None else 0) + maps
+
+
+def _row(prepared: PreparedImage) -> PreparedImage:
+    """What a table row keeps of a file: its identity, checks and header fields, not its pictures (a
+    full-size film's display picture is about 1 MB, a DICOM's values 4 MB more), so that the store
+    holds thousands of rows; `completed` reads the file again when a row is opened or printed."""
+    return dataclasses.replace(prepared, picture=None, gray299=None, view=None, dicom=None)
+
+
+def completed(analysis: Analysis, data: bytes, engine, guard, keep: bool = True) -> Analysis:
+    """A table row with its pictures, read again from its file's `data` (the same checks and header
+    fields: nothing in reading is random; the row's probability and mask stay). keep: in the store in
+    place of the row, maps and all; else a copy whose maps go with it (the PDF of every row)."""
+    if analysis.complete:
+        return analysis
+    full = dataclasses.replace(analysis, prepared=prepare(data, analysis.name, guard), maps=analysis.maps if keep else dict(analysis.maps))
+    if keep:
+        _keep(results_store(), {_key(data, engine): full})
+    return full
+
+
+def completer(inputs: list[tuple[str, bytes]], engine, guard):
+    """`completed` for the rows of these uploads, each found by the hash of its bytes (all hashed once,
+    the first time a row needs it)."""
+    by_digest: dict[str, bytes] = {}
+
+    def complete(analysis: Analysis, keep: bool = True) -> Analysis:
+        if analysis.complete:
+            return analysis
+        if not by_digest:
+            by_digest.update((digest_of(data), data) for _, data in inputs)
+        return completed(analysis, by_digest[analysis.prepared.digest], engine, guard, keep)
+
+    return complete
 
 
 def _keep(store: dict, analyses: dict[str, Analysis]) -> None:
@@ -115,8 +158,9 @@ def _keep(store: dict, analyses: dict[str, Analysis]) -> None:
 
 def analyse_many(inputs: list[tuple[str, bytes]], engine, guard, progress=None) -> list[Analysis | Failure]:
     """Several files for a table: each read and checked (pneumo.analysis.prepare), then per chunk the
-    probabilities and the lung masks in one pass each; no map until a row is opened (`map_for`).
-    `progress(done, total)` after each chunk. Files analysed before are not read again."""
+    probabilities and the lung masks in one pass each; no map until a row is opened (`map_for`), and
+    no pictures kept until then (`completed`). `progress(done, total)` after each chunk. Files
+    analysed before are not read again."""
     store = results_store()
     keys = [_key(data, engine) for _, data in inputs]
     todo = [i for i, key in enumerate(keys) if key not in store]
@@ -135,7 +179,7 @@ def analyse_many(inputs: list[tuple[str, bytes]], engine, guard, progress=None) 
         if ready:
             gray = np.stack([prepared.gray299 for _, prepared in ready])
             probabilities, masks = engine.probabilities(gray), engine.lung_masks(gray)
-            chunk = {keys[i]: Analysis(inputs[i][0], prepared, float(probabilities[k]), {}, None if masks is None else _packed(masks[k]))
+            chunk = {keys[i]: Analysis(inputs[i][0], _row(prepared), float(probabilities[k]), {}, None if masks is None else _packed(masks[k]))
                      for k, (i, prepared) in enumerate(ready)}
             ready_now.update(chunk)
             _keep(store, chunk)
