@@ -18,6 +18,7 @@ pneumo.population's image score): the 299 px gray image shrunk to 32x32 and stan
 from __future__ import annotations
 
 import functools
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -146,10 +147,9 @@ def gradient_histograms(gray299: np.ndarray, side: int = 128, cell: int = HOG_CE
     gx[:, :, 1:-1] += x[:, :, 2:] - x[:, :, :-2]
     gy[:, 1:-1, :] += (x[:, 2:, :] - x[:, :-2, :]) * 511
     magnitude_of, orientation_of = _gradient_tables(bins)
-    pair = gx + gy
     cells = side // cell
     n = len(x)
-    pair = pair[:, :cells * cell, :cells * cell]
+    pair = (gx + gy)[:, :cells * cell, :cells * cell]
     # cell index of each pixel, then one bincount over (image, cell row, cell column, bin)
     rows = (np.arange(cells * cell) // cell)[:, None] * cells + (np.arange(cells * cell) // cell)[None, :]
     index = (np.arange(n)[:, None, None] * cells * cells + rows[None]) * bins + orientation_of[pair]

@@ -75,18 +75,17 @@ def analyse(data: bytes, name: str, engine, settings: Settings, guard) -> Analys
     store = results_store()
     key = _key(data, engine)
     analysis = store.get(key)
-    if analysis is not None and not analysis.complete:  # a row of an earlier table, uploaded alone now
-        analysis = completed(analysis, data, engine, guard)
-    if analysis is None:
-        try:
+    try:
+        if analysis is not None:  # read before; a row of an earlier table gets its pictures again
+            analysis = completed(analysis, data, engine, guard)
+        else:
             prepared = prepare(data, name, guard)
             result = engine.analyze(prepared.gray299, target=settings.target, threshold=settings.threshold, method=settings.method)
-            lungs = engine.lungs(prepared.gray299)
-        except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
-            return _failure(name, error)
-        analysis = Analysis(name, prepared, result.probability, {(result.explained_class, settings.method): Map(result.heatmap, result.empty)},
-                            _packed(lungs))
-        _keep(store, {key: analysis})
+            analysis = Analysis(name, prepared, result.probability,
+                                {(result.explained_class, settings.method): Map(result.heatmap, result.empty)}, _packed(engine.lungs(prepared.gray299)))
+            _keep(store, {key: analysis})
+    except Exception as error:  # noqa: BLE001 - whatever a file does, the page keeps working
+        return _failure(name, error)
     return dataclasses.replace(analysis, name=name)  # shares the maps dict with the stored one
 
 
@@ -134,16 +133,15 @@ def completed(analysis: Analysis, data: bytes, engine, guard, keep: bool = True)
 
 
 def completer(inputs: list[tuple[str, bytes]], engine, guard):
-    """`completed` for the rows of these uploads, each found by the hash of its bytes (all hashed once,
-    the first time a row needs it)."""
-    by_digest: dict[str, bytes] = {}
+    """`completed` for the rows of these uploads, each found by the hash of its bytes, the uploads of
+    its own name tried first (one file hashed, not all of them, for the row a person opens)."""
 
     def complete(analysis: Analysis, keep: bool = True) -> Analysis:
         if analysis.complete:
             return analysis
-        if not by_digest:
-            by_digest.update((digest_of(data), data) for _, data in inputs)
-        return completed(analysis, by_digest[analysis.prepared.digest], engine, guard, keep)
+        candidates = [data for name, data in inputs if name == analysis.name] + [data for _, data in inputs]
+        data = next(data for data in candidates if digest_of(data) == analysis.prepared.digest)
+        return completed(analysis, data, engine, guard, keep)
 
     return complete
 
