@@ -9,7 +9,7 @@ WORKDIR /home/user/app
 COPY --chown=user requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-# Only what the app needs (.dockerignore keeps runs/, tests/, docs and caches out).
+# Only what the app needs (.dockerignore keeps lab/, tests/, docs and caches out).
 COPY --chown=user .streamlit ./.streamlit
 COPY --chown=user streamlit_app.py ./
 COPY --chown=user pneumo ./pneumo

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pneumo.runtime import configure_tensorflow_env
+from pneumo.reading.runtime import configure_tensorflow_env
 
 configure_tensorflow_env()  # before TensorFlow is imported anywhere
 
@@ -130,7 +130,7 @@ def new_model(cfg: dict, n_pneumonia: int, n_normal: int):
     """The published architecture, its output bias set to the training prior, compiled for training."""
     import keras
 
-    from pneumo.model import build_model, output_bias_for
+    from pneumo.training.model import build_model, output_bias_for
     from pneumo.training.objectives import TargetCrossentropy, training_metrics
 
     model = build_model(output_bias=output_bias_for(n_pneumonia, n_normal))
@@ -303,8 +303,8 @@ def set_up_training(run: Run, data: Data, strategy) -> Training:
     model, optimizer and average; made in this order so that a seed gives the same run as before."""
     import keras
 
-    from pneumo.model import calibrate_batchnorm, output_bias_for
-    from pneumo.preprocess import to_model_input
+    from pneumo.training.model import calibrate_batchnorm, output_bias_for
+    from pneumo.reading.preprocess import to_model_input
     from pneumo.training.augment import Augmentation, make_dataset
     from pneumo.training.distribute import is_chief, synchronize_batchnorm
     from pneumo.training.ema import WeightEMA
@@ -410,7 +410,7 @@ def checkpoint(run: Run, model, ema) -> None:
 
 def save_best(run: Run, data: Data, model):
     """The kept epoch's weights in a fresh network (no optimizer state) and the history, in OUT."""
-    from pneumo.model import build_model
+    from pneumo.training.model import build_model
 
     run.out.mkdir(parents=True, exist_ok=True)
     model.load_weights(run.ckpt_dir / "best.weights.h5")
@@ -425,7 +425,7 @@ def save_best(run: Run, data: Data, model):
 def report(run: Run, data: Data, best, strategy, args: argparse.Namespace, cache_dir: str | None) -> None:
     """The threshold, chosen on validation under the fixed acquisition changes; the test split
     predicted once, for reporting only; metrics.json, the model card, and a fold's out-of-fold scores."""
-    from pneumo.inference import predict_gray
+    from pneumo.reading.networks import predict_gray
     from pneumo.training.distribute import workers
     from pneumo.training.shift import SHIFT_SCORE, THRESHOLD_RULE, shift_predictions, shift_scores
 

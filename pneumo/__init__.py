@@ -1,12 +1,11 @@
 """pneumo: a pneumonia detector for chest X-rays (education and research demo, not a medical device).
 
-The package is split into small modules with one job each; the data flows one way:
+One path reads every file; everything a person takes away is made from its one result:
 
-    bytes --(imageio.read_image)--> PIL image --(preprocess.preprocess)--> model input
-          --(model / inference)--> probability and heatmap --> page or CLI
+    path, bytes, picture --pneumo.reading.Reader--> Result --> page (pneumo.ui), CLI (pneumo.cli),
+                                                               Python (pneumo.api), PDF, CSV, DICOM (pneumo.outputs)
 
-Nothing here imports TensorFlow at package import time, so the light modules (image reading,
-preprocessing, metrics) stay fast to import.
+Nothing here imports TensorFlow at package import time: a Reader loads it when it is made.
 """
 
 __version__ = "0.1.0"

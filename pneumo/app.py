@@ -16,7 +16,7 @@ from pneumo.ui.analyze import analyze_section
 from pneumo.ui.curves import curves_section
 from pneumo.ui.model_info import model_section
 from pneumo.ui.sidebar import sidebar
-from pneumo.ui.site import site_section
+from pneumo.ui.your_site import site_section
 
 SECTIONS = ["Analyze", "Your site", "Training curves", "Model"]
 SECTION_KEY = "section"  # st.session_state[SECTION_KEY] is the open tab's name
@@ -50,7 +50,7 @@ def render() -> None:
             model_section(bundle)
     # Last, so that loading TensorFlow (seconds of work on the interpreter) does not hold up the
     # page it is loading for: by now the page is drawn and the uploader waits.
-    resources.start_loading_engine()
+    resources.start_loading_reader()
 
 
 if __name__ == "__main__":  # `streamlit run pneumo/app.py` (what `pneumo app` does)

@@ -44,11 +44,10 @@ GALLERY_DIR = "gallery"  # the test split's misread X-rays as thumbnails (pneumo
 GALLERY_FILE = "gallery.json"
 UNCERTAINTY_FILE = "uncertainty.json"  # validation scores behind the indeterminate band (pneumo.operating)
 DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
-LUNG_STEP_COMMIT = "3610170"  # the last commit whose code reads a model trained with campaign lung1's lung step
 DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or WEIGHTS_DIR / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
 GUARD_FILE = WEIGHTS_DIR / "xray_guard.npz"
-# Nor does the image score that tells an adult's chest X-ray from a training child's (pneumo.population).
+# Nor does the image score that tells an adult's chest X-ray from a training child's (pneumo.reading.population).
 ADULT_SCORE_FILE = WEIGHTS_DIR / "adult_score.npz"
 
 
@@ -144,18 +143,21 @@ class Bundle:
 
 def read_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
     """The files beside the model at `weights`, as they are (the model itself is loaded by
-    pneumo.inference)."""
+    pneumo.reading.networks)."""
     model_file = Path(weights)
     return Bundle(model_file, read_json(model_file.with_name(METRICS_FILE)) or {}, read_json(model_file.with_name(HISTORY_FILE)),
                   read_json(model_file.with_name(POPULATION_FILE)), read_json(model_file.with_name(UNCERTAINTY_FILE)))
 
 
-def load_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
-    """The bundle beside the model at `weights`, for predicting with it. ValueError for a model that
-    needs an input this code no longer makes (campaign lung1's lung step), rather than wrong readings."""
-    bundle = read_bundle(weights)
-    step = (bundle.config or {}).get("lung_step", "none")
-    if step != "none":
-        raise ValueError(f"{bundle.model_file} was trained with the lung step {step!r} (campaign lung1), which did not ship and "
-                         f"was retired; its input needs the code of commit {LUNG_STEP_COMMIT} (docs/TRAINING.md, lung1)")
-    return bundle
+
+# The heatmap methods a person can choose, and the one every output uses unless asked
+# (docs/EXPLANATIONS.md says how it was chosen).
+METHOD_NAMES = {
+    "hirescam": "HiResCAM",
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "layercam": "LayerCAM",
+    "scorecam": "Faster Score-CAM",
+}
+DEFAULT_METHOD = "hirescam"
+

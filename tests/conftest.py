@@ -14,7 +14,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from pneumo.runtime import configure_tensorflow_env  # noqa: E402
+from pneumo.reading.runtime import configure_tensorflow_env  # noqa: E402
 
 configure_tensorflow_env()
 
@@ -31,7 +31,7 @@ needs_full_data = pytest.mark.skipif(not FULL_DATA.is_dir(), reason=f"the full d
 @pytest.fixture(scope="session")
 def untrained_model_file(tmp_path_factory) -> Path:
     """An untrained model saved like the shipped one (no optimizer), for CLI plumbing tests."""
-    from pneumo.model import build_model
+    from pneumo.training.model import build_model
 
     path = tmp_path_factory.mktemp("model") / "pneumonia.keras"
     build_model(output_bias=0.3).save(path)

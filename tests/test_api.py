@@ -52,7 +52,7 @@ def model():
 
 
 def test_every_input_form_gives_the_same_reading(model):
-    from pneumo.imageio import read_image_file
+    from pneumo.reading.decode import read_image_file
 
     by_path = model.predict(EXAMPLE)
     picture = read_image_file(EXAMPLE)
@@ -68,7 +68,7 @@ def test_every_input_form_gives_the_same_reading(model):
 
 
 def test_bad_inputs_raise_a_clear_error_in_predict_and_give_an_error_result_in_predict_many(model, tmp_path):
-    from pneumo.imageio import ImageReadError
+    from pneumo.reading.decode import ImageReadError
 
     bad = tmp_path / "scan.png"
     bad.write_text("not an image")
@@ -93,7 +93,7 @@ def test_the_api_the_cli_and_the_page_agree(model, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     api = model.predict(EXAMPLE)
-    cli = subprocess.run([sys.executable, "-m", "pneumo.predict", str(EXAMPLE), "--json"], capture_output=True, text=True,
+    cli = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(EXAMPLE), "--json"], capture_output=True, text=True,
                          env=SUBPROCESS_ENV, timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
     row = json.loads(cli.stdout.splitlines()[-1])

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO_ROOT
 from pneumo import bundle
-from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
+from pneumo.bundle import DEFAULT_METHOD, METHOD_NAMES
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 NORMAL_EXAMPLE = REPO_ROOT / "examples" / "NORMAL" / "IM-0156-0001.jpeg"
@@ -20,16 +20,16 @@ PNEUMONIA_EXAMPLE = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.
 @pytest.fixture
 def explain_calls(monkeypatch):
     """Counts every probability/heatmap computation the page asks for."""
-    import pneumo.explain
+    import pneumo.reading.explain
 
     calls = []
-    original = pneumo.explain.Explainer.explain
+    original = pneumo.reading.explain.Explainer.explain
 
     def counting(self, *args, **kwargs):
         calls.append(kwargs.get("method", args[3] if len(args) > 3 else "gradcam"))
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(pneumo.explain.Explainer, "explain", counting)
+    monkeypatch.setattr(pneumo.reading.explain.Explainer, "explain", counting)
     return calls
 
 
@@ -75,9 +75,9 @@ def test_page_frames_itself_honestly_and_has_three_tabs():
 
 
 def test_example_gives_the_same_probability_as_the_cli_path():
-    from pneumo.imageio import read_image_file
-    from pneumo.inference import load_model, predict_gray
-    from pneumo.preprocess import to_gray299
+    from pneumo.reading.decode import read_image_file
+    from pneumo.reading.networks import load_model, predict_gray
+    from pneumo.reading.preprocess import to_gray299
 
     at = _app()
     at.button(key="example-Pneumonia 1").click()
@@ -137,8 +137,8 @@ def test_several_files_summary_sorted_and_a_bad_file_does_not_stop_the_rest():
 
 
 def test_heatmap_overlay_keeps_the_original_aspect_ratio():
-    from pneumo.analysis import prepare
-    from pneumo.overlay import overlay
+    from pneumo.reading.reader import prepare
+    from pneumo.outputs.picture import overlay
 
     prepared = prepare(PNEUMONIA_EXAMPLE.read_bytes(), "x.jpeg")
     assert prepared.picture.size == Image.open(PNEUMONIA_EXAMPLE).size  # 388x320, not square
@@ -333,15 +333,15 @@ def test_uploads_are_processed_in_memory_and_never_logged(caplog, capfd, tmp_pat
 
 
 def test_an_empty_map_says_no_region_raised_the_score_instead_of_a_clean_overlay(monkeypatch):
-    import pneumo.explain
+    import pneumo.reading.explain
 
-    original = pneumo.explain.Explainer.explain
+    original = pneumo.reading.explain.Explainer.explain
 
     def empty_map(self, *args, **kwargs):
         result = original(self, *args, **kwargs)
-        return pneumo.explain.Explanation(result.probability, np.zeros_like(result.heatmap), result.explained_class, True)
+        return pneumo.reading.explain.Explanation(result.probability, np.zeros_like(result.heatmap), result.explained_class, True)
 
-    monkeypatch.setattr(pneumo.explain.Explainer, "explain", empty_map)
+    monkeypatch.setattr(pneumo.reading.explain.Explainer, "explain", empty_map)
     at = _app()
     _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
     messages = " ".join(i.value for i in at.info)
@@ -361,7 +361,7 @@ def test_the_page_says_which_method_is_shown_what_it_measures_and_where_the_heat
 
 
 def test_where_the_heat_lies_in_words():
-    from pneumo.heatmaps import where
+    from pneumo.outputs.words import where
 
     heat = np.zeros((299, 299))
     heat[220:290, 10:120] = 1.0  # image left, bottom
@@ -400,7 +400,7 @@ def test_your_site_fits_a_profile_and_the_page_the_api_and_the_csv_read_with_it(
     """A zip of labelled films: the profile, its histograms, a download; in use, the sidebar's threshold
     is the site's, and the Analyze tab gives the API's probability under the same profile and names it."""
     import pneumo
-    from pneumo.ui.site import FIT_KEY, PROFILE_KEY
+    from pneumo.ui.your_site import FIT_KEY, PROFILE_KEY
 
     at = _app()
     at.file_uploader(key="site-films").set_value([("ward.zip", _site_zip(), "application/zip")])
@@ -431,8 +431,8 @@ def test_your_site_refuses_another_models_profile_and_keeps_the_shipped_model(un
     import json
 
     from pneumo.bundle import weights_sha256
-    from pneumo.site import SiteProfile
-    from pneumo.ui.site import PROFILE_KEY
+    from pneumo.reading.siteprofile import SiteProfile
+    from pneumo.ui.your_site import PROFILE_KEY
 
     other = SiteProfile(site="elsewhere", model_sha256=weights_sha256(untrained_model_file), method="test", films=40, left_out=0,
                         statistics={}, threshold=0.4)

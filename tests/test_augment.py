@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pneumo.training.augment import Augmentation, add_noise, augment_batch, make_dataset, mixup_batch
-from pneumo.preprocess import to_model_input
+from pneumo.reading.preprocess import to_model_input
 
 
 def _gray_batch(n: int = 4) -> np.ndarray:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
-from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
-from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result, warm_upload_seconds
+from pneumo.bundle import DEFAULT_METHOD, METHOD_NAMES
+from lab.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result, warm_upload_seconds
 
 EXAMPLE = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.jpeg"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -113,9 +113,9 @@ def test_a_bad_file_and_a_good_file_uploaded_together(browser, server, tmp_path)
 
 def test_eight_sessions_upload_at_once_and_each_gets_its_own_result(browser, server):
     from pneumo.training.data import list_split
-    from pneumo.imageio import read_image_file
-    from pneumo.inference import load_model, predict_gray
-    from pneumo.preprocess import to_gray299
+    from pneumo.reading.decode import read_image_file
+    from pneumo.reading.networks import load_model, predict_gray
+    from pneumo.reading.preprocess import to_gray299
     from pneumo import bundle
 
     from conftest import TINY_DATA

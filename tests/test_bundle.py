@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
-from pneumo.bundle import CLASS_NAMES, DEFAULT_THRESHOLD, label_name, load_bundle, predicted_label
-from pneumo.inference import predict_gray
+from pneumo.bundle import CLASS_NAMES, DEFAULT_THRESHOLD, label_name, read_bundle, predicted_label
+from pneumo.reading.networks import predict_gray
 
 
 class CentreBrightness:
@@ -33,18 +33,18 @@ def test_the_decision_rule_is_at_least_the_threshold():
 
 def test_bundle_reads_what_ships_beside_the_weights(tmp_path):
     weights = tmp_path / "pneumonia.keras"
-    bare = load_bundle(weights)  # nothing shipped beside it
+    bare = read_bundle(weights)  # nothing shipped beside it
     assert (bare.threshold, bare.test, bare.config, bare.history) == (DEFAULT_THRESHOLD, {}, None, None)
     (tmp_path / "metrics.json").write_text(json.dumps({"threshold": 0.3, "test": {"auc": 0.9}, "config": {"seed": 1}}))
     (tmp_path / "history.json").write_text(json.dumps({"best_epoch": 2, "epochs": []}))
-    bundle = load_bundle(weights)
+    bundle = read_bundle(weights)
     assert (bundle.threshold, bundle.test, bundle.config, bundle.history["best_epoch"]) == (0.3, {"auc": 0.9}, {"seed": 1}, 2)
     assert (bundle.threshold_or(None), bundle.threshold_or(0.7)) == (0.3, 0.7)
     assert bundle.file("roc.png") == tmp_path / "roc.png"
 
 
 def test_shipped_bundle_is_complete():
-    bundle = load_bundle()
+    bundle = read_bundle()
     assert bundle.model_file == REPO_ROOT / "weights" / "pneumonia.keras" and bundle.model_file.is_file()
     assert 0.0 < bundle.threshold < 1.0 and bundle.test["counts"]["total"] == 624
     runs = bundle.history.get("members") or [bundle.history]  # an ensemble ships each member's curves
@@ -80,8 +80,8 @@ assert not at.exception, at.exception
 at.button(key="example-Pneumonia 1").click()
 at.run()
 assert not at.exception and at.metric, "the example got no result"
-import pneumo.engine, pneumo.predict
-assert pneumo.predict.main([sys.argv[2], "--json"]) == 0
+import pneumo.cli
+assert pneumo.cli.main(["predict", sys.argv[2], "--json"]) == 0
 loaded = sorted(m for m in sys.modules if m.startswith(("pneumo.training", "sklearn", "scipy.stats")))
 print("LOADED", loaded)
 """

@@ -1,4 +1,4 @@
-"""The command-line tools: pneumo.predict and pneumo.training.evaluate."""
+"""The command-line tools: pneumo predict (pneumo.cli) and pneumo.training.evaluate."""
 
 import csv
 import json
@@ -21,7 +21,7 @@ def test_predict_files_folders_and_bad_files(tmp_path, untrained_model_file):
     empty.write_bytes(b"")
     jpeg_named_png = tmp_path / "xray.png"
     jpeg_named_png.write_bytes((TINY_DATA / "test" / "NORMAL" / "IM-0001-0001.jpeg").read_bytes())
-    result = _run("pneumo.predict", TINY_DATA / "test", text_as_png, empty, jpeg_named_png, "--json", "--weights", untrained_model_file)
+    result = _run("pneumo", "predict", TINY_DATA / "test", text_as_png, empty, jpeg_named_png, "--json", "--weights", untrained_model_file)
     assert result.returncode == 1  # some files failed
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 7
@@ -38,7 +38,7 @@ def test_predict_files_folders_and_bad_files(tmp_path, untrained_model_file):
 
 def test_predict_csv_and_exit_status_zero(tmp_path, untrained_model_file):
     out_csv = tmp_path / "out.csv"
-    result = _run("pneumo.predict", TINY_DATA / "train", "--csv", out_csv, "--weights", untrained_model_file)
+    result = _run("pneumo", "predict", TINY_DATA / "train", "--csv", out_csv, "--weights", untrained_model_file)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 12 and all(r["error"] == "" for r in rows)
@@ -52,7 +52,7 @@ def test_evaluate_unwritable_output_is_a_clear_error(tmp_path, untrained_model_f
 
 
 def test_predict_missing_weights_is_a_clear_error(tmp_path):
-    result = _run("pneumo.predict", TINY_DATA / "test", "--weights", tmp_path / "none.keras")
+    result = _run("pneumo", "predict", TINY_DATA / "test", "--weights", tmp_path / "none.keras")
     assert result.returncode == 2 and "no model file" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -68,7 +68,7 @@ def test_evaluate_matches_a_direct_computation(tmp_path, untrained_model_file):
     import keras
 
     from pneumo.training.data import labels_of, list_split, load_images
-    from pneumo.inference import predict_gray
+    from pneumo.reading.networks import predict_gray
     from pneumo.training.metrics import binary_metrics
 
     samples = list_split(TINY_DATA, "test")
@@ -110,18 +110,18 @@ def test_batched_maps_equal_the_single_image_path_and_no_maps_gives_probabilitie
     import numpy as np
 
     from pneumo.bundle import DEFAULT_MODEL
-    from pneumo.engine import load_engine
-    from pneumo.training.data import list_split, load_images
+    from pneumo.reading import Reader
+    from pneumo.training.data import list_split
 
-    engine = load_engine(DEFAULT_MODEL)
-    gray, _ = load_images(list_split(TINY_DATA, "train"), None, workers=1, progress=False)
-    single = [engine.analyze(g) for g in gray]
-    batch = engine.analyze_batch(gray)
+    reader = Reader(DEFAULT_MODEL)
+    files = [s.path for s in list_split(TINY_DATA, "train")]
+    single = [reader.read(f) for f in files]
+    batch = list(reader.read_many(files))
     assert [s.explained_class for s in single] == [b.explained_class for b in batch]
     assert max(abs(s.probability - b.probability) for s, b in zip(single, batch)) < 1e-6
     assert max(float(np.abs(s.heatmap - b.heatmap).max()) for s, b in zip(single, batch)) < 1e-5
-    with_maps = _run("pneumo.predict", TINY_DATA / "train", "--json", "--weights", DEFAULT_MODEL, "--batch-size", "5")
-    without = _run("pneumo.predict", TINY_DATA / "train", "--json", "--no-maps", "--weights", DEFAULT_MODEL)
+    with_maps = _run("pneumo", "predict", TINY_DATA / "train", "--json", "--weights", DEFAULT_MODEL, "--batch-size", "5")
+    without = _run("pneumo", "predict", TINY_DATA / "train", "--json", "--no-maps", "--weights", DEFAULT_MODEL)
     assert with_maps.returncode == 0 and without.returncode == 0, without.stderr[-2000:]
     rows = {json.loads(line)["file"]: json.loads(line) for line in with_maps.stdout.splitlines()}
     bare = {json.loads(line)["file"]: json.loads(line) for line in without.stdout.splitlines()}

@@ -50,7 +50,7 @@ def _fold_run(run, samples, folds, k, rng):
     """A finished fold run as train.py leaves it: an (untrained) model, metrics.json, history.json, oof.csv."""
     import json
 
-    from pneumo.model import build_model
+    from pneumo.training.model import build_model
     from pneumo.training.crossval import write_out_of_fold
 
     from conftest import TINY_DATA
@@ -90,9 +90,9 @@ def test_release_ships_the_folds_as_one_bundle_at_the_rules_threshold(tmp_path):
     import json
 
     from pneumo.bundle import read_bundle
-    from pneumo.inference import load_model
-    from pneumo.model import ensemble_members
-    from pneumo.plots import training_curves
+    from pneumo.reading.networks import load_model
+    from pneumo.reading.explain import ensemble_members
+    from pneumo.outputs.plots import training_curves
     from pneumo.training.crossval import combine
     from pneumo.training.data import list_split
     from pneumo.training.release import main
@@ -126,8 +126,9 @@ def test_release_ships_one_all_data_network_at_the_folds_threshold(tmp_path):
     import json
 
     from pneumo.bundle import read_bundle
-    from pneumo.inference import load_model
-    from pneumo.model import build_model, ensemble_members
+    from pneumo.reading.networks import load_model
+    from pneumo.training.model import build_model
+    from pneumo.reading.explain import ensemble_members
     from pneumo.training.crossval import combine
     from pneumo.training.data import list_split
     from pneumo.training.release import main

@@ -18,7 +18,7 @@ import pydicom.data
 import pytest
 from PIL import Image
 
-from pneumo.imageio import ImageReadError, decode
+from pneumo.reading.decode import ImageReadError, decode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "tests" / "data" / "dicom"
@@ -80,7 +80,7 @@ def test_every_file_of_the_corpus_gives_a_picture_or_a_message_and_a_failed_deco
 
 def test_the_cli_over_pydicoms_whole_corpus_gives_each_file_a_result_or_a_message_and_warns_on_every_reading():
     files = _corpus_files()
-    out = subprocess.run([sys.executable, "-m", "pneumo.predict", str(CORPUS), "--json", "--no-maps"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(CORPUS), "--json", "--no-maps"], capture_output=True,
                          text=True, cwd=REPO_ROOT, timeout=300)
     assert out.returncode in (0, 1), out.stderr[-2000:]
     assert "Traceback" not in out.stderr
@@ -146,14 +146,14 @@ def test_a_dicom_reading_gives_a_secondary_capture_and_a_structured_report_a_pac
 
 
 def test_a_jpeg_gets_no_dicom_results_and_a_reason(model):
-    from pneumo.dicomout import NotDicom
+    from pneumo.outputs.dicom import NotDicom
 
     with pytest.raises(NotDicom, match="JPEG or PNG"):
         model.predict(JPEG).to_dicom()
 
 
 def test_the_cli_writes_dicom_results_for_dicom_inputs_and_says_why_not_for_a_jpeg(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pneumo.predict", str(FIXTURES / "chest_rle.dcm"), str(JPEG), "--json",
+    out = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(FIXTURES / "chest_rle.dcm"), str(JPEG), "--json",
                           "--dicom-out", str(tmp_path / "pacs")], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "pacs").iterdir()) == ["chest_rle.sc.dcm", "chest_rle.sr.dcm"]

@@ -1,4 +1,4 @@
-"""The not-a-chest-X-ray guard (pneumo.guard), with the shipped fit."""
+"""The not-a-chest-X-ray guard (pneumo.reading.guard), with the shipped fit."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,9 @@ from PIL import Image
 
 from conftest import DICOM_DIR, FULL_DATA, REPO_ROOT, TINY_DATA, needs_full_data
 from pneumo.training.data import list_split, load_images
-from pneumo.guard import load_guard
-from pneumo.imageio import read_file
-from pneumo.preprocess import to_gray299
+from pneumo.reading.guard import load_guard
+from pneumo.reading.decode import read_file
+from pneumo.reading.preprocess import to_gray299
 from pneumo.training.synthetic import non_xray_images
 
 
@@ -46,7 +46,7 @@ def test_reasons_name_what_is_wrong(guard):
 
 
 def test_colourfulness_is_hasler_and_suesstrunks_and_zero_for_gray_stored_in_colour():
-    from pneumo.guard import colourfulness
+    from pneumo.reading.guard import colourfulness
 
     def formula(image: Image.Image) -> float:
         rgb = np.asarray(image.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR), dtype=np.float64)
@@ -88,16 +88,16 @@ def test_verdicts_carry_a_kind_for_machines():
 
 
 def test_a_second_opinion_only_overrides_the_layout_check_and_with_adult_only_needs_the_population_score():
-    """pneumo.training.guard.SecondOpinionGuard (campaigns g6-g8): it turns a layout refusal into a
+    """lab.population_campaigns.SecondOpinionGuard (campaigns g6-g8, not shipped): it turns a layout refusal into a
     pass when its second check says X-ray, and nothing else: not colour, not an inverted film; with
     adult_only, only where the population score calls the picture an adult's."""
     from dataclasses import replace
     from pathlib import Path
 
-    from pneumo.guard import load_guard
-    from pneumo.imageio import read_image_file
-    from pneumo.preprocess import to_gray299
-    from pneumo.training.guard import SecondOpinionGuard, XrayCheck
+    from pneumo.reading.guard import load_guard
+    from pneumo.reading.decode import read_image_file
+    from pneumo.reading.preprocess import to_gray299
+    from lab.population_campaigns import SecondOpinionGuard, XrayCheck
     from pneumo.training.synthetic import non_xray_images
 
     class Always:

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from conftest import DICOM_DIR, TINY_DATA, make_dicom as _dicom
-from pneumo.imageio import MAX_PIXELS, ImageReadError, decode, read_image
-from pneumo.preprocess import preprocess
+from pneumo.reading.decode import MAX_PIXELS, ImageReadError, decode, read_image
+from pneumo.reading.preprocess import preprocess
 
 XRAY = TINY_DATA / "train" / "PNEUMONIA" / "person1000_bacteria_2931.jpeg"
 needs_dicom = pytest.mark.skipif(not DICOM_DIR.is_dir(), reason=f"no shared DICOM files at {DICOM_DIR}")

@@ -1,5 +1,7 @@
 """The house's layout, read from the code's own imports (lazy ones inside functions included): no two
-modules of pneumo/ import each other, directly or round a loop, and serving never imports training."""
+modules of pneumo/ import each other, directly or round a loop; serving never imports training; only
+the reader (pneumo/reading/) decodes, checks or runs the networks; nothing installed imports the
+experiments (lab/); at most 12 modules at pneumo/'s top level."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "pneumo"
+LAB = REPO_ROOT / "lab"
 
 
 def _module_name(path: Path) -> str:
@@ -16,9 +19,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Each pneumo module -> the pneumo modules it imports anywhere in its file."""
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+def import_graph(include_lab: bool = False) -> dict[str, set[str]]:
+    """Each pneumo module (and lab's, if asked) -> the pneumo and lab modules it imports anywhere in its file."""
+    modules = {_module_name(p): p for p in [*PACKAGE.rglob("*.py"), *(LAB.rglob("*.py") if include_lab else [])]}
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -30,7 +33,7 @@ def import_graph() -> dict[str, set[str]]:
                 if node.level:  # relative: from . import x, from .y import z
                     anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(anchor + ([base] if base else []))
-                # `from pneumo.training import sets` imports a module; `from pneumo.lungs import clean_mask` a name
+                # `from pneumo.training import sets` imports a module; `from pneumo.reading.lungs import clean_mask` a name
                 targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
             else:
                 continue
@@ -79,8 +82,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_graph_is_read_lazy_imports_included():
     graph = import_graph()
-    assert "pneumo.preprocess" in graph["pneumo.guard"] and "pneumo.population" in graph["pneumo.guard"]
-    assert "pneumo.engine" in graph["pneumo.api"]  # imported inside a method
+    assert "pneumo.reading.preprocess" in graph["pneumo.reading.guard"] and "pneumo.reading.population" in graph["pneumo.reading.guard"]
+    assert "pneumo.reading.networks" in graph["pneumo.reading.reader"]  # imported inside a method
     assert "pneumo.training.sets" in graph["pneumo.training.population"]  # `from pneumo.training import sets`
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -99,3 +102,38 @@ def test_serving_never_imports_training():
     serving = [name for name in graph if not name.startswith("pneumo.training")]
     crossing = {name: {t for t in graph[name] if t.startswith("pneumo.training")} for name in serving}
     assert serving and {name: targets for name, targets in crossing.items() if targets} == FRONT_DOOR
+
+
+# What only the reader may import: the decoder, the preprocessing, the checks and the networks.
+READER_INSIDE = {f"pneumo.reading.{name}" for name in ("decode", "preprocess", "guard", "population", "networks", "explain", "lungs",
+                                                       "siteprofile", "fit", "reader", "runtime")}
+
+
+def _serving(graph: dict[str, set[str]]) -> list[str]:
+    return [name for name in graph if name.startswith("pneumo") and not name.startswith("pneumo.training")]
+
+
+def test_within_serving_only_the_reader_decodes_checks_and_runs_the_networks():
+    graph = import_graph()
+    outside = [name for name in _serving(graph) if not name.startswith("pneumo.reading")]
+    assert "pneumo.ui.session" in outside and "pneumo.cli" in outside and "pneumo.outputs.dicom" in outside
+    reaching_in = {name: graph[name] & READER_INSIDE for name in outside if graph[name] & READER_INSIDE}
+    assert reaching_in == {}  # they import pneumo.reading (Reader, Result), never what is inside it
+    assert {"pneumo.reading.decode", "pneumo.reading.guard", "pneumo.reading.population"} <= graph["pneumo.reading.reader"]
+
+
+def test_nothing_installed_imports_the_experiments():
+    graph = import_graph(include_lab=True)
+    assert any(name.startswith("lab.") for name in graph)
+    assert {name: {t for t in targets if t == "lab" or t.startswith("lab.")}
+            for name, targets in graph.items() if name.startswith("pneumo") and any(t == "lab" or t.startswith("lab.") for t in targets)} == {}
+
+
+def test_the_package_shows_its_layers():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 12, top
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()} == {"reading", "outputs", "ui", "training"}
+    import sys
+
+    well_known = set(sys.stdlib_module_names) | {"imageio", "keras", "numpy", "scipy", "streamlit", "pydicom", "highdicom", "tensorflow"}
+    assert not {p.stem for p in PACKAGE.rglob("*.py")} & well_known  # no module named after a well-known one

@@ -1,4 +1,4 @@
-"""The lung segmenter (pneumo.lungs; trained by pneumo.training.lungs): Dice on shipped fixtures,
+"""The lung segmenter (pneumo.reading.lungs; trained by pneumo.training.lungs): Dice on shipped fixtures,
 the cleaned mask (each half's largest piece, holes filled), the map-in-lungs arithmetic, the
 outline, the CLI fields."""
 
@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
-from pneumo.lungs import (LUNGS_FILE, MOSTLY_OUTSIDE, clean_mask, draw_outline, in_lungs_sentence, kept_pieces, lung_share, map_in_lungs,
-                          outline, pieces, stray_pieces)
+from pneumo.outputs.picture import draw_outline, outline
+from pneumo.outputs.words import MOSTLY_OUTSIDE, in_lungs_sentence
+from pneumo.reading.lungs import LUNGS_FILE, clean_mask, kept_pieces, lung_share, map_in_lungs, pieces, stray_pieces
 
 FIXTURE_MASKS = sorted((REPO_ROOT / "tests" / "data" / "lungs").glob("*.png"))
 needs_segmenter = pytest.mark.skipif(not LUNGS_FILE.is_file(), reason="no shipped lung segmenter")
@@ -93,9 +94,9 @@ def test_the_shipped_segmenter_finds_the_fixture_childrens_lungs():
     """Dice against the V7 Labs masks of three training children (tests/data/lungs; in the
     segmenter's training set, so this checks the shipped file and its preprocessing, not generalisation:
     docs/LUNGS.md has the held-out numbers)."""
-    from pneumo.imageio import read_image_file
-    from pneumo.lungs import load_segmenter
-    from pneumo.preprocess import to_gray299
+    from pneumo.reading.decode import read_image_file
+    from pneumo.reading.lungs import load_segmenter
+    from pneumo.reading.preprocess import to_gray299
     from pneumo.training.lungs import dice
 
     segmenter = load_segmenter()
@@ -112,8 +113,8 @@ def test_the_shipped_segmenter_finds_the_fixture_childrens_lungs():
 def test_the_segmenters_masks_are_cleaned_where_the_network_draws_islands():
     """On a photo the network draws scattered pieces; the masks every caller gets are its cleaned
     ones, and a child's clean mask is the network's own where it had nothing stray."""
-    from pneumo.lungs import load_segmenter
-    from pneumo.preprocess import to_gray299
+    from pneumo.reading.lungs import load_segmenter
+    from pneumo.reading.preprocess import to_gray299
     from pneumo.training.synthetic import non_xray_images
 
     segmenter = load_segmenter()
@@ -133,7 +134,7 @@ def test_the_segmenters_masks_are_cleaned_where_the_network_draws_islands():
 def test_the_cli_gives_lung_share_and_map_in_lungs_for_every_file_read(tmp_path, untrained_model_file):
     xray = TINY_DATA / "test" / "NORMAL" / "IM-0001-0001.jpeg"
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    result = subprocess.run([sys.executable, "-m", "pneumo.predict", str(xray), str(tmp_path / "bad.png"), "--weights",
+    result = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(xray), str(tmp_path / "bad.png"), "--weights",
                              str(untrained_model_file), "--json", "--csv", str(tmp_path / "out.csv")],
                             capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300)
     rows = {Path(json.loads(line)["file"]).name: json.loads(line) for line in result.stdout.splitlines()}
@@ -145,11 +146,3 @@ def test_the_cli_gives_lung_share_and_map_in_lungs_for_every_file_read(tmp_path,
     assert "lung_share" in header and "map_in_lungs" in header
 
 
-def test_a_model_trained_with_the_retired_lung_step_is_refused_not_read_wrongly(tmp_path):
-    from pneumo.bundle import LUNG_STEP_COMMIT, load_bundle
-
-    (tmp_path / "metrics.json").write_text(json.dumps({"threshold": 0.3, "config": {"lung_step": "dim"}}))
-    with pytest.raises(ValueError, match=f"lung step 'dim'.*commit {LUNG_STEP_COMMIT}"):
-        load_bundle(tmp_path / "pneumonia.keras")
-    (tmp_path / "metrics.json").write_text(json.dumps({"threshold": 0.3, "config": {"lung_step": "none"}}))
-    assert load_bundle(tmp_path / "pneumonia.keras").threshold == 0.3

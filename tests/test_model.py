@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from pneumo.model import GRADCAM_LAYER, build_model, output_bias_for
+from pneumo.training.model import build_model, output_bias_for
+from pneumo.reading.explain import GRADCAM_LAYER
 
 # (layer name, output shape without batch) in order, as in the published summary table.
 EXPECTED_LAYERS = [

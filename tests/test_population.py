@@ -1,4 +1,4 @@
-"""The population check (pneumo.population): from the DICOM header (every PatientAge form, birth and
+"""The population check (pneumo.reading.population): from the DICOM header (every PatientAge form, birth and
 study dates, lateral views) and from the image (the shipped image score, its fitting in
 pneumo.training.population); the routing of the guard's layout failures; and what the page and the
 CLI make of it."""
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import DICOM_DIR, SUBPROCESS_ENV
-from pneumo.imageio import decode
-from pneumo.population import TRAINING_AGES, age_from_dates, check_header, parse_age
+from pneumo.reading.decode import decode
+from pneumo.reading.population import TRAINING_AGES, age_from_dates, check_header, parse_age
 from test_inputs import _dicom
 
 
@@ -91,7 +91,7 @@ def test_the_cli_gives_a_machine_readable_warning_kind(tmp_path, untrained_model
         for key, value in changes.items():
             setattr(ds, key, value)
         ds.save_as(tmp_path / name)
-    result = subprocess.run([sys.executable, "-m", "pneumo.predict", str(tmp_path), "--weights", str(untrained_model_file), "--json",
+    result = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(tmp_path), "--weights", str(untrained_model_file), "--json",
                              "--csv", str(tmp_path / "out.csv")], capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {json.loads(line)["file"].rsplit("/", 1)[-1]: json.loads(line) for line in result.stdout.splitlines()}
@@ -116,8 +116,8 @@ def test_the_image_score_is_the_svm_folded_into_numpy_arrays(tmp_path, monkeypat
     """pneumo.training.population.to_image_score: the served score (numpy) equals scikit-learn's
     pipeline on the same thumbnails, and survives saving and loading."""
     import pneumo.training.population as fitting
-    from pneumo.preprocess import thumbnails
-    from pneumo.population import ImageScore
+    from pneumo.reading.preprocess import thumbnails
+    from pneumo.reading.population import ImageScore
 
     monkeypatch.setattr(fitting, "COMPONENTS", 8)
     gray = np.random.default_rng(2).integers(0, 256, size=(60, 299, 299), dtype=np.uint8)
@@ -126,20 +126,20 @@ def test_the_image_score_is_the_svm_folded_into_numpy_arrays(tmp_path, monkeypat
     features = thumbnails(gray, 4)
     pipeline = fitting.fit_svm(features, labels, np.ones(60))
     score = fitting.to_image_score(pipeline, threshold=0.1, side=4)
-    np.testing.assert_allclose(score.score(gray), pipeline.decision_function(features), atol=1e-9)
+    np.testing.assert_allclose(score.score_features(features), pipeline.decision_function(features), atol=1e-9)
     score.save(tmp_path / "s.npz", note="x")
     loaded = ImageScore.load(tmp_path / "s.npz")
-    np.testing.assert_allclose(loaded.score(gray), score.score(gray), atol=1e-4)  # stored as float32
-    assert loaded.threshold == pytest.approx(0.1) and loaded.route_layout is False
-    assert score.score(gray[:20]).min() > score.score(gray[20:]).max()
+    np.testing.assert_allclose(loaded.score_features(features), score.score_features(features), atol=1e-4)  # stored as float32
+    assert loaded.threshold == pytest.approx(0.1)
+    assert score.score_features(features[:20]).min() > score.score_features(features[20:]).max()
 
 
 def test_an_image_score_on_histograms_of_oriented_gradients_is_served_from_its_arrays(tmp_path, monkeypatch):
     """Campaign pop1's features: the served score names its feature recipe, computes it in numpy and
     equals scikit-learn's pipeline on the same features, after saving and loading too."""
     import pneumo.training.population as fitting
-    from pneumo.preprocess import image_features
-    from pneumo.population import ImageScore
+    from pneumo.training.guard import image_features
+    from pneumo.reading.population import ImageScore
 
     monkeypatch.setattr(fitting, "COMPONENTS", 8)
     rng = np.random.default_rng(4)
@@ -157,7 +157,7 @@ def test_an_image_score_on_histograms_of_oriented_gradients_is_served_from_its_a
 
 
 def test_gradient_histograms_see_the_orientation_of_edges_and_each_image_alone():
-    from pneumo.preprocess import gradient_histograms
+    from pneumo.reading.preprocess import gradient_histograms
 
     vertical = np.zeros((299, 299), np.uint8)
     vertical[:, 150:] = 255  # an edge across x: horizontal gradient, orientation bin 0
@@ -174,7 +174,7 @@ def test_gradient_histograms_see_the_orientation_of_edges_and_each_image_alone()
 def test_gradient_histograms_from_tables_are_the_textbook_computation_to_the_bit():
     from PIL import Image
 
-    from pneumo.preprocess import gradient_histograms
+    from pneumo.reading.preprocess import gradient_histograms
 
     def textbook(gray: np.ndarray, side: int, cell: int = 16, bins: int = 9) -> np.ndarray:  # hypot and arctan2 per pixel
         x = np.asarray(Image.fromarray(gray).resize((side, side), Image.Resampling.BOX), dtype=np.float64)
@@ -252,14 +252,14 @@ def test_changed_children_are_the_same_images_under_the_fixed_acquisition_change
 def test_the_shipped_image_score_calls_adult_films_adult_and_training_children_not():
     """The shipped score on two films of each adult source (tests/data/adult, credited there) and on
     the tiny set's training children; the header-less DICOM pixels of a 62-year-old too."""
-    from pneumo.guard import load_guard
-    from pneumo.preprocess import to_gray299
-    from pneumo.imageio import read_image_file
+    from pneumo.reading.guard import load_guard
+    from pneumo.reading.preprocess import to_gray299
+    from pneumo.reading.decode import read_image_file
 
     from conftest import TINY_DATA
 
     score = load_guard().adult_score
-    assert score is not None and score.route_layout is False and score.children_share == 0.99
+    assert score is not None and score.children_share == 0.99
     assert score.features == "hog256"  # campaign pop1's pick O
     adults = np.stack([to_gray299(read_image_file(p)) for p in ADULT_FIXTURES])
     children = np.stack([to_gray299(read_image_file(p)) for p in sorted((TINY_DATA / "train").rglob("*.jpeg"))])
@@ -271,28 +271,20 @@ def test_the_shipped_image_score_calls_adult_films_adult_and_training_children_n
 
 
 @pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
-def test_routing_an_adult_film_that_fails_the_layout_check_and_never_a_photo():
-    """Campaign g3's routing: off as shipped (it would call some non-X-rays adult), so an ICU film failing the
-    layout check is "not a chest X-ray"; with the routing on it gets the population warning; a photo
-    and an MRI slice are "not a chest X-ray" either way as shipped."""
-    from dataclasses import replace
-
-    from pneumo.analysis import prepare
-    from pneumo.guard import load_guard
-    from pneumo.overlay import to_png_bytes
+def test_an_icu_film_failing_the_layout_check_is_told_not_a_chest_xray_as_a_photo_is():
+    """As shipped, an ICU film failing the layout check is "not a chest X-ray", and so are a photo, an
+    MRI slice and a document."""
+    from pneumo.reading.reader import prepare
+    from pneumo.reading.guard import load_guard
+    from pneumo.outputs.picture import to_png_bytes
     from pneumo.training.synthetic import non_xray_images
 
     guard = load_guard()
     icu = next(p for p in ADULT_FIXTURES if p.name == "hannover_00870a9c.jpeg").read_bytes()
-    assert prepare(icu, "icu.jpeg", guard).warning[0] == "not_xray"
+    assert prepare(icu, "icu.jpeg", guard).warning_kind == "not_xray"
     pictures = dict(non_xray_images())
     for name in ("photo/grace_hopper_gray", "photo/mri_slice", "document/0"):
-        assert prepare(to_png_bytes(pictures[name]), "p.png", guard).warning[0] == "not_xray", name
-    guard.adult_score = replace(guard.adult_score, route_layout=True)
-    routed = prepare(icu, "icu.jpeg", guard)
-    assert routed.warning[0] == "population" and routed.population.source == "image" and routed.verdict.layout_passed is False
-    # why it is off: some pictures the layout refuses, the score calls adult too (matplotlib's logo in gray, with pop1's score)
-    assert prepare(to_png_bytes(pictures["photo/logo2_gray"]), "p.png", guard).warning[0] == "population"
+        assert prepare(to_png_bytes(pictures[name]), "p.png", guard).warning_kind == "not_xray", name
 
 
 @pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
@@ -302,19 +294,19 @@ def test_a_dicom_age_decides_and_without_one_the_image_does():
     from PIL import Image
 
     from conftest import make_dicom
-    from pneumo.analysis import prepare, warning_label
-    from pneumo.guard import load_guard
+    from pneumo.reading.reader import prepare
+    from pneumo.reading.guard import load_guard
 
     guard = load_guard()
     pixels = np.asarray(Image.open(next(p for p in ADULT_FIXTURES if p.name.startswith("nih"))).convert("L"))
     child = prepare(make_dicom(pixels, PatientAge="003Y"), "c.dcm", guard)
-    assert child.warning is None and child.population.source == "dicom"
+    assert child.warnings is None and child.population.source == "dicom"
     adult = prepare(make_dicom(pixels, PatientAge="062Y"), "a.dcm", guard)
-    assert adult.warning[0] == "population" and adult.population.source == "dicom" and "62 years" in adult.warning[1]
-    assert warning_label(adult.warning, adult.population) == "population (dicom)"
+    assert adult.warning_kind == "population" and adult.population.source == "dicom" and "62 years" in adult.warning
+    assert adult.population_source == "dicom"
     ageless = prepare(make_dicom(pixels, PatientBirthDate=""), "n.dcm", guard)
-    assert ageless.warning[0] == "population" and ageless.population.source == "image"
-    assert warning_label(ageless.warning, ageless.population) == "population (image)"
+    assert ageless.warning_kind == "population" and ageless.population.source == "image"
+    assert ageless.population_source == "image"
 
 
 @pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
@@ -327,7 +319,7 @@ def test_the_cli_says_which_check_decided(tmp_path, untrained_model_file):
     jpeg = next(p for p in ADULT_FIXTURES if p.name.startswith("nih"))
     (tmp_path / "adult.jpeg").write_bytes(jpeg.read_bytes())
     (tmp_path / "adult.dcm").write_bytes(make_dicom(np.asarray(Image.open(jpeg).convert("L")), PatientAge="062Y"))
-    result = subprocess.run([sys.executable, "-m", "pneumo.predict", str(tmp_path / "adult.jpeg"), str(tmp_path / "adult.dcm"),
+    result = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(tmp_path / "adult.jpeg"), str(tmp_path / "adult.dcm"),
                              "--weights", str(untrained_model_file), "--json", "--csv", str(tmp_path / "out.csv")],
                             capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -349,8 +341,8 @@ def test_population_measure_counts_the_warnings_the_app_path_gives(tmp_path):
     from PIL import Image
 
     from conftest import TINY_DATA, make_dicom
-    from pneumo.imageio import read_file
-    from pneumo.overlay import to_png_bytes
+    from pneumo.reading.decode import read_file
+    from pneumo.outputs.picture import to_png_bytes
     from pneumo.training.population import card_text, warnings_on
 
     xray = sorted((TINY_DATA / "test" / "NORMAL").glob("*.jpeg"))[0]
@@ -378,11 +370,11 @@ def test_no_adult_fixture_is_read_in_silence_and_each_source_gets_the_population
     """On the app's path (guard, then the population score): every adult film carries a warning, and
     each source's ordinary films the population one. The ICU film that fails the layout check is still
     told "not a chest X-ray" (campaigns g6-g8 did not ship: docs/POPULATION.md)."""
-    from pneumo.analysis import prepare
-    from pneumo.guard import load_guard
+    from pneumo.reading.reader import prepare
+    from pneumo.reading.guard import load_guard
 
     guard = load_guard()
-    kinds = {p.name: prepare(p.read_bytes(), p.name, guard).warning for p in ADULT_FIXTURES}
+    kinds = {p.name: prepare(p.read_bytes(), p.name, guard).warnings for p in ADULT_FIXTURES}
     assert all(k is not None for k in kinds.values()), kinds
     for source in ("nih", "hannover", "covidcxnet"):
         assert any(w[0] == "population" for name, w in kinds.items() if name.startswith(source)), (source, kinds)

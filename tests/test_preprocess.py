@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_DATA
-from pneumo.imageio import read_image
-from pneumo.preprocess import IMAGE_SIZE, equalize, preprocess, to_gray299, to_model_input
+from pneumo.reading.decode import read_image
+from pneumo.reading.preprocess import IMAGE_SIZE, equalize, preprocess, to_gray299, to_model_input
 
 XRAY = TINY_DATA / "train" / "NORMAL" / "IM-0115-0001.jpeg"  # an original: not square
 

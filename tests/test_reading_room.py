@@ -4,6 +4,7 @@ that the viewing controls redraw without the model and a DICOM opens in its own 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 import json
@@ -17,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import REPO_ROOT, make_dicom
 from pneumo import bundle as shipped
 from pneumo.operating import INDETERMINATE, band_at, operating_point, ppv_npv, reading
-from pneumo.viewing import GRAY8, ViewSource, Window, apply_window, presets, render, zoom_box, zoomed
+from pneumo.outputs.viewing import GRAY8, ViewSource, Window, apply_window, presets, render, zoom_box, zoomed
 
 APP = str(REPO_ROOT / "streamlit_app.py")
 JPEG = REPO_ROOT / "examples" / "PNEUMONIA" / "person101_virus_187.jpeg"
@@ -43,18 +44,19 @@ def test_the_default_window_of_a_plain_picture_is_the_identity_and_invert_flips(
 
 
 def test_a_dicom_opens_in_its_own_window_in_its_own_values():
-    from pneumo.analysis import prepare
+    from pneumo.reading.reader import prepare
 
     pixels = (np.linspace(0, 4095, 256 * 256).reshape(256, 256)).astype(np.uint16)
     data = make_dicom(pixels, BitsStored=12, WindowCenter=1500, WindowWidth=1000, RescaleSlope=1, RescaleIntercept=-1024)
-    prepared = prepare(data, "x.dcm")
-    source = prepared.view
+    from pneumo.ui.viewer import source_of
+
+    source = source_of(prepare(data, "x.dcm"))
     assert source.file_window == Window(1500.0, 1000.0) and source.unit.startswith("stored value")
     assert source.low == pytest.approx(-1024) and source.high == pytest.approx(4095 - 1024)  # after the rescale
     assert next(iter(presets(source))) == "The file's own window"
     shown = np.asarray(render(source, source.default_window))
     assert shown[0, 0] == 0 and shown[-1, -1] == 255  # the file's window clips both ends of the ramp
-    mono1 = prepare(make_dicom(pixels, "MONOCHROME1", BitsStored=12), "y.dcm").view
+    mono1 = source_of(prepare(make_dicom(pixels, "MONOCHROME1", BitsStored=12), "y.dcm"))
     assert mono1.bright_is_low and np.asarray(render(mono1, mono1.default_window))[0, 0] == 255  # lowest value white
 
 
@@ -118,21 +120,32 @@ def test_the_shipped_band_is_what_its_rule_gives_at_the_shipped_threshold():
 
 
 # ---- reports ---------------------------------------------------------------------------------------
-def _study(name: str, probability: float, warning=None, identifiers=None):
-    from pneumo.studyreport import Study
+def _result(name: str, probability: float, warning=None, site=None, read=None):
+    """A result as the reader gives it (`read`: the checks of a real file), read at the shipped threshold."""
+    from pneumo.reading import Result
+    from pneumo.reading.guard import Verdict
+
+    bundle = shipped.read_bundle()
+    verdict = None if warning is None else Verdict(False, warning[1], float("nan"), 0.0, kind=warning[0])
+    base = read or Result(name=name, format="JPEG", size=Image.open(JPEG).size, verdict=verdict)
+    return dataclasses.replace(base, name=name, probability=probability, threshold=bundle.threshold,
+                               band=band_at(bundle.uncertainty, bundle.threshold), site=site)
+
+
+def _study(name: str, probability: float, warning=None, identifiers=None, site=None, read=None):
+    from pneumo.outputs.report import Study
 
     picture = Image.open(JPEG).convert("L")
-    bundle = shipped.read_bundle()
-    band = band_at(bundle.uncertainty, bundle.threshold)
-    return Study(name, picture, probability, bundle.threshold, reading(probability, bundle.threshold, band), overlay=picture.convert("RGB"),
-                 method="HiResCAM", method_measures="something.", explained="PNEUMONIA", where="The map's weight is somewhere.",
-                 warning=warning, image_format="JPEG", size=picture.size, identifiers=identifiers or {})
+    result = _result(name, probability, warning, site, read)
+    return Study(result, picture, result.threshold, result.outcome(), overlay=picture.convert("RGB"), method="HiResCAM",
+                 method_measures="something.", explained="PNEUMONIA", where="The map's weight is somewhere.",
+                 warning=warning if read is None else result.warnings, identifiers=identifiers or {})
 
 
 def test_the_pdf_holds_each_study_its_numbers_version_and_statement():
     import pypdf
 
-    from pneumo.studyreport import model_version, report_pdf
+    from pneumo.outputs.report import model_version, report_pdf
 
     bundle = shipped.read_bundle()
     band = band_at(bundle.uncertainty, bundle.threshold)
@@ -154,19 +167,16 @@ def test_the_pdf_holds_each_study_its_numbers_version_and_statement():
 def test_the_pdf_says_what_an_image_based_population_warning_saw_and_what_the_reading_is_worth_on_adults():
     import pypdf
 
-    from pneumo.analysis import prepare
-    from pneumo.guard import load_guard
-    from pneumo.studyreport import report_pdf
+    from pneumo.reading.reader import prepare
+    from pneumo.reading.guard import load_guard
+    from pneumo.outputs.report import report_pdf
     from pneumo.ui.analyze import _report_warning
-    from pneumo.ui.session import Analysis
 
     bundle = shipped.read_bundle()
-    prepared = prepare((Path(__file__).parent / "data" / "adult" / "nih_rsna_Normal-1.jpeg").read_bytes(), "adult.jpeg", load_guard())
-    analysis = Analysis("adult.jpeg", prepared, 0.7)
-    warning = _report_warning(analysis, bundle)
-    study = _study("adult.jpeg", 0.7, warning)
-    study.population_source = analysis.prepared.warning_source
-    assert study.population_source == "image"
+    read = prepare((Path(__file__).parent / "data" / "adult" / "nih_rsna_Normal-1.jpeg").read_bytes(), "adult.jpeg", load_guard())
+    study = _study("adult.jpeg", 0.7, read=read)
+    study.warning = _report_warning(study.result, bundle)
+    assert study.result.population_source == "image"
     text = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([study], bundle, None, 0.1, None))).pages[0].extract_text().split())
     share = bundle.adult_normal_called_pneumonia
     assert "Warning (population, from the image)" in text and "looks like an adult's chest X-ray (score" in text
@@ -176,25 +186,27 @@ def test_the_pdf_says_what_an_image_based_population_warning_saw_and_what_the_re
 def test_the_results_csv_has_one_row_per_study():
     import csv
 
-    from pneumo.studyreport import CSV_COLUMNS, results_csv
+    from pneumo.outputs.report import results_csv
 
-    rows = list(csv.DictReader(io.StringIO(results_csv([_study("a.jpeg", 0.2), _study("b,c.png", 0.99, ("not_xray", "No."))]).decode())))
-    assert [r["file"] for r in rows] == ["a.jpeg", "b,c.png"] and tuple(rows[0]) == CSV_COLUMNS
+    results = [_result("a.jpeg", 0.2), _result("b,c.png", 0.99, ("not_xray", "No."))]
+    rows = list(csv.DictReader(io.StringIO(results_csv(results, results[0].threshold, results[0].band).decode())))
+    assert [r["file"] for r in rows] == ["a.jpeg", "b,c.png"]
+    assert list(rows[0]) == ["file", "probability", "threshold", "label", "reading", "warning_kind", "population_source", "warning", "site"]
+    assert float(rows[0]["probability"]) == pytest.approx(0.2) and float(rows[0]["threshold"]) == pytest.approx(results[0].threshold)
     assert rows[0]["reading"] == INDETERMINATE and rows[0]["label"] == "NORMAL" and rows[1]["warning_kind"] == "not_xray"
     assert rows[1]["population_source"] == "" and rows[0]["site"] == ""
 
 
 def test_a_site_profile_in_use_is_named_in_the_csv_and_the_pdf():
     import csv
-    import dataclasses
 
     import pypdf
 
     from pneumo.bundle import read_bundle
-    from pneumo.studyreport import report_pdf, results_csv
+    from pneumo.outputs.report import report_pdf, results_csv
 
-    study = dataclasses.replace(_study("a.jpeg", 0.4), site="site profile “Ward 7” (48 films, 2026-12-04, threshold 0.310)")
-    rows = list(csv.DictReader(io.StringIO(results_csv([study]).decode())))
+    study = _study("a.jpeg", 0.4, site="site profile “Ward 7” (48 films, 2026-12-04, threshold 0.310)")
+    rows = list(csv.DictReader(io.StringIO(results_csv([study.result], study.threshold, study.result.band).decode())))
     assert "Ward 7" in rows[0]["site"]
     text = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([study], read_bundle(), None, 0.1, None))).pages[0].extract_text().split())
     assert "Site: site profile “Ward 7”" in text
@@ -205,7 +217,7 @@ def test_a_site_profile_in_use_is_named_in_the_csv_and_the_pdf():
 
 # ---- the teaching gallery ----------------------------------------------------------------------------
 def test_the_shipped_gallery_holds_every_test_mistake_of_the_shipped_weights_and_is_small():
-    from pneumo.studyreport import weights_sha256
+    from pneumo.outputs.report import weights_sha256
 
     bundle = shipped.read_bundle()
     gallery = json.loads(bundle.file(shipped.GALLERY_FILE).read_text())
@@ -222,16 +234,16 @@ def test_the_shipped_gallery_holds_every_test_mistake_of_the_shipped_weights_and
 # ---- the page -------------------------------------------------------------------------------------------
 @pytest.fixture
 def explain_calls(monkeypatch):
-    import pneumo.explain
+    import pneumo.reading.explain
 
     calls = []
-    original = pneumo.explain.Explainer.explain
+    original = pneumo.reading.explain.Explainer.explain
 
     def counting(self, *args, **kwargs):
         calls.append(1)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(pneumo.explain.Explainer, "explain", counting)
+    monkeypatch.setattr(pneumo.reading.explain.Explainer, "explain", counting)
     return calls
 
 
@@ -246,7 +258,7 @@ def _app_with(*files: tuple[str, bytes]) -> AppTest:
 
 def _view_key(data: bytes, name: str) -> str:
     """The key of one viewing control of the X-ray with these bytes (pneumo.ui.viewer)."""
-    from pneumo.analysis import digest_of
+    from pneumo.reading import digest_of
 
     return f"view-{name}-{digest_of(data)[:16]}"
 
@@ -303,11 +315,11 @@ def test_the_cli_gives_the_reading_beside_the_label(tmp_path):
 
     bundle = shipped.read_bundle()
     band = band_at(bundle.uncertainty, bundle.threshold)
-    out = subprocess.run([sys.executable, "-m", "pneumo.predict", str(JPEG), "--json"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(JPEG), "--json"], capture_output=True, text=True,
                          env=SUBPROCESS_ENV, cwd=REPO_ROOT, timeout=300)
     row = json.loads(out.stdout.splitlines()[0])
     assert row["label"] in ("NORMAL", "PNEUMONIA")
     assert row["reading"] == (INDETERMINATE if band.contains(row["probability"]) else row["label"])
-    low = subprocess.run([sys.executable, "-m", "pneumo.predict", str(JPEG), "--json", "--threshold", f"{row['probability'] + 0.01:.4f}"],
+    low = subprocess.run([sys.executable, "-m", "pneumo", "predict", str(JPEG), "--json", "--threshold", f"{row['probability'] + 0.01:.4f}"],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, cwd=REPO_ROOT, timeout=300)
     assert json.loads(low.stdout.splitlines()[0])["reading"] == INDETERMINATE  # right below a threshold: inside its band

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import SUBPROCESS_ENV, TINY_DATA
-from pneumo.preprocess import to_model_input
+from pneumo.reading.preprocess import to_model_input
 from pneumo.training.shift import PERTURBATIONS, SCORES, contrast, gamma, noise, shift_metrics, shift_predictions, through
 
 
@@ -61,7 +61,7 @@ def test_scores_per_change_and_their_mean(gray):
     assert used == threshold
     assert list(results) == [*PERTURBATIONS, "mean"]
     assert results["identity"] == {"auc": 1.0, "sensitivity": 1.0, "specificity": 1.0, "balanced_accuracy": 1.0}
-    # The model input is histogram-equalised (pneumo.preprocess), so a change of gamma does not move
+    # The model input is histogram-equalised (pneumo.reading.preprocess), so a change of gamma does not move
     # a single score, and the scores under it are those of the unchanged images.
     assert results["gamma 0.6"] == results["identity"] and results["gamma 1.6"] == results["identity"]
     for key in SCORES:

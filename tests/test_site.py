@@ -1,4 +1,4 @@
-"""Site adaptation's core (pneumo.site): BatchNorm statistics re-estimated in the network's order,
+"""Site adaptation's core (pneumo.reading.siteprofile): BatchNorm statistics re-estimated in the network's order,
 only for the channels a plan marks, folded into a copy of the network; the profile's round trip and
 its refusals (another model, a damaged or hand-edited file)."""
 
@@ -11,19 +11,19 @@ import pytest
 
 from conftest import TINY_DATA
 from pneumo.bundle import weights_sha256
-from pneumo.site import NORMALISED, SiteProfile, SiteProfileError, reestimate, with_statistics
+from pneumo.reading.siteprofile import NORMALISED, SiteProfile, SiteProfileError, reestimate, with_statistics
 
 
 @pytest.fixture(scope="module")
 def network(untrained_model_file):
-    from pneumo.inference import load_model
+    from pneumo.reading.networks import load_model
 
     return load_model(untrained_model_file)
 
 
 @pytest.fixture(scope="module")
 def batch():
-    from pneumo.preprocess import to_model_input
+    from pneumo.reading.preprocess import to_model_input
     from pneumo.training.data import list_split, load_images
 
     gray, _ = load_images(list_split(TINY_DATA, "train"), None, workers=1, progress=False)
@@ -75,7 +75,7 @@ def test_only_the_channels_the_plan_marks_change(network, batch):
 
 
 def test_an_ensemble_is_refused_with_a_reason(network):
-    from pneumo.model import ensemble
+    from pneumo.training.model import ensemble
 
     with pytest.raises(ValueError, match="needs the published network itself"):
         reestimate(ensemble([network, network]), np.zeros((1, 299, 299, 3), np.float32), {})
@@ -132,9 +132,9 @@ def test_profiles_that_cannot_be_used_are_refused_with_a_message(network, batch,
 
 
 def test_the_campaigns_plans_draws_and_rule():
-    """pneumo.training.adapt: candidates A, B and C as docs/SITE.md registers them, batches at a mix,
+    """lab.site1: candidates A, B and C as docs/SITE.md registers them, batches at a mix,
     and the ship rule (safety on development, stillness on validation, worst cell, fewer channels on a tie)."""
-    from pneumo.training.adapt import choose, draw_batch, plan_for, qualifies
+    from lab.site1 import choose, draw_batch, plan_for, qualifies
 
     rng = np.random.default_rng(0)
     sensitivity = {name: rng.random(n) for name, n in zip(NORMALISED, (32, 64, 128, 256, 128, 512, 128, 64))}
@@ -169,7 +169,7 @@ def test_the_campaigns_plans_draws_and_rule():
 
 
 def test_class_sensitivity_is_computed_per_channel_from_both_classes(network):
-    from pneumo.training.adapt import class_sensitivity
+    from lab.site1 import class_sensitivity
     from pneumo.training.data import labels_of, list_split, load_images
 
     samples = list_split(TINY_DATA, "train")
@@ -180,9 +180,9 @@ def test_class_sensitivity_is_computed_per_channel_from_both_classes(network):
 
 
 def test_the_site_distance_is_zero_on_the_trained_statistics_and_grows_with_a_shift(network, batch):
-    """pneumo.site.batch_distance, and the campaign's film-by-film form of it (pneumo.training.adapt)."""
-    from pneumo.site import DISTANCE_LAYERS, batch_distance
-    from pneumo.training.adapt import distance_of, film_means
+    """pneumo.reading.siteprofile.batch_distance, and the campaign's film-by-film form of it (lab.site1)."""
+    from pneumo.reading.siteprofile import DISTANCE_LAYERS, batch_distance
+    from lab.site1 import distance_of, film_means
 
     plan = {name: np.ones(network.get_layer(name).moving_mean.shape[0], bool) for name in DISTANCE_LAYERS}
     fitted = with_statistics(network, reestimate(network, batch, plan))
@@ -195,7 +195,7 @@ def test_the_site_distance_is_zero_on_the_trained_statistics_and_grows_with_a_sh
 
 
 def test_the_site_threshold_and_roc_follow_the_registered_rule():
-    from pneumo.site import MIN_LABELLED, auc, roc, site_threshold
+    from pneumo.reading.siteprofile import MIN_LABELLED, auc, roc, site_threshold
 
     pneumonias = np.linspace(0.05, 0.99, 40)
     assert site_threshold(pneumonias) == pytest.approx(pneumonias[1])  # k = floor(0.025 * 40) + 1 = 2: the second lowest

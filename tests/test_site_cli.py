@@ -1,5 +1,5 @@
-"""`pneumo adapt` and a site profile in use: the CLI, the API and the engine agree under a profile;
-flagged films never adapt; another model's profile, too few films or a batch that is all flagged
+"""`pneumo adapt` and a site profile in use: the CLI and the API agree under a profile; flagged films
+never enter a fit; another model's profile, too few films, no labels or a batch that is all flagged
 get a message for a person and leave the shipped model in use."""
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ def _run(module: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, untrained_model_file) -> dict[str, Path]:
-    """A model with a shipped label-free plan beside it, and a site folder: 24 NORMAL and 24 PNEUMONIA
-    films (the tiny set's, each in three slightly different copies), a colour photo and a broken file."""
+    """A model and a site folder: 24 NORMAL and 24 PNEUMONIA films (the tiny set's, each in three
+    slightly different copies), a colour photo and a broken file."""
     root = tmp_path_factory.mktemp("site")
     model = root / "model" / "pneumonia.keras"
     model.parent.mkdir()
     shutil.copy(untrained_model_file, model)
-    plan = {name: [True] * n for name, n in (("block1_bn", 32), ("block2_bn", 64), ("block3_bn", 128))}
-    (model.parent / "site.json").write_text(json.dumps({"plan": {"setting": "A", "layers": plan}}))
     films = root / "films"
     rng = np.random.default_rng(0)
     for label in ("NORMAL", "PNEUMONIA"):
@@ -44,81 +42,73 @@ def site(tmp_path_factory, untrained_model_file) -> dict[str, Path]:
                 Image.fromarray(noisy).save(films / label / f"{source.stem}-{k}.png")
     Image.new("RGB", (300, 300), (200, 30, 40)).save(films / "NORMAL" / "red.png")  # a colour picture: flagged, left out
     (films / "PNEUMONIA" / "broken.jpeg").write_bytes(b"not a picture")
-    return {"model": model, "films": films, "root": root}
+    profile = root / "ward.json"
+    made = _run("pneumo", "adapt", films, "--out", profile, "--name", "Ward 7", "--weights", model)
+    return {"model": model, "films": films, "root": root, "profile": profile, "made": made}
 
 
-def test_adapt_writes_a_profile_and_predict_the_api_and_the_engine_agree_under_it(site):
-    profile = site["root"] / "ward.json"
-    made = _run("pneumo.adapt", site["films"], "--out", profile, "--name", "Ward 7", "--weights", site["model"])
+def test_adapt_writes_a_profile_and_predict_and_the_api_agree_under_it(site):
+    profile, made = site["profile"], site["made"]
     assert made.returncode == 0, made.stderr[-3000:]
     assert "48 film(s) passed the checks, 2 left out" in made.stdout and "site threshold" in made.stdout
     assert "red.png: flagged: not_xray" in made.stderr and "broken.jpeg" in made.stderr and "Traceback" not in made.stderr
     data = json.loads(profile.read_text())
     assert data["site"] == "Ward 7" and data["films"] == 48 and data["left_out"] == 2 and 0 < data["threshold"] < 1
-    assert set(data["batchnorm"]) == {"block1_bn", "block2_bn", "block3_bn"}
+    assert data["batchnorm"] == {} and data["method"] == "threshold by the site rule"  # no label-free method ships
 
     film = sorted((site["films"] / "PNEUMONIA").glob("*.png"))[0]
-    read = _run("pneumo.predict", film, "--weights", site["model"], "--site", profile, "--json")
+    read = _run("pneumo", "predict", film, "--weights", site["model"], "--site", profile, "--json")
     assert read.returncode == 0, read.stderr[-2000:]
     row = json.loads(read.stdout.strip().splitlines()[-1])
     assert "Ward 7" in row["site"] and row["threshold"] == pytest.approx(data["threshold"])
 
     import pneumo
-    from pneumo.engine import load_engine
-    from pneumo.imageio import read_image_file
-    from pneumo.preprocess import to_gray299
 
     api = pneumo.load(site["model"], site=profile).predict(film)
     assert api.probability == pytest.approx(row["probability"], abs=1e-5) and "Ward 7" in api.site
-    assert api.threshold == pytest.approx(data["threshold"])
-    plain = load_engine(site["model"]).analyze(to_gray299(read_image_file(film)))
-    assert abs(plain.probability - api.probability) > 1e-6  # the profile changes what the network reads
+    assert api.threshold == pytest.approx(data["threshold"]) and api.label == row["label"]
+    plain = pneumo.load(site["model"]).predict(film)
+    assert plain.threshold != api.threshold and plain.site is None  # the profile's threshold, not the shipped one
 
 
 def test_another_models_profile_is_refused_and_nothing_is_read_wrongly(site, tmp_path):
-    from pneumo.model import build_model
+    from pneumo.training.model import build_model
 
-    profile = site["root"] / "ward.json"
-    if not profile.is_file():
-        pytest.skip("made by the test above")
+    profile = site["profile"]
     other = tmp_path / "pneumonia.keras"
     build_model(output_bias=-0.2).save(other)
-    read = _run("pneumo.predict", TINY_DATA / "test", "--weights", other, "--site", profile)
+    read = _run("pneumo", "predict", TINY_DATA / "test", "--weights", other, "--site", profile)
     assert read.returncode == 2 and "made for another model" in read.stderr and "Traceback" not in read.stderr
     import pneumo
-    from pneumo.site import SiteProfileError
+    from pneumo.reading.siteprofile import SiteProfileError
 
     with pytest.raises(SiteProfileError, match="another model"):
         pneumo.load(other, site=profile)
 
 
 def test_too_few_films_or_all_flagged_give_a_message_not_a_profile(site, tmp_path):
-    few = _run("pneumo.adapt", TINY_DATA / "test", "--out", tmp_path / "few.json", "--weights", site["model"])
-    assert few.returncode == 2 and "needs at least 32 films" in few.stderr and "Traceback" not in few.stderr
+    few = _run("pneumo", "adapt", TINY_DATA / "test", "--out", tmp_path / "few.json", "--weights", site["model"])
+    assert few.returncode == 2 and "needs at least 20 labelled films of each class" in few.stderr and "Traceback" not in few.stderr
     assert not (tmp_path / "few.json").exists()
     photos = tmp_path / "photos"
     photos.mkdir()
     for k in range(3):
         Image.new("RGB", (200, 200), (40 * k, 120, 200)).save(photos / f"photo{k}.png")
-    flagged = _run("pneumo.adapt", photos, "--out", tmp_path / "none.json", "--weights", site["model"])
+    flagged = _run("pneumo", "adapt", photos, "--out", tmp_path / "none.json", "--weights", site["model"])
     assert flagged.returncode == 2 and "nothing to fit" in flagged.stderr and "3 film(s) left out" in flagged.stderr
     labels = tmp_path / "labels.csv"
     labels.write_text("file,label\nIM-0001-0001.jpeg,maybe\n")
-    bad = _run("pneumo.adapt", TINY_DATA / "test", "--labels", labels, "--out", tmp_path / "x.json", "--weights", site["model"])
+    bad = _run("pneumo", "adapt", TINY_DATA / "test", "--labels", labels, "--out", tmp_path / "x.json", "--weights", site["model"])
     assert bad.returncode == 2 and "is not NORMAL or PNEUMONIA" in bad.stderr
 
 
-def test_without_a_shipped_plan_labels_still_calibrate(site, tmp_path):
-    """Where campaign site1 shipped no label-free plan, labelled films still give a site threshold, and
-    unlabelled ones are told why nothing was fitted."""
-    model = tmp_path / "pneumonia.keras"
-    shutil.copy(site["model"], model)  # no site.json beside it
-    made = _run("pneumo.adapt", site["films"], "--out", tmp_path / "t.json", "--weights", model)
-    assert made.returncode == 0, made.stderr[-2000:]
-    data = json.loads((tmp_path / "t.json").read_text())
-    assert data["batchnorm"] == {} and 0 < data["threshold"] < 1 and "not shipped" in made.stdout
+def test_unlabelled_films_are_told_why_nothing_was_fitted(site, tmp_path):
+    """Labelled films give a site threshold (above); unlabelled ones are told that no label-free method
+    is offered, and still see the site distance."""
+    model = site["model"]
+    assert "not offered" in site["made"].stdout
     unlabelled = tmp_path / "unlabelled"
     shutil.copytree(site["films"] / "NORMAL", unlabelled)
-    none = _run("pneumo.adapt", unlabelled, "--out", tmp_path / "u.json", "--weights", model)
-    assert none.returncode == 2 and "not shipped" in none.stderr
+    none = _run("pneumo", "adapt", unlabelled, "--out", tmp_path / "u.json", "--weights", model)
+    assert none.returncode == 2 and "not offered" in none.stderr and not (tmp_path / "u.json").exists()
     assert "site distance" in none.stdout and "no reference from the training site" in none.stdout  # measured even so

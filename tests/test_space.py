@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
-from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
-from pneumo.training.screenshot import StreamlitServer, free_port
+from pneumo.bundle import DEFAULT_METHOD, METHOD_NAMES
+from lab.screenshot import StreamlitServer, free_port
 from test_browser import ARTIFACTS, EXAMPLE
 from test_browser import browser  # noqa: F401 (the same headless Chromium fixture)
 
@@ -79,9 +79,9 @@ def test_the_dockerfile_is_a_space_image():
     assert image["env"]["STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION"] == "false"
     assert "/_stcore/health" in image["healthcheck"]
     copied = {source for sources, _ in image["copies"] for source in sources}
-    assert "requirements.txt" in copied and not copied & {".", "runs", "tests"}
+    assert "requirements.txt" in copied and not copied & {".", "lab", "tests"}
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
-    assert {"runs", "tests", ".cache", ".venv"} <= set(ignored)
+    assert {"lab", "tests", ".cache", ".venv"} <= set(ignored)
     # The Space's front matter matches: Docker SDK on the port the container serves.
     front = README.read_text().split("---\n")[1]
     assert "sdk: docker" in front and "app_port: 8501" in front and "license: apache-2.0" in front

@@ -44,7 +44,7 @@ def _check_outputs(out, epochs):
     assert "not a medical device" in (out / "MODEL_CARD.md").read_text()
     # The model in the file is the one the metrics describe.
     from pneumo.training.data import labels_of, list_split, load_images
-    from pneumo.inference import predict_gray
+    from pneumo.reading.networks import predict_gray
 
     samples = list_split(TINY_DATA, "test")
     gray, _ = load_images(samples, None, workers=1, progress=False)
@@ -80,7 +80,7 @@ def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
     assert rebuilt == names(split_by_patient(train_folder, 0.25, 3)[1]) != names(split_by_patient(train_folder, 0.25, 1)[1])
     assert "| **mean** |" in card and "mean specificity over the changes (the shift score" in card
     # pneumo.training.report rebuilds the report from the files: the same threshold, the model card follows.
-    from pneumo.bundle import load_bundle
+    from pneumo.bundle import read_bundle
 
     metrics_file = tmp_path / "run" / "metrics.json"
     stale = json.loads(metrics_file.read_text())
@@ -89,7 +89,7 @@ def test_train_writes_loadable_weights_history_and_metrics(tmp_path):
     assert report.returncode == 0, report.stderr[-2000:]
     metrics = json.loads(metrics_file.read_text())
     assert metrics["threshold"] == pytest.approx(stale["threshold"]) and metrics["config"] == stale["config"]
-    assert load_bundle(tmp_path / "run" / "pneumonia.keras").threshold == metrics["threshold"]
+    assert read_bundle(tmp_path / "run" / "pneumonia.keras").threshold == metrics["threshold"]
     _check_outputs(tmp_path / "run", epochs=2)  # the file's model gives the metrics it now states
     assert list((tmp_path / "cache").glob("images-*.npz"))  # decoded once, cached
 
@@ -168,7 +168,7 @@ def test_cross_validation_folds_write_out_of_fold_scores_that_combine(tmp_path):
         rows = read_out_of_fold(tmp_path / f"f{k}" / "oof.csv")
         assert len(rows) == metrics["data"]["val"] and {r["fold"] for r in rows} == {k}
         # the file's model gives the probabilities its oof.csv states
-        from pneumo.inference import predict_gray
+        from pneumo.reading.networks import predict_gray
         from pneumo.training.data import load_images, run_split
 
         val = run_split(TINY_DATA, metrics["config"])[1]
@@ -183,7 +183,7 @@ def test_cross_validation_folds_write_out_of_fold_scores_that_combine(tmp_path):
     with pytest.raises(ValueError, match="each of the 2 folds once"):
         combine([tmp_path / "f0", tmp_path / "f0"])
     assert crossval_main(["ensemble", str(tmp_path / "f0"), str(tmp_path / "f1"), "--out", str(tmp_path / "cv" / "pneumonia.keras")]) == 0
-    from pneumo.model import ensemble_members
+    from pneumo.reading.explain import ensemble_members
 
     joined = keras.saving.load_model(tmp_path / "cv" / "pneumonia.keras", compile=False)
     assert len(ensemble_members(joined)) == 2 and joined.count_params() == 2 * 1_321_953

@@ -1,6 +1,6 @@
 """tf.data pipelines over cached uint8 images, with the training augmentation.
 
-Every batch goes through `pneumo.preprocess.to_model_input` (the one preprocessing function);
+Every batch goes through `pneumo.reading.preprocess.to_model_input` (the one preprocessing function);
 augmentation then acts on the [0, 1] float images, training batches only (defaults; train.py's flags
 set them): rotation +-15 deg, width/height shift 10%, shear factor 0.1, zoom 10%, brightness x[0.95, 1.05],
 no flips (the heart is on the left), and, for sharp originals, a random trip through 224 px so the
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pneumo.preprocess import IMAGE_SIZE, to_model_input
+from pneumo.reading.preprocess import IMAGE_SIZE, to_model_input
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -250,7 +250,7 @@ def _affine_transforms(n: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.T
 def augment_batch(images: tf.Tensor, sharp: tf.Tensor, aug: Augmentation, seed: tf.Tensor) -> tf.Tensor:
     """Random geometric, brightness and resolution augmentation of a float batch (N, 299, 299, 3).
 
-    The three channels are identical (see pneumo.preprocess), so the work is done on one and the
+    The three channels are identical (see pneumo.reading.preprocess), so the work is done on one and the
     result is tiled back: a third of the cost, the same images.
     """
     import tensorflow as tf

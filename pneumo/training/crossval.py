@@ -1,22 +1,22 @@
 """Cross-validation over all 5,216 training X-rays: out-of-fold probabilities, one CSV.
 
 Each fold is an ordinary train.py run that holds out one patient-grouped, class-stratified fold
-(`python train.py --folds 5 --fold k --out runs/cv5-fk ...`). At its end it writes `oof.csv`:
+(`python train.py --folds 5 --fold k --out lab/runs/cv5-fk ...`). At its end it writes `oof.csv`:
 its own fold's images with the probability the fold's model gives them, which it never trained on.
 
-    python -m pneumo.training.crossval combine runs/cv5-f0 runs/cv5-f1 ... --out runs/cv5/oof.csv
+    python -m pneumo.training.crossval combine lab/runs/cv5-f0 lab/runs/cv5-f1 ... --out lab/runs/cv5/oof.csv
 
 checks that the runs are the folds of one split (same K, split seed and data set; every fold
 once; every training image exactly once) and writes them as one CSV.
 
-    python -m pneumo.training.crossval report runs/cv5/oof.csv [--json runs/cv5/oof-report.json]
-    python -m pneumo.training.crossval ensemble runs/cv5-f0 ... runs/cv5-f4 --out runs/cv5/pneumonia.keras
+    python -m pneumo.training.crossval report lab/runs/cv5/oof.csv [--json lab/runs/cv5/oof-report.json]
+    python -m pneumo.training.crossval ensemble lab/runs/cv5-f0 ... lab/runs/cv5-f4 --out lab/runs/cv5/pneumonia.keras
 
 chooses the threshold by the campaign's rule (docs/TRAINING.md: the highest at which the lower end
 of the 95 % Wilson interval of out-of-fold sensitivity stays >= 0.95 over all pneumonias and within
 each pneumonia series) and reports validation numbers only: AUC, sensitivity and specificity at it,
 overall, per series and per stored size, with intervals, and the worst files. `ensemble` joins the
-folds' networks into one model (pneumo.model.ensemble: the sigmoid of their mean logit).
+folds' networks into one model (pneumo.training.model.ensemble: the sigmoid of their mean logit).
 """
 
 from __future__ import annotations
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        from pneumo.inference import load_model
-        from pneumo.model import ensemble
+        from pneumo.reading.networks import load_model
+        from pneumo.training.model import ensemble
 
         args.out.parent.mkdir(parents=True, exist_ok=True)
         ensemble([load_model(run / "pneumonia.keras") for run in args.runs]).save(args.out)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import CLASS_NAMES, REPO_ROOT
-from pneumo.imageio import read_image_file
-from pneumo.preprocess import IMAGE_SIZE, to_gray299
+from pneumo.reading.decode import read_image_file
+from pneumo.reading.preprocess import IMAGE_SIZE, to_gray299
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "chest_xray"
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, METRICS_FILE, Bundle, label_name, load_bundle
+from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, METRICS_FILE, Bundle, label_name, read_bundle
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, Sample, labels_of, list_split, load_images, run_split
 from pneumo.training.metrics import metrics_with_intervals
 
 
 def evaluate_gray(model, gray: np.ndarray, labels: np.ndarray, threshold: float, bootstrap: int = 2000) -> tuple[dict, np.ndarray]:
     """Metrics (with 95% bootstrap intervals when bootstrap > 0) and the probabilities."""
-    from pneumo.inference import predict_gray
+    from pneumo.reading.networks import predict_gray
 
     prob = predict_gray(model, gray)
     return metrics_with_intervals(labels, prob, threshold, bootstrap), prob
@@ -34,7 +34,7 @@ def _split_samples(data_dir: str, split: str, weights: str):
     """The named split; "val" without a val/ folder is the patient split train.py held out for
     these weights (seed and fraction from the metrics.json beside them)."""
     if split == "val" and not (Path(data_dir) / "val").is_dir():
-        cfg = load_bundle(weights).config
+        cfg = read_bundle(weights).config
         if cfg is None:
             raise FileNotFoundError(f"no val/ folder in {data_dir} and no {METRICS_FILE} beside {weights} to rebuild the validation split from")
         return run_split(data_dir, cfg)[1]
@@ -46,8 +46,8 @@ def split_and_model(data_dir: str, split: str, weights: str) -> tuple[list[Sampl
     The split is listed first, so a wrong folder fails fast, before TensorFlow loads. Raises
     FileNotFoundError or ValueError with a human message."""
     samples = _split_samples(data_dir, split, weights)
-    shipped = load_bundle(weights)
-    from pneumo.inference import load_model
+    shipped = read_bundle(weights)
+    from pneumo.reading.networks import load_model
 
     return samples, shipped, load_model(weights)
 

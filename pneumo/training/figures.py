@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from pneumo.bundle import predicted_label
-from pneumo.plots import plt
+from pneumo.outputs.plots import plt
 
 
 def _unit_square(title: str, xlabel: str, ylabel: str, diagonal: str | None = None):

@@ -1,7 +1,7 @@
 """The teaching gallery: every test X-ray the shipped model misreads at the shipped threshold (false
 positives and false negatives), as small thumbnails of the X-ray beside its heatmap, with its
-probability. Built offline from the shipped weights through the app's own path (pneumo.analysis,
-pneumo.engine, the default method explaining the class the model predicted), and kept small
+probability. Built offline from the shipped weights through the reader (pneumo.reading,
+pneumo.reading.networks, the default method explaining the class the model predicted), and kept small
 (JPEG, 128 px high) in the bundle's gallery/ folder with gallery.json; the page's Model section shows it.
 
     python -m pneumo.training.gallery            # rebuild weights/gallery/ for the shipped weights
@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pneumo.bundle import CARD_FILE, CLASS_NAMES, DEFAULT_MODEL, GALLERY_DIR, GALLERY_FILE
-from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
+from pneumo.bundle import DEFAULT_METHOD, METHOD_NAMES
 from pneumo.training.data import DEFAULT_DATA_DIR, list_split
 from pneumo.training.report import set_card_section
 
@@ -40,30 +40,29 @@ def thumbnail(picture: Image.Image, blended: Image.Image, height: int = THUMB_HE
 
 
 def build(weights: Path, data_dir: Path, method: str = DEFAULT_METHOD, opacity: float = 0.4) -> dict:
-    from pneumo.analysis import prepare
-    from pneumo.engine import load_engine
-    from pneumo.overlay import overlay
     from pneumo.bundle import sha256_of
+    from pneumo.outputs.picture import overlay
+    from pneumo.reading import Reader
 
-    engine = load_engine(weights)
-    threshold = engine.bundle.threshold
+    reader = Reader(weights)
+    threshold = reader.threshold
     folder = weights.with_name(GALLERY_DIR)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     samples = list_split(data_dir, "test")
     items = []
     for sample in tqdm(samples, desc="test split", unit="img"):
-        prepared = prepare(sample.path.read_bytes(), sample.path.name)
-        result = engine.analyze(prepared.gray299, target="predicted", threshold=threshold, method=method)
+        result = reader.read(sample.path, method=method)
+        heat = result.maps[next(iter(result.maps))]
         called = int(result.probability >= threshold)
         if called == sample.label:
             continue
         kind = "false_positive" if called == 1 else "false_negative"
         name = f"{kind}-{sample.path.stem}.jpg"
-        blended = prepared.picture if result.empty else overlay(prepared.picture, result.heatmap, opacity)
-        thumbnail(prepared.picture, blended).save(folder / name, quality=70, optimize=True)
+        blended = result.picture if heat.empty else overlay(result.picture, heat.heatmap, opacity)
+        thumbnail(result.picture, blended).save(folder / name, quality=70, optimize=True)
         items.append({"file": sample.path.name, "truth": CLASS_NAMES[sample.label], "called": CLASS_NAMES[called],
-                      "kind": kind, "probability": round(float(result.probability), 5), "empty_map": bool(result.empty),
+                      "kind": kind, "probability": round(float(result.probability), 5), "empty_map": bool(heat.empty),
                       "image": name})
     items.sort(key=lambda i: (i["kind"], -i["probability"] if i["kind"] == "false_positive" else i["probability"]))
     gallery = {

@@ -1,4 +1,4 @@
-"""Fitting and measuring the not-a-chest-X-ray guard (pneumo.guard checks; this module fits it).
+"""Fitting and measuring the not-a-chest-X-ray guard (pneumo.reading.guard checks; this module fits it).
 
     python -m pneumo.training.guard --fit        # on DATA_DIR/train -> weights/xray_guard.npz
     python -m pneumo.training.guard --measure    # false alarms on DATA_DIR/test, the DICOMs and the adult X-rays, detection on non-X-rays
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import GUARD_FILE
-from pneumo.guard import Verdict, XrayGuard, detail, layout_distances
-from pneumo.preprocess import THUMB_SIDE, image_features
+from pneumo.reading.guard import XrayGuard, detail, layout_distances
+from pneumo.reading.preprocess import THUMB_SIDE, gradient_histograms, thumbnails
 from pneumo.training import sets
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
 from pneumo.training.sets import DEFAULT_ADULT_DIR
@@ -34,6 +34,25 @@ MAHALANOBIS_MARGIN = 1.15
 DETAIL_MARGIN = 0.7
 
 
+def standardised(features: np.ndarray) -> np.ndarray:
+    """Each row to mean 0, std 1 (so that features of different kinds can sit side by side)."""
+    features = features - features.mean(axis=1, keepdims=True)
+    return features / np.maximum(features.std(axis=1, keepdims=True), 1e-6)
+
+
+# The image features campaigns fitted the population check and layouts on (the shipped check reads hog256).
+FEATURES = {
+    "thumbnail32": lambda gray: thumbnails(gray, 32),
+    "hog128": lambda gray: gradient_histograms(gray, 128),
+    "hog256": lambda gray: gradient_histograms(gray, 256),
+    "thumbnail32+hog128": lambda gray: np.hstack([thumbnails(gray, 32), standardised(gradient_histograms(gray, 128))]),
+}
+
+
+def image_features(kind: str, gray299: np.ndarray) -> np.ndarray:
+    """The population check's features of uint8 (N, 299, 299) images (or one (299, 299))."""
+    return FEATURES[kind](gray299)
+
 def fit_guard(gray299: np.ndarray, n_components: int = COMPONENTS) -> XrayGuard:
     """Principal components of the training X-rays' thumbnails and the limits they set."""
     layout = fit_layout(gray299, f"thumbnail{THUMB_SIDE}", n_components)
@@ -43,7 +62,7 @@ def fit_guard(gray299: np.ndarray, n_components: int = COMPONENTS) -> XrayGuard:
 
 @dataclass
 class Layout:
-    """Where chest X-rays lie in a space of image features (pneumo.preprocess.FEATURES): principal
+    """Where chest X-rays lie in a space of image features (pneumo.reading.preprocess.FEATURES): principal
     components, and limits on the residual and the Mahalanobis distance (the guard's own method; g6)."""
 
     features: str
@@ -61,7 +80,7 @@ class Layout:
 
 
 def fit_layout(gray299: np.ndarray, features: str, n_components: int = COMPONENTS) -> Layout:
-    """Principal components of the fitting X-rays' features (pneumo.preprocess.FEATURES) and the
+    """Principal components of the fitting X-rays' features (pneumo.reading.preprocess.FEATURES) and the
     limits on the residual and the Mahalanobis distance they set: the guard's layout (thumbnails),
     or campaign g6's (edges)."""
     x = image_features(features, gray299)
@@ -76,39 +95,12 @@ def fit_layout(gray299: np.ndarray, features: str, n_components: int = COMPONENT
 
 # --- campaigns g6-g8 (docs/POPULATION.md): a second opinion on pictures the layout refuses; none shipped ---
 
-class XrayCheck:
-    """Is this a chest X-ray? An RBF SVM on image features fitted on X-rays against non-X-rays, in the
-    arrays of pneumo.population.ImageScore (g7): at or above its threshold, an X-ray. adult_only (g8):
-    only where the guard's population score also calls the picture an adult's chest X-ray."""
-
-    def __init__(self, score, adult_only: bool = False):
-        self.score, self.adult_only = score, adult_only
-
-    def fits(self, gray299: np.ndarray) -> bool:
-        return float(self.score.score(gray299)[0]) >= self.score.threshold
 
 
-class SecondOpinionGuard(XrayGuard):
-    """The shipped guard, except that a picture refused by the layout check (not as inverted) passes
-    when `second` (a Layout or an XrayCheck) says it is a chest X-ray."""
-
-    def __init__(self, guard: XrayGuard, second):
-        super().__init__(guard.mean, guard.components, guard.scales, guard.limits, guard.adult_score)
-        self.second = second
-
-    def check(self, gray299: np.ndarray, picture=None) -> Verdict:
-        verdict = super().check(gray299, picture)
-        if verdict.plausible or verdict.check != "layout" or verdict.kind != "not_xray" or not self.second.fits(gray299):
-            return verdict
-        if getattr(self.second, "adult_only", False):
-            score = self.adult_score
-            if score is None or float(score.score(gray299)[0]) < score.threshold:
-                return verdict
-        return Verdict(True, None, verdict.residual, verdict.colourfulness, layout_passed=False)
 
 
 def save_guard(guard: XrayGuard, path: str | Path, **info) -> None:
-    """The file pneumo.guard.XrayGuard.load reads."""
+    """The file pneumo.reading.guard.XrayGuard.load reads."""
     np.savez(
         path, mean=guard.mean.astype(np.float32), components=guard.components.astype(np.float32),
         scales=guard.scales.astype(np.float32), limits=json.dumps(guard.limits), info=json.dumps(info),
@@ -116,8 +108,8 @@ def save_guard(guard: XrayGuard, path: str | Path, **info) -> None:
 
 
 def measure(guard: XrayGuard, data_dir: Path, cache_dir: str | None, adult_dir: Path | None = None) -> dict:
-    from pneumo.imageio import read_file
-    from pneumo.preprocess import to_gray299
+    from pneumo.reading.decode import read_file
+    from pneumo.reading.preprocess import to_gray299
     from pneumo.training.data import load_images
 
     report: dict = {"limits": guard.limits}

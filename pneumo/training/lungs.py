@@ -1,4 +1,4 @@
-"""Train and measure the lung segmenter (pneumo.lungs serves it).
+"""Train and measure the lung segmenter (pneumo.reading.lungs serves it).
 
     python -m pneumo.training.lungs --fit         # train on the children's masks -> weights/lungs.keras, lungs.json
     python -m pneumo.training.lungs --measure     # Dice per source of the shipped segmenter, and its speed
@@ -10,7 +10,7 @@ patient, seed 42) and each adult source (JSRT, Montgomery, Shenzhen: three hospi
 measure it. Dice is computed on the 299x299 frame the classifier sees (image and mask squashed alike).
 
 The network: a U-Net (four levels, BatchNorm, ReLU; bilinear upsampling) on the equalised input at
-pneumo.lungs.LUNG_SIZE px; loss binary cross-entropy + soft Dice; joint flips, rotations, zooms and
+pneumo.reading.lungs.LUNG_SIZE px; loss binary cross-entropy + soft Dice; joint flips, rotations, zooms and
 shifts of image and mask, and gamma/contrast/noise on the image; a fixed number of epochs (no
 selection on any held-out set).
 """
@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from pneumo.bundle import REPO_ROOT
-from pneumo.lungs import LUNG_SIZE, LUNGS_FILE, clean_mask, lung_input, stray_pieces
-from pneumo.preprocess import to_gray299
+from pneumo.reading.lungs import LUNG_SIZE, LUNGS_FILE, clean_mask, lung_input, stray_pieces
+from pneumo.reading.preprocess import to_gray299
 from pneumo.training.sets import SHARED_DATA
 
 DEFAULT_MASK_DIR = SHARED_DATA / "lungmasks"
@@ -82,7 +82,7 @@ def training_pairs(pairs: list[LungPair]) -> np.ndarray:
 
 def load_pair(pair: LungPair) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 299x299 image as the classifier sees it, boolean 299x299 mask squashed the same way)."""
-    from pneumo.imageio import read_image_file
+    from pneumo.reading.decode import read_image_file
 
     gray = to_gray299(read_image_file(pair.image))
     mask = Image.open(pair.mask).convert("L").resize((299, 299), Image.Resampling.BILINEAR)
@@ -176,7 +176,7 @@ def save_for_serving(model, out: Path) -> None:
 
 
 def network_masks(segmenter, images: np.ndarray) -> np.ndarray:
-    """The network's own masks (before pneumo.lungs.clean_mask), in batches."""
+    """The network's own masks (before pneumo.reading.lungs.clean_mask), in batches."""
     return np.concatenate([segmenter.masks(images[i:i + 32], clean=False) for i in range(0, len(images), 32)])
 
 
@@ -220,7 +220,7 @@ def speed(segmenter, image: np.ndarray, repeats: int = 30) -> float:
 def fit(mask_dir: Path, out: Path, epochs: int, batch_size: int, learning_rate: float, seed: int) -> dict:
     import keras
 
-    from pneumo.lungs import LungSegmenter
+    from pneumo.reading.lungs import LungSegmenter
 
     keras.utils.set_random_seed(seed)
     pairs = list_pairs(mask_dir)
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.fit:
             report = fit(Path(args.mask_dir), Path(args.out), args.epochs, args.batch_size, args.learning_rate, args.seed)
         elif args.measure:
-            from pneumo.lungs import load_segmenter
+            from pneumo.reading.lungs import load_segmenter
 
             segmenter = load_segmenter(args.out)
             if segmenter is None:

@@ -1,24 +1,23 @@
 """The population check: fit the image score that tells an adult's chest X-ray from a training
 child's, and measure what every set gets on the app's path.
 
-    python -m pneumo.training.population --fit     # campaign pop1 (then g6): fit, hold each adult source out, choose, ship weights/adult_score.npz
-    python -m pneumo.training.population --fit --campaign g8   # the guard's campaigns g7/g8: measured, not shipped
+    python -m pneumo.training.population --fit     # campaign pop1: fit, hold each adult source out, choose, ship weights/adult_score.npz
     python -m pneumo.training.population [--write] # the warnings every set gets on the app path -> population.json, model card
 
 --fit runs a campaign as docs/POPULATION.md pre-registered it: pop1 (the shipped score) on histograms
-of oriented gradients (pneumo.preprocess.FEATURES), img5 (the one before) on the guard's 32x32
+of oriented gradients (pneumo.training.guard.FEATURES), img5 (the one before) on the guard's 32x32
 thumbnail; both then take 64 principal components, standardised, and an RBF support-vector
 machine; children (the 5,216 training X-rays) against adults (NIH, Hannover, web; each source a
 third of the adult weight), patients kept apart in 5 folds. The threshold is the higher of the
 per-class 99th percentiles of the children's cross-fitted scores. Each adult source is also held
 out whole (fit without it, report the share of it flagged). The rule picks a candidate; it is
-refitted on everything (threshold kept), folded into numpy arrays (pneumo.population.ImageScore) and
+refitted on everything (threshold kept), folded into numpy arrays (pneumo.reading.population.ImageScore) and
 written; then, once, the test X-rays, the children from other hospitals and the shared DICOMs
-without their header are read and reported. g6, g7 and g8 measure a second opinion for pictures
-the guard's layout refuses (pneumo.training.guard.SecondOpinionGuard); none shipped.
+without their header are read and reported. The guard campaigns g6, g7 and g8 (a second opinion for pictures
+the layout refuses) live in lab/population_campaigns.py; none shipped.
 
 Without --fit: the share of adult NORMAL X-rays the model calls PNEUMONIA at the shipped threshold,
-and which warning the page and the CLI give (pneumo.analysis.prepare: guard, image score, header) on
+and which warning the page and the CLI give (the reader: guard, image score, header) on
 every adult source, the pediatric validation and test X-rays, the shared DICOMs with and without
 their header, and the children from other hospitals. --write stores it beside the weights
 (population.json, where the page reads what a reading is worth on adults) and in the model card.
@@ -29,14 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import ADULT_SCORE_FILE, CARD_FILE, DEFAULT_MODEL, POPULATION_FILE, load_bundle
-from pneumo.preprocess import thumbnails
-from pneumo.population import ImageScore
+from pneumo.bundle import ADULT_SCORE_FILE, CARD_FILE, DEFAULT_MODEL, POPULATION_FILE, read_bundle
+from pneumo.reading.preprocess import thumbnails
+from pneumo.reading.population import ImageScore
 from pneumo.training import sets
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, labels_of, load_images, patient_folds
 from pneumo.training.sets import ADULT_SOURCES, DEFAULT_ADULT_DIR, DEFAULT_OTHER_CHILDREN_DIR, DEFAULT_WEB_DIR, adult_folds
@@ -181,86 +179,24 @@ def fitting_data(data_dir: Path, adult_dir: Path, web_dir: Path, cache_dir: str 
 
 def non_xrays_told(guard) -> dict:
     """How many of the 120 generated non-X-rays the app's path (guard, then the image score) stops."""
-    from pneumo.analysis import model_view
+    from pneumo.outputs.picture import to_png_bytes
+    from pneumo.reading.reader import prepare
 
     non_xrays = sets.non_xrays()
-    verdicts = [model_view(image, guard)[1] for _, image in non_xrays]
+    verdicts = [prepare(to_png_bytes(image), name, guard).verdict for name, image in non_xrays]
     missed = [name for (name, _), v in zip(non_xrays, verdicts) if v is None or v.plausible]
     return {"images": len(non_xrays), "not_xray": len(non_xrays) - len(missed), "missed": missed}
 
 
-def g3_measure(guard, data: dict, crossed: np.ndarray, score: ImageScore, test_gray: np.ndarray) -> dict:
-    """Campaign g3 (docs/POPULATION.md): what the guard says with the image score routing its layout
-    failures. Adults by their cross-fitted score (a fit that never saw their patient); the generated
-    non-X-rays and the inverted test X-rays by the shipped score (none of them in its fit); the test
-    and validation X-rays' guard false alarms."""
-    source = data["source"][data["labels"] == 1]
-    adult_scores = crossed[data["labels"] == 1]
-    told = {s: {"images": int((source == s).sum()), "not_xray": 0, "inverted": 0, "routed": 0} for s in ADULT_SOURCES}
-    for gray, s, value in zip(data["gray_adults"], source, adult_scores):
-        verdict = guard.check(gray)
-        if verdict.plausible:
-            continue
-        if verdict.check == "layout" and verdict.kind == "not_xray" and value >= score.threshold:
-            told[s]["routed"] += 1
-        else:
-            told[s][verdict.kind] += 1
-    guard.adult_score = replace(score, route_layout=True)  # the score for pictures it never saw, routing on
-    non_xrays = non_xrays_told(guard)
-    inverted = sum(guard.check(255 - g).kind == "inverted" for g in test_gray)
-    test_alarms = sum(not guard.check(g).plausible for g in test_gray)
-    validation_gray = data["gray_children"][data["validation"][: len(data["children"])]]
-    validation_alarms = sum(not guard.check(g).plausible for g in validation_gray)
-    return {"adults_told": told, "non_xrays": non_xrays,
-            "test_inverted": {"images": len(test_gray), "inverted": int(inverted)},
-            "test_guard_false_alarms": int(test_alarms), "validation_guard_false_alarms": int(validation_alarms),
-            "validation_images": int(len(validation_gray))}
 
 
-def fit_and_ship(data_dir: Path, adult_dir: Path, web_dir: Path, other_dir: Path, cache_dir: str | None, out: Path) -> dict:
-    """Campaign img5 end to end: candidates, choice, refit and export, then the one read."""
-    from pneumo.guard import load_guard
-
-    data = fitting_data(data_dir, adult_dir, web_dir, cache_dir)
-    reports = {name: evaluate_candidate(data, data["changed_features"] if c["changed_children"] else data["features"], data["features"])
-               for name, c in CANDIDATES.items()}
-    pick = choose(reports)
-    result: dict = {"campaign": "img5", "candidates": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in reports.items()},
-                    "pick": pick}
-    if pick is None:
-        result["ships"] = False
-        return result
-    chosen = reports[pick]
-    fitting = data["changed_features"] if CANDIDATES[pick]["changed_children"] else data["features"]
-    score = to_image_score(fit_svm(fitting, data["labels"], source_weights(data["source"])), chosen["threshold"])
-    guard = load_guard(adult_score=None)
-    test = sets.test(data_dir, required=False)
-    test_gray = load_images(test, cache_dir, progress=False)[0] if test else np.empty((0, 299, 299), np.uint8)
-    result["g3"] = g3 = g3_measure(guard, data, chosen["_crossed"], score, test_gray)
-    # g3's own rule (docs/POPULATION.md): the routing ships only if it keeps every non-X-ray a non-X-ray, the adults told
-    # "not a chest X-ray" are few, and nothing else moves.
-    g3["ships"] = bool(not g3["non_xrays"]["missed"] and g3["test_guard_false_alarms"] == 0
-                       and g3["test_inverted"]["inverted"] == g3["test_inverted"]["images"]
-                       and all(t["not_xray"] <= 0.02 * t["images"] for t in g3["adults_told"].values()))
-    score = replace(score, route_layout=g3["ships"])
-    guard.adult_score = score
-    result["non_xrays_as_shipped"] = non_xrays_told(guard)
-    result["ships"] = bool(chosen["validation_ok"] and not result["non_xrays_as_shipped"]["missed"])
-    if not result["ships"]:
-        return result
-    # The one read, after the choice: reported whatever it gives, nothing refitted after it.
-    result |= one_read(score, data_dir, other_dir, cache_dir, test_gray, test)
-    summary = {k: result[k] for k in ("pick", "test", "g3", "non_xrays_as_shipped")} | {k: chosen[k] for k in ("threshold", "cross_fitted", "held_out", "validation",
-                                                                                         "children_false_alarms")}
-    score.save(out, **summary)
-    return result
 
 
 def one_read(score: ImageScore, data_dir: Path, other_dir: Path, cache_dir: str | None, test_gray: np.ndarray, test) -> dict:
     """After the choice, once: the test X-rays, the children from other hospitals, the shared DICOMs'
     pixels without their header; reported whatever they give."""
-    from pneumo.imageio import read_file
-    from pneumo.preprocess import to_gray299
+    from pneumo.reading.decode import read_file
+    from pneumo.reading.preprocess import to_gray299
 
     result: dict = {}
     test_scores = score.score(test_gray) if len(test_gray) else np.empty(0)
@@ -276,16 +212,15 @@ def one_read(score: ImageScore, data_dir: Path, other_dir: Path, cache_dir: str 
 
 
 # Campaign pop1 (docs/POPULATION.md, pre-registered 2026-12-04 19:58 UTC): img5's procedure on
-# histograms of oriented gradients (pneumo.preprocess.FEATURES), in the tie order.
+# histograms of oriented gradients (pneumo.reading.preprocess.FEATURES), in the tie order.
 POP1 = {"M": "hog128", "N": "thumbnail32+hog128", "O": "hog256"}
 SHIPPED_WORST_HELD_OUT = 0.789  # K (img5): Hannover held out; the pick must beat it to replace K
-G6_FEATURES = {"M": "hog128", "N": "hog128", "O": "hog256", None: "hog128"}
 
 
 def pop1(data_dir: Path, adult_dir: Path, web_dir: Path, other_dir: Path, cache_dir: str | None, out: Path) -> dict:
-    """Campaign pop1 end to end: the candidates, the choice, the ship rule, the one read; then g6."""
-    from pneumo.guard import load_guard
-    from pneumo.preprocess import image_features
+    """Campaign pop1 end to end: the candidates, the choice, the ship rule, the one read."""
+    from pneumo.reading.guard import load_guard
+    from pneumo.training.guard import image_features
 
     data = fitting_data(data_dir, adult_dir, web_dir, cache_dir)
     gray = np.r_[data["gray_children"], data["gray_adults"]]
@@ -310,96 +245,17 @@ def pop1(data_dir: Path, adult_dir: Path, web_dir: Path, other_dir: Path, cache_
             summary = {k: result[k] for k in ("pick", "test", "non_xrays_as_shipped")} | {
                 k: chosen[k] for k in ("threshold", "cross_fitted", "held_out", "validation", "children_false_alarms")}
             score.save(out, campaign="pop1", **summary)
-    result["g6"] = g6(data, G6_FEATURES[pick], test_gray)
     return result
 
 
-def g6(data: dict, kind: str, test_gray: np.ndarray) -> dict:
-    """Campaign g6: a second layout in HOG space, fitted on the training children and the adults of
-    adult folds 0-2; what the guard says when a thumbnail-layout failure that fits it passes."""
-    from pneumo.guard import load_guard
-    from pneumo.training.guard import SecondOpinionGuard, fit_layout
-
-    adult = data["labels"] == 1
-    fitting = np.r_[data["gray_children"], data["gray_adults"][data["folds"][adult] <= 2]]
-    guard = SecondOpinionGuard(load_guard(adult_score=None), fit_layout(fitting, kind))
-    return {"features": kind, "limits": guard.second.limits} | guard_outcome(guard, data, test_gray)
 
 
-def guard_outcome(guard, data: dict, test_gray: np.ndarray) -> dict:
-    """g6's and g7's measurements of a guard with a second check: held-out adults (adult folds 3-4)
-    told "not a chest X-ray" per source, the 120 non-X-rays, the test and validation X-rays refused,
-    the inverted test X-rays; and the ship rule they share."""
-    from pneumo.guard import load_guard
-
-    plain = load_guard(adult_score=None)
-    adult = data["labels"] == 1
-    held = data["folds"][adult] >= 3
-    source = data["source"][adult]
-    told = {s: {"images": int((held & (source == s)).sum()), "not_xray": 0, "inverted": 0, "before": 0} for s in ADULT_SOURCES}
-    for g, s in zip(data["gray_adults"][held], source[held]):
-        verdict = guard.check(g)
-        if not verdict.plausible:
-            told[s][verdict.kind] += 1
-        before = plain.check(g)
-        told[s]["before"] += int(not before.plausible and before.kind == "not_xray")
-    validation_gray = data["gray_children"][data["validation"][: len(data["children"])]]
-    result = {"adults_told": told, "non_xrays": non_xrays_told(guard),
-              "test_refused": int(sum(not guard.check(g).plausible for g in test_gray)), "test_images": len(test_gray),
-              "validation_refused": int(sum(not guard.check(g).plausible for g in validation_gray)),
-              "validation_images": int(len(validation_gray)),
-              "test_inverted": int(sum(guard.check(255 - g).kind == "inverted" for g in test_gray))}
-    result["ships"] = bool(all(t["not_xray"] <= 0.02 * t["images"] for t in told.values()) and not result["non_xrays"]["missed"]
-                           and result["test_refused"] == 0 and result["validation_refused"] == 0
-                           and result["test_inverted"] == len(test_gray))
-    return result
 
 
-G7_FEATURES = "hog256"  # pop1's pick O
 
 
-def g7(data: dict, test_gray: np.ndarray) -> dict:
-    """Campaign g7 (docs/POPULATION.md): the guard's own X-ray check, an RBF SVM on HOG fitted on X-rays
-    (training children, adults of adult folds 0-2) against non-X-rays disjoint from the 120 measured
-    ones; its threshold the highest cross-fitted score of a fitting non-X-ray."""
-    from pneumo.guard import load_guard
-    from pneumo.preprocess import image_features, to_gray299
-    from pneumo.training.guard import SecondOpinionGuard, XrayCheck
-    from pneumo.training.synthetic import fitting_non_xrays
-
-    adult = data["labels"] == 1
-    in_fit = data["folds"][adult] <= 2
-    xrays = np.r_[data["gray_children"], data["gray_adults"][in_fit]]
-    xray_folds = np.r_[data["folds"][~adult], data["folds"][adult][in_fit]]
-    others = fitting_non_xrays()
-    groups = sorted({group for _, group, _ in others})
-    other_folds = np.array([groups.index(group) % FOLDS for _, group, _ in others])
-    other_gray = np.stack([to_gray299(picture) for _, _, picture in others])
-    features = np.r_[image_features(G7_FEATURES, xrays), image_features(G7_FEATURES, other_gray)]
-    labels = np.r_[np.ones(len(xrays), int), np.zeros(len(others), int)]
-    folds = np.r_[xray_folds, other_folds]
-    weights = np.ones(len(labels))
-    crossed = cross_fit(features, features, labels, folds, weights)
-    threshold = float(crossed[labels == 0].max())
-    score = to_image_score(fit_svm(features, labels, weights), threshold, features=G7_FEATURES)
-    guard = SecondOpinionGuard(load_guard(adult_score=None), XrayCheck(score))
-    result = {"campaign": "g7", "features": G7_FEATURES, "xrays": int(len(xrays)), "non_xrays_fitted": len(others), "threshold": threshold,
-              "xrays_below_threshold_cross_fitted": float((crossed[labels == 1] < threshold).mean())}
-    result |= guard_outcome(guard, data, test_gray)
-    result["_score"] = score
-    return result
 
 
-def g8(data: dict, test_gray: np.ndarray) -> dict:
-    """Campaign g8: g7's check (refitted by the same code), passing a layout failure only where the
-    shipped population score also calls it an adult's chest X-ray."""
-    from pneumo.guard import load_guard
-    from pneumo.training.guard import SecondOpinionGuard, XrayCheck
-
-    fitted = g7(data, test_gray)
-    guard = SecondOpinionGuard(load_guard(), XrayCheck(fitted["_score"], adult_only=True))  # with the shipped population score
-    return {"campaign": "g8", "features": fitted["features"], "threshold": fitted["threshold"], "g7": {
-        k: v for k, v in fitted.items() if not k.startswith("_")}} | guard_outcome(guard, data, test_gray)
 
 
 def print_fit(result: dict) -> None:
@@ -430,28 +286,21 @@ def print_fit(result: dict) -> None:
         print(f"{name} pixels without header: score {value:.3f}")
 
 
-def print_g6(g6: dict) -> None:
-    for s, t in g6["adults_told"].items():
-        print(f"{g6.get('campaign', 'g6')} {s} (held-out folds 3-4): {t['not_xray']} of {t['images']} told not_xray ({t['before']} before), {t['inverted']} inverted")
-    print(f"{g6.get('campaign', 'g6')} non-X-rays refused: {g6['non_xrays']['not_xray']}/{g6['non_xrays']['images']} (missed: {g6['non_xrays']['missed']}); "
-          f"test refused {g6['test_refused']}/{g6['test_images']}, validation {g6['validation_refused']}/{g6['validation_images']}; "
-          f"inverted test X-rays {g6['test_inverted']}/{g6['test_images']}; ships: {g6['ships']}")
 
 
 # --- measuring what every set gets ---------------------------------------------------------------
 
 def warning_kind(data: bytes, name: str, guard) -> str | None:
-    """The warning kind a file gets on the app's path (pneumo.analysis.prepare), None for no warning."""
-    from pneumo.analysis import prepare
+    """The warning kind a file gets on the reader's path, None for no warning."""
+    from pneumo.reading.reader import prepare
 
-    warning = prepare(data, name, guard).warning
-    return warning[0] if warning else None
+    return prepare(data, name, guard).warning_kind
 
 
 def warnings_on(paths: list[Path], guard=None) -> dict:
     """How many of these files get each warning kind on the app's path ("none": no warning); the
     shipped guard and image score unless a guard is given."""
-    from pneumo.guard import load_guard
+    from pneumo.reading.guard import load_guard
 
     guard = guard or load_guard()
     counts = dict.fromkeys((*WARNING_KINDS, "none"), 0)
@@ -461,13 +310,13 @@ def warnings_on(paths: list[Path], guard=None) -> dict:
 
 
 def measure(weights: Path, adult_dir: Path, web_dir: Path, other_dir: Path, data_dir: Path, cache_dir: str | None) -> dict:
-    from pneumo.guard import load_guard
-    from pneumo.imageio import read_file
-    from pneumo.inference import load_model, predict_gray
-    from pneumo.overlay import to_png_bytes
-    from pneumo.population import check_header
+    from pneumo.reading.guard import load_guard
+    from pneumo.reading.decode import read_file
+    from pneumo.reading.networks import load_model, predict_gray
+    from pneumo.outputs.picture import to_png_bytes
+    from pneumo.reading.population import check_header
 
-    shipped = load_bundle(weights)
+    shipped = read_bundle(weights)
     samples = sets.adults(adult_dir, web_dir)
     gray, _ = load_images(samples, cache_dir, progress=False)
     prob = predict_gray(load_model(weights), gray)
@@ -540,9 +389,6 @@ def card_text(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo.training.population", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", action="store_true", help=f"fit, choose and ship the image score ({ADULT_SCORE_FILE.name}) by a campaign's rule")
-    parser.add_argument("--campaign", choices=("pop1", "img5", "g7", "g8"), default="pop1",
-                        help="with --fit: pop1 (HOG features, then g6: what ships since 2026-12-04), img5 (the thumbnail score of "
-                             "2026-12-03), g7 or g8 (the guard's own X-ray check; measured, not shipped)")
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
     parser.add_argument("--adult-dir", default=str(DEFAULT_ADULT_DIR))
     parser.add_argument("--web-dir", default=str(DEFAULT_WEB_DIR))
@@ -554,25 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     dirs = Path(args.adult_dir), Path(args.web_dir), Path(args.other_children_dir)
     try:
-        if args.fit and args.campaign in ("g7", "g8"):
-            data = fitting_data(Path(args.data_dir), Path(args.adult_dir), Path(args.web_dir), args.cache_dir or None)
-            test = sets.test(Path(args.data_dir), required=False)
-            test_gray = load_images(test, args.cache_dir or None, progress=False)[0] if test else np.empty((0, 299, 299), np.uint8)
-            result = (g7 if args.campaign == "g7" else g8)(data, test_gray)
-            print_g6(result)
-            print(f"{args.campaign} threshold {result['threshold']:.3f}")
-            if result["ships"]:  # neither did (docs/POPULATION.md): the guard that would read it is not written
-                print("the rule says ship: pneumo.guard does not load a second check yet", file=sys.stderr)
-            print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
-            return 0
-        if args.fit and args.campaign == "pop1":
-            result = pop1(Path(args.data_dir), *dirs, args.cache_dir or None, Path(args.out))
-            print_fit(result)
-            print_g6(result["g6"])
-            print(json.dumps({k: v for k, v in result.items() if k != "g6"} | {"g6": {k: v for k, v in result["g6"].items() if not k.startswith("_")}}))
-            return 0
         if args.fit:
-            result = fit_and_ship(Path(args.data_dir), *dirs, args.cache_dir or None, Path(args.out))
+            result = pop1(Path(args.data_dir), *dirs, args.cache_dir or None, Path(args.out))
             print_fit(result)
             print(json.dumps(result))
             return 0

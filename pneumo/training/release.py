@@ -1,12 +1,12 @@
 """Ship a cross-validation campaign (docs/TRAINING.md, campaign cv5): its fold networks as one
 bundle, or one network trained on all of train/ at the threshold the folds' out-of-fold scores set.
 
-    python -m pneumo.training.release runs/cv5-f0 runs/cv5-f1 runs/cv5-f2 runs/cv5-f3 runs/cv5-f4 --out weights
-    python -m pneumo.training.release runs/cv5-f0 ... runs/cv5-f4 --network runs/cv5-all --out weights
+    python -m pneumo.training.release lab/runs/cv5-f0 lab/runs/cv5-f1 lab/runs/cv5-f2 lab/runs/cv5-f3 lab/runs/cv5-f4 --out weights
+    python -m pneumo.training.release lab/runs/cv5-f0 ... lab/runs/cv5-f4 --network lab/runs/cv5-all --out weights
 
 writes into --out:
 - pneumonia.keras: the folds' networks as one model, the sigmoid of the mean of their logits
-  (pneumo.model.ensemble; each member the published network, explained from its own block5_sepconv2),
+  (pneumo.training.model.ensemble; each member the published network, explained from its own block5_sepconv2),
   or with --network that run's network (train.py --val-fraction 0: no validation of its own);
 - metrics.json: the threshold by the campaign's rule on the out-of-fold scores (pneumo.training.crossval),
   those scores' validation numbers (overall, per stored size, per series, with intervals), the test
@@ -87,8 +87,8 @@ def release(runs: list[Path], out: Path, data_dir: str | None = None, cache_dir:
     oof = oof_report(rows, threshold, bootstrap=bootstrap)
     members = members_of(runs, rows)
 
-    from pneumo.inference import load_model, predict_gray
-    from pneumo.model import ensemble
+    from pneumo.reading.networks import load_model, predict_gray
+    from pneumo.training.model import ensemble
 
     model = load_model(network / MODEL_FILE) if network is not None else ensemble([load_model(run / MODEL_FILE) for run in runs])
     y_oof = np.array([CLASS_NAMES.index(r["label"]) for r in rows])

@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics, cfg = dict(shipped.metrics), shipped.config
     data_dir = args.data_dir or cfg["data_dir"]
 
-    from pneumo.inference import load_model, predict_gray
+    from pneumo.reading.networks import load_model, predict_gray
     from pneumo.training.shift import shift_predictions, shift_scores
 
     _, val = run_split(data_dir, cfg)

@@ -38,7 +38,7 @@ ADULT_SOURCES = ("NIH", "Hannover", "web")
 VALIDATION_FRACTION, VALIDATION_SEED = 0.1, 42  # the r-series split
 SITE_SEED = 42  # the test folder as a new site: halves by patient (docs/SITE.md)
 SITE_HALVES = ("development", "holdout")
-SITE_LISTS = REPO_ROOT / "runs" / "site1"  # the halves' file lists, committed before any number of them was computed
+SITE_LISTS = REPO_ROOT / "lab" / "runs" / "site1"  # the halves' file lists, committed before any number of them was computed
 
 
 def training(data_dir: str | Path = DEFAULT_DATA_DIR) -> list[Sample]:

@@ -99,7 +99,7 @@ SHIFT_SCORE = "specificity"  # the shift score: this score's mean over the chang
 
 def shift_predictions(model, gray: np.ndarray) -> dict[str, np.ndarray]:
     """The model's probabilities for the images under each fixed change ("identity": unchanged)."""
-    from pneumo.inference import predict_gray
+    from pneumo.reading.networks import predict_gray
 
     return {name: predict_gray(model, change(gray)) for name, change in PERTURBATIONS.items()}
 

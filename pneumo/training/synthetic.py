@@ -1,4 +1,4 @@
-"""Pictures that are not chest X-rays, to measure and test the guard (pneumo.guard).
+"""Pictures that are not chest X-rays, to measure and test the guard (pneumo.reading.guard).
 
 Made here, or taken from what installed packages ship (scikit-learn's and matplotlib's sample
 images, matplotlib's MRI slice and elevation maps): photos in colour and gray, crops of them,

@@ -2,7 +2,7 @@
 several, with its CSV and one PDF of every study) and the detail view of one: the reading (a label,
 or INDETERMINATE inside the band), the probability, what the threshold means (sensitivity,
 specificity, PPV, NPV), the X-ray beside its heatmap under the viewer's window/level and zoom, and
-its PDF report. The uploader and the examples are drawn at once; only the analysis waits for the model."""
+its PDF report. The uploader and the examples are drawn at once; only the result waits for the model."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from pneumo.analysis import warning_label
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
-from pneumo.heatmaps import WHAT_IT_MEASURES, where
-from pneumo.lungs import draw_outline, in_lungs_sentence, lung_share, map_in_lungs
+from pneumo.outputs.words import WHAT_IT_MEASURES, in_lungs_sentence, where
 from pneumo.operating import Band, band_at, operating_point, ppv_npv, reading
-from pneumo.overlay import overlay, to_png_bytes
-from pneumo.studyreport import Study, report_pdf, results_csv
+from pneumo.outputs.picture import draw_outline, overlay, to_png_bytes
+from pneumo.outputs.report import Study, report_pdf, results_csv
+from pneumo.reading import Result
 from pneumo.ui import resources
-from pneumo.ui import site as site_ui
-from pneumo.ui.session import Analysis, Failure, analyse, analyse_many, completer, map_for
+from pneumo.ui import your_site as site_ui
+from pneumo.ui.session import completer, map_for, read_one, read_table
 from pneumo.ui.sidebar import Settings
 from pneumo.ui.viewer import View, default_view, source_of, view_controls
 
@@ -43,8 +42,8 @@ def _adult_worth(bundle: Bundle) -> str:
             "(`python -m pneumo.training.population`)." if share is not None else "")
 
 
-def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
-    if kind == "not_xray" and prepared.verdict.check == "layout":
+def _what_the_reading_is_worth(kind: str, result, bundle: Bundle) -> str:
+    if kind == "not_xray" and result.verdict.check == "layout":
         # The layout check: it also fires on adult chest X-rays (README), so say what the reading is worth there too.
         return ("The model only knows frontal chest X-rays of young children, so its reading of this picture means nothing "
                 "if it is not one." + _adult_worth(bundle))
@@ -52,16 +51,16 @@ def _what_the_reading_is_worth(kind: str, prepared, bundle: Bundle) -> str:
         return "The model only knows frontal chest X-rays, so its reading of this picture means nothing."
     if kind == "lateral":
         return "The model only knows frontal views; a lateral film's reading means nothing."
-    if prepared.population.source == "image":  # the warning already says what was seen and that the reading is unreliable
+    if result.population.source == "image":  # the warning already says what was seen and that the reading is unreliable
         return _adult_worth(bundle).strip()
-    return f"Seen: {prepared.population.seen}. The model's reading outside its training population is unreliable." + _adult_worth(bundle)
+    return f"Seen: {result.population.seen}. The model's reading outside its training population is unreliable." + _adult_worth(bundle)
 
 
-def _report_warning(analysis: Analysis, bundle: Bundle) -> tuple[str, str] | None:
+def _report_warning(result: Result, bundle: Bundle) -> tuple[str, str] | None:
     """The warning as the PDF gives it: what was seen, and for a population warning what the reading is worth there."""
-    if analysis.warning is None or analysis.warning[0] != "population":
-        return analysis.warning
-    kind, text = analysis.warning
+    if result.warnings is None or result.warnings[0] != "population":
+        return result.warnings
+    kind, text = result.warnings
     return kind, (text + _adult_worth(bundle)).replace("**", "").replace("`", "")
 
 
@@ -84,118 +83,117 @@ def _inputs() -> list[tuple[str, bytes]]:
     return inputs
 
 
-def _reading_cell(analysis: Analysis, threshold: float, band: Band | None) -> str:
-    if analysis.warning is not None:
+def _reading_cell(result: Result, threshold: float, band: Band | None) -> str:
+    if result.warnings is not None:
         return "(withheld)"
-    shown = reading(analysis.probability, threshold, band)
+    shown = reading(result.probability, threshold, band)
     return f"{shown.label} (leaning {shown.leaning})" if shown.indeterminate else shown.label
 
 
-def _study(analysis: Analysis, engine, settings: Settings, band: Band | None, view: View, with_identifiers: bool,
+def _study(result: Result, reader, settings: Settings, band: Band | None, view: View, with_identifiers: bool,
            outlined: bool = False) -> Study:
-    """The report's view of one analysis: its map for the current settings (cached), its picture as
+    """The report's view of one result: its map for the current settings (cached), its picture as
     viewed (with the lung outline when the viewer shows it)."""
-    prepared = analysis.prepared
-    explained, heat = map_for(analysis, engine, settings)
-    picture = view.show(source_of(prepared))
-    withheld = analysis.warning is not None
-    outlined = outlined and analysis.lungs is not None
+    explained, heat = map_for(result, reader, settings)
+    picture = view.show(source_of(result))
+    withheld = result.warnings is not None
+    outlined = outlined and result.lungs is not None
     blended = None if heat.empty or withheld else overlay(picture, heat.heatmap, settings.opacity)
     if outlined:
-        picture, blended = draw_outline(picture, analysis.lungs), blended and draw_outline(blended, analysis.lungs)
+        picture, blended = draw_outline(picture, result.lungs), blended and draw_outline(blended, result.lungs)
     return Study(
-        name=analysis.name, picture=picture, probability=analysis.probability, threshold=settings.threshold,
-        reading=reading(analysis.probability, settings.threshold, band),
+        result=result, picture=picture, threshold=settings.threshold, reading=result.outcome(settings.threshold, band),
         overlay=blended,
         method=settings.method_name, method_measures=WHAT_IT_MEASURES[settings.method], explained=CLASS_NAMES[explained],
         where=f"no region raised the score for {CLASS_NAMES[explained]}; the map is empty." if heat.empty
         else ("withheld with the reading." if withheld else where(heat.heatmap)),
-        lungs=_lungs_text(analysis, heat) if not withheld else "",
-        warning=_report_warning(analysis, engine.bundle), population_source=analysis.prepared.warning_source,
-        image_format=prepared.format, size=prepared.size,
-        identifiers=prepared.identifiers if with_identifiers else {},
-        site=engine.site.describe() if engine.site is not None else "",
+        lungs=_lungs_text(result, heat) if not withheld else "",
+        warning=_report_warning(result, reader.bundle), identifiers=result.identifiers if with_identifiers else {},
     )
 
 
-def _lungs_text(analysis: Analysis, heat) -> str:
-    """"NN % of the map lies inside the lungs, which cover MM % of the image" (pneumo.lungs), or nothing without a segmenter."""
-    if analysis.lungs is None:
+def _warning_cell(result: Result) -> str:
+    """The warning kind for a table cell: "population (image)" or "population (dicom)" says which decided."""
+    if result.warning_kind == "population" and result.population_source:
+        return f"population ({result.population_source})"
+    return result.warning_kind or ""
+
+
+def _lungs_text(result: Result, heat) -> str:
+    """"NN % of the map lies inside the lungs, which cover MM % of the image" (pneumo.reading.lungs), or nothing without a segmenter."""
+    if result.lungs is None:
         return ""
-    return in_lungs_sentence(map_in_lungs(heat.heatmap, analysis.lungs), lung_share(analysis.lungs))  # an empty map is all zeros: None
+    return in_lungs_sentence(result.map_share_in_lungs(heat), result.lung_share)  # an empty map is all zeros: None
 
 
-def _identifiers_on(prepared) -> bool:
-    return bool(st.session_state.get(f"ids-{prepared.digest}", False))
+def _identifiers_on(result) -> bool:
+    return bool(st.session_state.get(f"ids-{result.digest}", False))
 
 
-def _report_maker(analyses: list[Analysis], engine, settings: Settings, band: Band | None, views: list[View] | None = None,
+def _report_maker(results: list[Result], reader, settings: Settings, band: Band | None, views: list[View] | None = None,
                   complete=None):
     """The PDF, built only when its button is clicked (Streamlit calls this then, outside the page's
     run, so the identifier and outline switches are read now). Without `views`, each X-ray in its
     default window: the batch PDF does not follow the one detail view's controls. `complete`
     (pneumo.ui.session.completer) gives a table row its pictures, one row at a time, when the PDF is made."""
-    switches = [(_identifiers_on(a.prepared), bool(st.session_state.get(f"lungs-{a.prepared.digest}", False))) for a in analyses]
-    point = operating_point(engine.bundle, settings.threshold)
+    switches = [(_identifiers_on(a), bool(st.session_state.get(f"lungs-{a.digest}", False))) for a in results]
+    point = operating_point(reader.bundle, settings.threshold)
 
     def make() -> bytes:
         studies = []
-        for k, (analysis, (ids, outlined)) in enumerate(zip(analyses, switches)):
-            full = complete(analysis, keep=False) if complete is not None else analysis
-            studies.append(_study(full, engine, settings, band, views[k] if views else default_view(full.prepared), ids, outlined))
-        return report_pdf(studies, engine.bundle, point, settings.prevalence, band)
+        for k, (result, (ids, outlined)) in enumerate(zip(results, switches)):
+            full = complete(result, keep=False) if complete is not None else result
+            studies.append(_study(full, reader, settings, band, views[k] if views else default_view(full), ids, outlined))
+        return report_pdf(studies, reader.bundle, point, settings.prevalence, band)
 
     return make
 
 
-def _summary(analyses: list[Analysis], engine, settings: Settings, band: Band | None, complete) -> Analysis:
+def _summary(results: list[Result], reader, settings: Settings, band: Band | None, complete) -> Result:
     """For several files: a table sorted by probability, its CSV and one PDF of every study, and a
     choice of the one to show in detail, with its pictures (`complete`: pneumo.ui.session.completer)."""
     threshold = settings.threshold
-    analyses = sorted(analyses, key=lambda a: -a.probability)
+    results = sorted(results, key=lambda a: -a.probability)
     st.dataframe(
         [
             {
                 "file": a.name,
                 "probability of pneumonia": round(a.probability, 4),
                 "label": _reading_cell(a, threshold, band),
-                "warning": warning_label(a.warning, a.prepared.population),
+                "warning": _warning_cell(a),
             }
-            for a in analyses
+            for a in results
         ],
         hide_index=True,
         column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
     )
-    rows = [Study(a.name, a.prepared.picture, a.probability, threshold, reading(a.probability, threshold, band), warning=a.warning,
-                  population_source=a.prepared.warning_source, site=engine.site.describe() if engine.site is not None else "")
-            for a in analyses]
     csv_column, pdf_column, _ = st.columns([1, 1, 2])
-    csv_column.download_button("Download results (CSV)", data=results_csv(rows), file_name="pneumo-results.csv", mime="text/csv",
+    csv_column.download_button("Download results (CSV)", data=results_csv(results, threshold, band), file_name="pneumo-results.csv", mime="text/csv",
                                icon=":material/table:", on_click="ignore", key="download-csv")
-    pdf_column.download_button(f"Download all {len(analyses)} reports (PDF)", data=_report_maker(analyses, engine, settings, band, complete=complete),
+    pdf_column.download_button(f"Download all {len(results)} reports (PDF)", data=_report_maker(results, reader, settings, band, complete=complete),
                                file_name="pneumo-reports.pdf", mime="application/pdf", icon=":material/picture_as_pdf:",
                                on_click="ignore", key="download-all-pdf")
-    index = st.selectbox("Details for", range(len(analyses)), key="detail",
-                         format_func=lambda i: f"{analyses[i].name} ({analyses[i].probability:.1%})")
-    return complete(analyses[index])
+    index = st.selectbox("Details for", range(len(results)), key="detail",
+                         format_func=lambda i: f"{results[i].name} ({results[i].probability:.1%})")
+    return complete(results[index])
 
 
-def _reading(analysis: Analysis, engine, settings: Settings, band: Band | None) -> None:
+def _reading(result: Result, reader, settings: Settings, band: Band | None) -> None:
     """The label (or INDETERMINATE), the probability and what the threshold means."""
-    shown = reading(analysis.probability, settings.threshold, band)
+    shown = reading(result.probability, settings.threshold, band)
     if shown.indeterminate:
         st.markdown("## :orange[INDETERMINATE]", help="Inside the indeterminate band around the threshold (below).")
         st.markdown(f"Leaning **{shown.leaning}** at this threshold, but the probability lies in the indeterminate band: {band.describe()}.")
     else:
         color = "red" if shown.label == "PNEUMONIA" else "green"
         st.markdown(f"## :{color}[{shown.label}]", help="The label follows the threshold in the sidebar.")
-    st.metric("Probability of pneumonia", f"{analysis.probability:.1%}")
-    st.progress(min(max(analysis.probability, 0.0), 1.0))
-    st.markdown(operating_point_text(engine.bundle, settings.threshold))
-    if engine.site is not None:
-        st.caption(f"Read with the {engine.site.describe()}: the network fitted to that site (“Your site”). The test split's numbers "
+    st.metric("Probability of pneumonia", f"{result.probability:.1%}")
+    st.progress(min(max(result.probability, 0.0), 1.0))
+    st.markdown(operating_point_text(reader.bundle, settings.threshold))
+    if reader.site is not None:
+        st.caption(f"Read with the {reader.site.describe()}: the network fitted to that site (“Your site”). The test split's numbers "
                    "describe the shipped model on the test folder, not your site.")
-    point = operating_point(engine.bundle, settings.threshold)
+    point = operating_point(reader.bundle, settings.threshold)
     if point is not None:
         ppv, npv = ppv_npv(point.sensitivity, point.specificity, settings.prevalence)
         columns = [*st.columns(2), *st.columns(2)]  # two by two: four in a row are cut to "9…" in the narrow column
@@ -214,88 +212,83 @@ def _reading(analysis: Analysis, engine, settings: Settings, band: Band | None) 
         st.caption(f"Indeterminate band: {band.describe()}.")
 
 
-def _detail(analysis: Analysis, engine, settings: Settings, band: Band | None) -> None:
-    prepared = analysis.prepared
+def _detail(result: Result, reader, settings: Settings, band: Band | None) -> None:
     left, right = st.columns([1, 2])
     with left:
-        st.markdown(f"#### {analysis.name}")
-        show_reading = analysis.warning is None
+        st.markdown(f"#### {result.name}")
+        show_reading = result.warnings is None
         if not show_reading:
-            kind, text = analysis.warning
+            kind, text = result.warnings
             st.warning(text, icon=":material/warning:")
-            st.markdown(_what_the_reading_is_worth(kind, prepared, engine.bundle))
-            show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{prepared.digest}")
+            st.markdown(_what_the_reading_is_worth(kind, result, reader.bundle))
+            show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{result.digest}")
         if show_reading:
-            _reading(analysis, engine, settings, band)
-        st.caption(f"{prepared.format}, original size {prepared.size[0]}×{prepared.size[1]} px.")
-        if prepared.metadata:
-            st.dataframe([{"field": k, "value": v} for k, v in prepared.metadata.items()], hide_index=True)
-        if prepared.identifiers and st.toggle(
-            "Show patient identifiers", key=f"ids-{prepared.digest}",
+            _reading(result, reader, settings, band)
+        st.caption(f"{result.format}, original size {result.size[0]}×{result.size[1]} px.")
+        if result.metadata:
+            st.dataframe([{"field": k, "value": v} for k, v in result.metadata.items()], hide_index=True)
+        if result.identifiers and st.toggle(
+            "Show patient identifiers", key=f"ids-{result.digest}",
             help="Name, ID and birth date from the DICOM header. Hidden by default; never stored or logged; in the PDF report only while this is on.",
         ):
-            st.dataframe([{"field": k, "value": v} for k, v in prepared.identifiers.items()], hide_index=True)
+            st.dataframe([{"field": k, "value": v} for k, v in result.identifiers.items()], hide_index=True)
     with right:
-        _viewer(analysis, engine, settings, band, show_reading)
+        _viewer(result, reader, settings, band, show_reading)
 
 
-def _dicom_downloads(analysis: Analysis, engine, settings: Settings, band: Band | None) -> None:
-    """For a DICOM upload, the results a PACS files beside the study (pneumo.dicomout), each built
+def _dicom_downloads(result: Result, reader, settings: Settings, band: Band | None) -> None:
+    """For a DICOM upload, the results a PACS files beside the study (pneumo.outputs.dicom), each built
     only when its button is clicked; for a JPEG or PNG, why there are none."""
-    prepared = analysis.prepared
-    if prepared.dicom is None:
+    if result.dicom is None:
         st.caption("DICOM results (a Secondary Capture and a Structured Report for your PACS) need a DICOM upload: "
-                   f"a {prepared.format} carries no patient or study to file them under.")
+                   f"a {result.format} carries no patient or study to file them under.")
         return
-    from pneumo.bundle import weights_sha256
-    from pneumo.dicomout import Reading, findings_picture, secondary_capture, structured_report, to_bytes
+    import dataclasses
 
-    r = Reading(probability=analysis.probability, reading=reading(analysis.probability, settings.threshold, band).label,
-                threshold=settings.threshold, warning_kind=analysis.warning[0] if analysis.warning else None,
-                warning=analysis.warning[1] if analysis.warning else None,
-                site=engine.site.describe() if engine.site is not None else None, weights_sha256=weights_sha256(engine.bundle.model_file))
+    from pneumo.outputs.dicom import findings_picture, secondary_capture, structured_report, to_bytes
+
+    shown = dataclasses.replace(result, threshold=settings.threshold, band=band)  # the reading the page shows
 
     def capture() -> bytes:  # built when clicked: the map the page shows (cached), withheld with a warning as in the PDF
-        heat = None if analysis.warning is not None else map_for(analysis, engine, settings)[1]
-        picture = findings_picture(prepared.picture, None if heat is None or heat.empty else heat.heatmap, analysis.lungs)
-        return to_bytes(secondary_capture(prepared.dicom, picture, r))
+        heat = None if result.warnings is not None else map_for(result, reader, settings)[1]
+        picture = findings_picture(result.picture, None if heat is None or heat.empty else heat.heatmap, result.lungs)
+        return to_bytes(secondary_capture(shown, picture))
 
     def report() -> bytes:
-        return to_bytes(structured_report(prepared.dicom, r))
+        return to_bytes(structured_report(shown))
 
-    stem = Path(analysis.name).stem
+    stem = Path(result.name).stem
     sc, sr = st.columns(2)
     sc.download_button("DICOM Secondary Capture", data=capture, file_name=f"{stem}.sc.dcm", mime="application/dicom",
-                       icon=":material/download:", on_click="ignore", key=f"dicom-sc-{prepared.digest}",
+                       icon=":material/download:", on_click="ignore", key=f"dicom-sc-{result.digest}",
                        help="The X-ray with its heatmap, the lung outline and a caption (reading, probability, warning): "
                             "a new series in this study, for your PACS. It carries the file's patient and study, nothing else.")
     sr.download_button("DICOM Structured Report", data=report, file_name=f"{stem}.sr.dcm", mime="application/dicom",
-                       icon=":material/download:", on_click="ignore", key=f"dicom-sr-{prepared.digest}",
+                       icon=":material/download:", on_click="ignore", key=f"dicom-sr-{result.digest}",
                        help="The finding (probability, reading at the threshold in use, warning, site profile, model version), "
                             "referencing this image: a new series in this study, for your PACS.")
 
 
 @st.fragment
-def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, show_reading: bool) -> None:
+def _viewer(result: Result, reader, settings: Settings, band: Band | None, show_reading: bool) -> None:
     """The viewing controls, the X-ray and its overlay, and the downloads of this study as viewed.
     A fragment: moving a control reruns only this part of the page, and never the model."""
-    prepared = analysis.prepared
-    view, source = view_controls(prepared), source_of(prepared)
+    view, source = view_controls(result), source_of(result)
     picture = view.show(source)
-    outlined = analysis.lungs is not None and st.toggle(
-        "Outline the lungs", key=f"lungs-{prepared.digest}",
-        help="The lung fields as the shipped segmenter finds them (pneumo.lungs), on the X-ray and the overlay.")
-    shown = draw_outline(picture, analysis.lungs) if outlined else picture
-    st.download_button("Download report (PDF)", data=_report_maker([analysis], engine, settings, band, [view]),
-                       file_name=f"{Path(analysis.name).stem}_report.pdf", mime="application/pdf",
-                       icon=":material/picture_as_pdf:", on_click="ignore", key=f"report-{prepared.digest}",
+    outlined = result.lungs is not None and st.toggle(
+        "Outline the lungs", key=f"lungs-{result.digest}",
+        help="The lung fields as the shipped segmenter finds them (pneumo.reading.lungs), on the X-ray and the overlay.")
+    shown = draw_outline(picture, result.lungs) if outlined else picture
+    st.download_button("Download report (PDF)", data=_report_maker([result], reader, settings, band, [view]),
+                       file_name=f"{Path(result.name).stem}_report.pdf", mime="application/pdf",
+                       icon=":material/picture_as_pdf:", on_click="ignore", key=f"report-{result.digest}",
                        help="This study as viewed (window, invert), with its reading, heatmap and what the threshold means.")
-    _dicom_downloads(analysis, engine, settings, band)
+    _dicom_downloads(result, reader, settings, band)
     if not show_reading:
         st.image(view.zoom_in(shown), caption="Uploaded picture" + view.caption(source), width="stretch")
         return
     with st.spinner("Computing the heatmap…"):
-        explained, heat = map_for(analysis, engine, settings)
+        explained, heat = map_for(result, reader, settings)
     a, b = st.columns(2)
     a.image(view.zoom_in(shown), caption="Original" + view.caption(source), width="stretch")
     title = f"{settings.method_name} for {CLASS_NAMES[explained]}"
@@ -303,21 +296,21 @@ def _viewer(analysis: Analysis, engine, settings: Settings, band: Band | None, s
         b.info(f"**{title}**: no region raised the score for {CLASS_NAMES[explained]}; the map is empty, so there is no overlay.",
                icon=":material/visibility_off:")
         st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]}")
-        if analysis.lungs is not None:
-            st.markdown(_lungs_text(analysis, heat))
+        if result.lungs is not None:
+            st.markdown(_lungs_text(result, heat))
         return
     blended = overlay(picture, heat.heatmap, settings.opacity)
-    b.image(view.zoom_in(draw_outline(blended, analysis.lungs) if outlined else blended), caption=title + view.caption(source),
+    b.image(view.zoom_in(draw_outline(blended, result.lungs) if outlined else blended), caption=title + view.caption(source),
             width="stretch")
     st.image(resources.legend_png(), width="stretch")
     st.markdown(where(heat.heatmap))
-    if analysis.lungs is not None:
-        st.markdown(_lungs_text(analysis, heat))
+    if result.lungs is not None:
+        st.markdown(_lungs_text(result, heat))
     st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]} Coarse (9×9 features), not a segmentation of disease.")
     st.download_button(
         "Download overlay (PNG)",
         data=lambda: to_png_bytes(blended),  # encoded only when clicked
-        file_name=f"{Path(analysis.name).stem}_{settings.method.replace('+', 'pp')}.png",
+        file_name=f"{Path(result.name).stem}_{settings.method.replace('+', 'pp')}.png",
         mime="image/png",
         icon=":material/download:",
         on_click="ignore",
@@ -333,33 +326,33 @@ def analyze_section(settings: Settings) -> None:
         st.info("Upload an X-ray or pick an example to see the model's reading and a heatmap of its evidence.")
         return
     try:
-        engine = resources.get_engine()
+        reader = resources.get_reader()
     except Exception as error:  # noqa: BLE001 - a broken weights file is a message, not a traceback
         st.error(f"The model could not be loaded from {DEFAULT_MODEL}: {error}", icon=":material/error:")
         return
     if site_ui.profile_in_use():
         try:
-            engine = site_ui.engine()
+            reader = site_ui.reader()
         except ValueError as error:  # a profile that no longer fits the weights: say so, read with the shipped model
             st.session_state.pop(site_ui.PROFILE_KEY, None)
             st.error(f"The site profile could not be used ({error}); the shipped model reads instead.", icon=":material/error:")
     if len(inputs) == 1:
         with st.spinner("Reading the X-ray and computing the heatmap…"):
-            outcomes = [analyse(inputs[0][1], inputs[0][0], engine, settings, resources.get_guard())]
+            outcomes = [read_one(inputs[0][1], inputs[0][0], reader, settings)]
     else:
         bar = st.progress(0.0, text=f"Reading {len(inputs)} files…")
 
         def progress(done: int, total: int) -> None:
             bar.progress(done / max(total, 1), text=f"Read and checked {done} of {total} new files…")
 
-        outcomes = analyse_many(inputs, engine, resources.get_guard(), progress)
+        outcomes = read_table(inputs, reader, progress)
         bar.empty()
-    for failure in (o for o in outcomes if isinstance(o, Failure)):
-        st.error(failure.message, icon=":material/error:")
-    analyses = [o for o in outcomes if isinstance(o, Analysis)]
-    if not analyses:
+    for failure in (o for o in outcomes if o.error is not None):
+        st.error(failure.error, icon=":material/error:")
+    results = [o for o in outcomes if o.error is None]
+    if not results:
         return
-    band = band_at(engine.bundle.uncertainty, settings.threshold)
-    complete = completer(inputs, engine, resources.get_guard())  # a table row gets its pictures back when opened
-    chosen = _summary(analyses, engine, settings, band, complete) if len(analyses) > 1 else complete(analyses[0])
-    _detail(chosen, engine, settings, band)
+    band = band_at(reader.bundle.uncertainty, settings.threshold)
+    complete = completer(inputs, reader)  # a table row gets its pictures back when opened
+    chosen = _summary(results, reader, settings, band, complete) if len(results) > 1 else complete(results[0])
+    _detail(chosen, reader, settings, band)

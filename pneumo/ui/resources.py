@@ -1,5 +1,5 @@
-"""What the page loads once per server process: the model engine (on a background thread, so the
-page draws at once), the guard, the shipped bundle, the examples and the figures."""
+"""What the page loads once per server process: the reader (the networks, the checks and the threshold,
+on a background thread, so the page draws at once), the shipped bundle, the examples and the figures."""
 
 from __future__ import annotations
 
@@ -16,46 +16,45 @@ EXAMPLE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server start)…")
-def get_engine():
-    from pneumo.engine import load_engine  # imports TensorFlow: only here, behind the cache
+def get_reader():
+    from pneumo.reading import Reader  # TensorFlow is imported when a reader is made: only here, behind the cache
 
-    return load_engine(DEFAULT_MODEL)
+    return Reader(DEFAULT_MODEL)
 
 
 @st.cache_resource(show_spinner="Fitting the model to the site profile (once per profile)…", max_entries=4)
-def get_site_engine(profile_json: str):
-    """The engine fitted to one site profile (its JSON text is the key): a copy of the network with the
-    profile's statistics folded in, and its threshold. pneumo.site.SiteProfileError for a bad profile."""
-    from pneumo.engine import load_engine
-    from pneumo.site import SiteProfile
+def get_site_reader(profile_json: str):
+    """The reader fitted to one site profile (its JSON text is the key): a copy of the network with the
+    profile's statistics folded in, and its threshold. pneumo.reading.SiteProfileError for a bad profile."""
+    from pneumo.reading import Reader
 
-    shipped = get_engine()
-    return load_engine(DEFAULT_MODEL, site=SiteProfile.from_json(profile_json, shipped.model, shipped.bundle.model_file))
+    return Reader(DEFAULT_MODEL, site=get_reader().profile_from_json(profile_json))
 
 
 @st.cache_resource(show_spinner=False)
-def start_loading_engine() -> threading.Thread | None:
+def start_loading_reader() -> threading.Thread | None:
     """Once per process: import TensorFlow and warm the model up on a background thread while the
     page renders (or, from `pneumo app`, while the server starts), so a first upload waits for
-    little or nothing (get_engine's cache lock makes the page wait for this load instead of
+    little or nothing (get_reader's cache lock makes the page wait for this load instead of
     starting a second one). None without shipped weights: the page says so itself."""
     if not DEFAULT_MODEL.is_file():
         return None
 
     def load() -> None:
         try:
-            import pneumo.engine  # noqa: F401 - TensorFlow and Keras, configured for serving
+            from pneumo.reading import import_networks
 
+            import_networks()  # TensorFlow and Keras, configured for serving
             spare_keras_between_runs()
-            get_engine()
+            get_reader()
             # The networks live as long as the process: out of the collector's sight, a full
             # collection walks only what the page makes, not the half-million objects of TensorFlow.
             gc.collect()
             gc.freeze()
-        except Exception:  # noqa: BLE001 - the page calls get_engine again and shows the error
+        except Exception:  # noqa: BLE001 - the page calls get_reader again and shows the error
             pass
 
-    thread = threading.Thread(target=load, name="pneumo-engine-loader", daemon=True)
+    thread = threading.Thread(target=load, name="pneumo-reader-loader", daemon=True)
     thread.start()
     return thread
 
@@ -82,11 +81,6 @@ def spare_keras_between_runs() -> None:
     keras.backend.clear_session = clear_unless_a_page_run
 
 
-@st.cache_resource(show_spinner=False)
-def get_guard():
-    from pneumo.guard import load_guard
-
-    return load_guard()
 
 
 @st.cache_resource(show_spinner=False)
@@ -106,7 +100,7 @@ def example_files() -> dict[str, Path]:
 
 @st.cache_data(show_spinner=False)
 def legend_png() -> bytes:
-    from pneumo.overlay import colorbar_png
+    from pneumo.outputs.picture import colorbar_png
 
     return colorbar_png()
 
@@ -114,7 +108,7 @@ def legend_png() -> bytes:
 @st.cache_data(show_spinner=False)
 def figure_png(kind: str, data_json: str) -> bytes:
     """A matplotlib figure rendered once per content (every section is drawn on every rerun)."""
-    from pneumo import plots
+    from pneumo.outputs import plots
 
     data = json.loads(data_json)
     fig = plots.training_curves(data) if kind == "curves" else plots.confusion_matrix_figure(data)

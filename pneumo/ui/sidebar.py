@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import streamlit as st
 
 from pneumo.bundle import Bundle
-from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES
+from pneumo.bundle import DEFAULT_METHOD, METHOD_NAMES
 from pneumo.operating import DEFAULT_PREVALENCE
-from pneumo.ui.site import profile_in_use, site_name
+from pneumo.ui.your_site import profile_in_use, site_name
 
-# Names shown -> pneumo.explain's Method and Target (not imported: it loads TensorFlow).
+# Names shown -> pneumo.reading.explain's Method and Target (not imported: it loads TensorFlow).
 METHODS = {name: method for method, name in METHOD_NAMES.items()}
 TARGETS = {"the predicted class": "predicted", "PNEUMONIA": "pneumonia", "NORMAL": "normal"}
 
@@ -20,8 +20,8 @@ TARGETS = {"the predicted class": "predicted", "PNEUMONIA": "pneumonia", "NORMAL
 @dataclass(frozen=True)
 class Settings:
     threshold: float
-    target: str  # pneumo.explain.Target
-    method: str  # pneumo.explain.Method
+    target: str  # pneumo.reading.explain.Target
+    method: str  # pneumo.reading.explain.Method
     opacity: float
     prevalence: float  # of pneumonia among the X-rays read, for PPV and NPV
 

@@ -1,6 +1,6 @@
 """The viewing controls of one X-ray: window/level with presets (a DICOM opens in its own window),
 invert and zoom. Display only: they redraw the picture and the overlay from what is already in the
-session, without the model (pneumo.viewing says how the values are mapped)."""
+session, without the model (pneumo.outputs.viewing says how the values are mapped)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import streamlit as st
 from PIL import Image
 
-from pneumo.analysis import PreparedImage
-from pneumo.viewing import GRAY8, ViewSource, Window, presets, render, view_source_of, zoom_box, zoomed
+from pneumo.reading import Result
+from pneumo.outputs.viewing import GRAY8, ViewSource, Window, presets, render, view_source_of, zoom_box, zoomed
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,10 @@ class View:
         return zoomed(picture, zoom_box(picture.size, self.zoom, self.center_x, self.center_y))
 
 
-def source_of(prepared: PreparedImage) -> ViewSource:
-    return prepared.view if prepared.view is not None else view_source_of(None, prepared.picture)
+def source_of(result: Result) -> ViewSource:
+    """The values the viewer windows: a DICOM's own (at display size), else the picture's gray values."""
+    window = Window(*result.window) if result.window else None
+    return view_source_of(result.values, result.picture, window, result.bright_is_low)
 
 
 def _keys(digest: str) -> dict[str, str]:
@@ -56,14 +58,14 @@ def _reset(digest: str, source: ViewSource, preset: str | None = None) -> None:
     st.session_state[keys["width"]] = float(window.width)
 
 
-def default_view(prepared: PreparedImage) -> View:
+def default_view(result: Result) -> View:
     """The picture as its file asks to be shown: its default window, upright, whole."""
-    return View(source_of(prepared).default_window, False, 1.0, 0.5, 0.5)
+    return View(source_of(result).default_window, False, 1.0, 0.5, 0.5)
 
 
-def current_view(prepared: PreparedImage) -> View:
+def current_view(result: Result) -> View:
     """This X-ray's view as its controls last left it (the default view before they are drawn)."""
-    source, keys, state = source_of(prepared), _keys(prepared.digest), st.session_state
+    source, keys, state = source_of(result), _keys(result.digest), st.session_state
     if keys["center"] not in state:
         window = source.default_window
     else:
@@ -72,12 +74,12 @@ def current_view(prepared: PreparedImage) -> View:
                 state.get(keys["x"], 50) / 100, state.get(keys["y"], 50) / 100)
 
 
-def view_controls(prepared: PreparedImage) -> View:
+def view_controls(result: Result) -> View:
     """Draw the controls (window preset, center, width, invert, zoom and where to zoom) and return the view."""
-    source, keys = source_of(prepared), _keys(prepared.digest)
+    source, keys = source_of(result), _keys(result.digest)
     offered = presets(source)
     if keys["center"] not in st.session_state:
-        _reset(prepared.digest, source, next(iter(offered)))
+        _reset(result.digest, source, next(iter(offered)))
     span = source.high - source.low
     step = _steps(source)
     # Sliders snap to their step; keep the stored window on it so Streamlit accepts it as a value.
@@ -87,7 +89,7 @@ def view_controls(prepared: PreparedImage) -> View:
     number = "%.0f" if step >= 1 else "%.3g"
     with st.container(border=True):
         top = st.columns(3)
-        top[0].selectbox("Window preset", list(offered), key=keys["preset"], on_change=_reset, args=(prepared.digest, source),
+        top[0].selectbox("Window preset", list(offered), key=keys["preset"], on_change=_reset, args=(result.digest, source),
                          help="A DICOM opens in its own WindowCenter/WindowWidth. Radiograph values are not calibrated like CT's, "
                               "so the other presets come from this picture's own histogram.")
         top[1].slider("Window center", low, high, key=keys["center"], step=step, format=number,
@@ -101,8 +103,8 @@ def view_controls(prepared: PreparedImage) -> View:
         bottom[2].slider("Zoom center, top → bottom (%)", 0, 100, 50, key=keys["y"], disabled=zoom == 1.0)
         last = st.columns([1, 1, 1])
         last[0].toggle("Invert", key=keys["invert"], help="Black for white. Display only: the model's input does not change.")
-        last[2].button("Reset view", key=f"reset-{prepared.digest[:16]}", on_click=_forget, args=(prepared.digest,), width="stretch")
-    return current_view(prepared)
+        last[2].button("Reset view", key=f"reset-{result.digest[:16]}", on_click=_forget, args=(result.digest,), width="stretch")
+    return current_view(result)
 
 
 def _forget(digest: str) -> None:

@@ -16,6 +16,7 @@ import io
 import os
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,11 +33,11 @@ CSV_COLUMNS = ("file", "probability", "threshold", "label", "reading", "warning_
 
 @dataclass
 class Study:
-    """One analysed file, as the report shows it."""
+    """One result as its report page shows it: the reading at the page's threshold, the picture as
+    viewed, and the map with what it says in words."""
 
-    name: str
+    result: Any  # pneumo.reading.Result
     picture: Image.Image  # as viewed (window, invert), not zoomed
-    probability: float
     threshold: float
     reading: Reading
     overlay: Image.Image | None = None  # None: an empty map, or the reading withheld
@@ -44,13 +45,9 @@ class Study:
     method_measures: str = ""
     explained: str = ""  # the class the map explains
     where: str = ""  # where the map's weight lies, in words (or why there is no map)
-    lungs: str = ""  # the share of the map inside the lungs and of the image they cover (pneumo.lungs), in words
-    warning: tuple[str, str] | None = None  # (kind, text)
-    population_source: str | None = None  # with a population or lateral warning: "dicom" (the header) or "image" (the image score)
-    image_format: str = ""
-    size: tuple[int, int] = (0, 0)
+    lungs: str = ""  # the share of the map inside the lungs and of the image they cover, in words
+    warning: tuple[str, str] | None = None  # (kind, text) as the report words it
     identifiers: dict[str, str] = field(default_factory=dict)  # only when the user switched them on
-    site: str = ""  # the site profile in use, for a person ("": the shipped model as trained)
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,16 +73,16 @@ def model_version(bundle: Bundle) -> dict[str, str]:
     return version
 
 
-def results_csv(studies: list[Study]) -> bytes:
-    """The results table: one row per study (CSV_COLUMNS)."""
+def results_csv(results: list, threshold: float, band: Band | None) -> bytes:
+    """The results table: one row per result (pneumo.reading.Result), read at `threshold` and `band` (CSV_COLUMNS)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for s in studies:
-        writer.writerow({"file": s.name, "probability": f"{s.probability:.6f}", "threshold": f"{s.threshold:.6f}",
-                         "label": s.reading.leaning, "reading": s.reading.label,
-                         "warning_kind": s.warning[0] if s.warning else "", "population_source": s.population_source or "",
-                         "warning": s.warning[1] if s.warning else "", "site": s.site})
+    for r in results:
+        shown = r.outcome(threshold, band)
+        writer.writerow({"file": r.name, "probability": f"{r.probability:.6f}", "threshold": f"{threshold:.6f}",
+                         "label": shown.leaning, "reading": shown.label, "warning_kind": r.warning_kind or "",
+                         "population_source": r.population_source or "", "warning": r.warning or "", "site": r.site or ""})
     return buffer.getvalue().encode("utf-8")
 
 
@@ -130,22 +127,23 @@ def report_pdf(studies: list[Study], bundle: Bundle, operating: OperatingPoint |
 
     for number, study in enumerate(studies, start=1):
         pdf.add_page()
-        text(f"pneumo report: {study.name}", 14, bold=True, height=7)
-        text(f"Study {number} of {len(studies)} · read {when.strftime('%Y-%m-%d %H:%M:%S %Z')} · {study.image_format}, "
-             f"{study.size[0]}×{study.size[1]} px")
+        result = study.result
+        text(f"pneumo report: {result.name}", 14, bold=True, height=7)
+        text(f"Study {number} of {len(studies)} · read {when.strftime('%Y-%m-%d %H:%M:%S %Z')} · {result.format}, "
+             f"{result.size[0]}×{result.size[1]} px")
         text(NOT_A_MEDICAL_DEVICE, 8.5)
         pdf.ln(2)
         if study.warning:
             pdf.set_text_color(170, 60, 0)
-            kind = f"{study.warning[0]}, from the {'DICOM header' if study.population_source == 'dicom' else 'image'}" \
-                if study.population_source else study.warning[0]
+            kind = f"{study.warning[0]}, from the {'DICOM header' if result.population_source == 'dicom' else 'image'}" \
+                if result.population_source else study.warning[0]
             text(f"Warning ({kind}): {study.warning[1]}", 10, bold=True)
             text("The page withholds the label for such a picture: the model's reading below does not mean anything here.", 9)
             pdf.set_text_color(0, 0, 0)
         reading = study.reading
         headline = (f"{reading.label} (leaning {reading.leaning})" if reading.indeterminate else reading.label)
         text(f"Reading: {headline}", 13, bold=True, height=7)
-        text(f"Probability of pneumonia {study.probability:.1%} · threshold {study.threshold:.3f} "
+        text(f"Probability of pneumonia {result.probability:.1%} · threshold {study.threshold:.3f} "
              f"(PNEUMONIA at or above it; shipped {bundle.threshold:.3f}).")
         for line in threshold_lines(operating, prevalence, band):
             text(line)
@@ -178,7 +176,7 @@ def report_pdf(studies: list[Study], bundle: Bundle, operating: OperatingPoint |
                  + "; ".join(f"{k}: {v}" for k, v in study.identifiers.items()), 9)
         pdf.ln(2)
         text("Model: " + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in version.items()) + ".", 8)
-        text(f"Site: {study.site}: its statistics and threshold were in use (docs/SITE.md)." if study.site
+        text(f"Site: {result.site}: its statistics and threshold were in use (docs/SITE.md)." if result.site
              else "Site: none (the shipped model as trained).", 8)
         text(DATA_CREDIT, 8)
     return bytes(pdf.output())

@@ -16,7 +16,6 @@ study to file into: `NotDicom` says so.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -62,24 +61,11 @@ class NotDicom(ValueError):
     """The input was not a DICOM file: there is no patient or study to file the results under."""
 
 
-@dataclass(frozen=True)
-class Reading:
-    """What the outputs state: one X-ray's result, as pneumo.api.Result and the page hold it."""
-
-    probability: float
-    reading: str  # PNEUMONIA, NORMAL or INDETERMINATE
-    threshold: float
-    warning_kind: str | None = None
-    warning: str | None = None
-    site: str | None = None  # the site profile in use, for a person
-    weights_sha256: str = ""
-
-
 def model_version(weights_sha256: str) -> str:
     return f"{__version__} weights {weights_sha256[:12] or 'unknown'}"
 
 
-def caption(r: Reading) -> list[str]:
+def caption(r) -> list[str]:
     """The caption burned into the Secondary Capture, in at most CAPTION_LINES lines."""
     lines = [f"pneumo {model_version(r.weights_sha256)}: {r.reading}, probability of pneumonia {r.probability:.0%} "
              f"(threshold {r.threshold:.2f}{', site ' + r.site if r.site else ''})"]
@@ -120,20 +106,21 @@ def _wrap(line: str, font, width: int) -> list[str]:
 def findings_picture(picture: Image.Image, heatmap: np.ndarray | None, lungs: np.ndarray | None, opacity: float = 0.45) -> Image.Image:
     """The X-ray with its heatmap blended over it (None: no map, for an empty one or a withheld one)
     and the lung outline."""
-    from pneumo.lungs import draw_outline
-    from pneumo.overlay import overlay
+    from pneumo.outputs.picture import draw_outline, overlay
 
     shown = overlay(picture, heatmap, opacity) if heatmap is not None else picture.convert("RGB")
     return draw_outline(shown, lungs) if lungs is not None else shown
 
 
-def results(source: Dataset | None, picture: Image.Image, heatmap: np.ndarray | None, lungs: np.ndarray | None,
-            r: Reading) -> tuple[Dataset, Dataset]:
-    """(Secondary Capture, Structured Report) for one DICOM X-ray's reading; NotDicom otherwise. With
-    a warning the heatmap is withheld, as in the PDF report: the caption says why."""
-    source = _require_dicom(source)
-    shown = None if r.warning_kind else heatmap
-    return secondary_capture(source, findings_picture(picture, shown, lungs), r), structured_report(source, r)
+def results(r, heat=None) -> tuple[Dataset, Dataset]:
+    """(Secondary Capture, Structured Report) of one DICOM X-ray's result (pneumo.reading.Result: its
+    reading at the threshold it holds), with the map `heat` (a pneumo.reading.Map; default: the
+    result's own); NotDicom for a JPEG or PNG. With a warning the heatmap is withheld, as in the PDF
+    report: the caption says why."""
+    _require_dicom(r.dicom)
+    heat = r.default_map if heat is None else heat
+    shown = None if r.warning_kind or heat is None or heat.empty else heat.heatmap
+    return secondary_capture(r, findings_picture(r.picture, shown, r.lungs)), structured_report(r)
 
 
 def _require_dicom(source: Dataset | None) -> Dataset:
@@ -166,12 +153,12 @@ def _frame_of_reference(dataset: Dataset, source: Dataset) -> None:
         dataset.PositionReferenceIndicator = source.get("PositionReferenceIndicator", "")
 
 
-def secondary_capture(source: Dataset | None, picture: Image.Image, r: Reading) -> Dataset:
-    """The X-ray as drawn (heatmap and lung outline already on `picture`) with its caption, as a
+def secondary_capture(r, picture: Image.Image) -> Dataset:
+    """A result's X-ray as drawn (heatmap and lung outline already on `picture`) with its caption, as a
     DICOM Secondary Capture image in a new series of the source's study."""
     import highdicom as hd
 
-    source = _require_dicom(source)
+    source = _require_dicom(r.dicom)
     lines = caption(r)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # highdicom's advice on the source's names, which are copied as they are
@@ -189,11 +176,11 @@ def secondary_capture(source: Dataset | None, picture: Image.Image, r: Reading) 
     return sc
 
 
-def structured_report(source: Dataset | None, r: Reading) -> Dataset:
-    """The finding as a DICOM Comprehensive 3D SR (TID 1500), referencing the source image."""
+def structured_report(r) -> Dataset:
+    """A result's finding as a DICOM Comprehensive 3D SR (TID 1500), referencing the source image."""
     import highdicom as hd
 
-    source = _require_dicom(source)
+    source = _require_dicom(r.dicom)
     algorithm = hd.sr.AlgorithmIdentification(name="pneumo", version=model_version(r.weights_sha256),
                                               parameters=[f"threshold {r.threshold:.4f}"] + ([f"site profile: {r.site}"] if r.site else []))
     evaluations = [hd.sr.QualitativeEvaluation(READING, FINDING[r.reading])]

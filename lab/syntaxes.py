@@ -1,8 +1,8 @@
 """One real chest DICOM re-encoded in every transfer syntax that can be written here, so that each
 decoder the serving wing relies on is checked on a chest film, not only on pydicom's test corpus.
 
-    python -m pneumo.training.syntaxes --measure    # full size: each syntax's probability against the uncompressed file
-    python -m pneumo.training.syntaxes --fixtures   # the small copies in tests/data/dicom/ (256 px a side)
+    python -m lab.syntaxes --measure    # full size: each syntax's probability against the uncompressed file
+    python -m lab.syntaxes --fixtures   # the small copies in tests/data/dicom/ (256 px a side)
 
 The source is `../shared/data/dicom/chest_cr_pa_monochrome2.dcm` (JPEG baseline, 8-bit, 1024 px). It
 is decoded once into an uncompressed file (Explicit VR Little Endian), the reference; every other
@@ -98,7 +98,7 @@ def measure(shared_dir: Path) -> list[dict]:
     """Each syntax at full size: bytes, whether the decoded pixels equal the reference's, and the
     probability against the uncompressed file's."""
     import pneumo
-    from pneumo.imageio import decode
+    from pneumo.reading.decode import decode
 
     ref = reference(shared_dir / SOURCE)
     model = pneumo.load()

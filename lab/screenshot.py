@@ -2,7 +2,7 @@
 share): `streamlit run` on a free port, Debian's Chromium driven by Playwright, an example X-ray
 uploaded through the page's file input.
 
-    python -m pneumo.training.screenshot            # -> docs/screenshot.png
+    python -m lab.screenshot            # -> docs/screenshot.png
 
 Needs Debian's chromium (apt-get install chromium) and Playwright (requirements-dev.txt).
 """
@@ -128,7 +128,7 @@ def take(out: Path = SCREENSHOT, example: Path = EXAMPLE) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.training.screenshot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lab.screenshot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(SCREENSHOT))
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():

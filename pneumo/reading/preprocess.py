@@ -11,8 +11,8 @@ acquisition and another (the data set's test folder against its training folder,
 
 Split in two steps so that training can cache the compact uint8 299x299 image once and still feed
 the model exactly what `preprocess` gives at run time (`to_model_input(to_gray299(img))`).
-`thumbnails` is the coarse picture step below both checks of an upload (pneumo.guard's layout,
-pneumo.population's image score): the 299 px gray image shrunk to 32x32 and standardised.
+`thumbnails` is the coarse picture step below both checks of an upload (pneumo.reading.guard's layout,
+pneumo.reading.population's image score): the 299 px gray image shrunk to 32x32 and standardised.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def gradient_histograms(gray299: np.ndarray, side: int = 128, cell: int = HOG_CE
     box-resized to `side` px; central-difference gradients; each pixel's magnitude added to one of
     `bins` unsigned orientation bins of its `cell` px cell; blocks of 2x2 cells normalised (L2,
     clipped at 0.2, normalised again). The edges a thumbnail blurs away: ribs, clavicles, the
-    heart's border, the body's outline (the population check, pneumo.population)."""
+    heart's border, the body's outline (the population check, pneumo.reading.population)."""
     gray299 = np.asarray(gray299)
     if gray299.dtype != np.uint8:
         raise TypeError(f"gradient_histograms reads uint8 images, not {gray299.dtype}")
@@ -161,21 +161,16 @@ def gradient_histograms(gray299: np.ndarray, side: int = 128, cell: int = HOG_CE
     return blocks.reshape(n, -1)
 
 
-def standardised(features: np.ndarray) -> np.ndarray:
-    """Each row to mean 0, std 1 (so that features of different kinds can sit side by side)."""
-    features = features - features.mean(axis=1, keepdims=True)
-    return features / np.maximum(features.std(axis=1, keepdims=True), 1e-6)
 
 
-# The image features the population check can be fitted on (pneumo.population.ImageScore.features).
-FEATURES = {
-    "thumbnail32": lambda gray: thumbnails(gray, 32),
-    "hog128": lambda gray: gradient_histograms(gray, 128),
-    "hog256": lambda gray: gradient_histograms(gray, 256),
-    "thumbnail32+hog128": lambda gray: np.hstack([thumbnails(gray, 32), standardised(gradient_histograms(gray, 128))]),
-}
+DISPLAY_MAX_SIDE = 1024
 
 
-def image_features(kind: str, gray299: np.ndarray) -> np.ndarray:
-    """The population check's features of uint8 (N, 299, 299) images (or one (299, 299))."""
-    return FEATURES[kind](gray299)
+
+def display_image(image: Image.Image, max_side: int = DISPLAY_MAX_SIDE) -> Image.Image:
+    """The upright 8-bit grayscale picture, at most max_side pixels a side, aspect ratio kept."""
+    gray = to_gray8(image)
+    if max(gray.size) > max_side:
+        gray = gray.copy()
+        gray.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return gray

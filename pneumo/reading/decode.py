@@ -37,7 +37,7 @@ _DICOM_METADATA = {  # harmless fields shown beside a DICOM image
     "BitsStored": "bits stored",
 }
 _DICOM_IDENTIFIERS = {"PatientName": "patient name", "PatientID": "patient ID", "PatientBirthDate": "birth date"}
-# Read for the population check (pneumo.population), never shown as they are.
+# Read for the population check (pneumo.reading.population), never shown as they are.
 _DICOM_POPULATION = ("PatientAge", "PatientBirthDate", "StudyDate", "AcquisitionDate", "ContentDate", "SeriesDate", "ViewPosition",
                      "ImageLaterality", "SeriesDescription", "ProtocolName", "StudyDescription")
 
@@ -52,13 +52,13 @@ class DecodedImage:
     format: str  # "JPEG", "PNG", "DICOM", ...
     metadata: dict[str, str] = field(default_factory=dict)  # harmless, may be shown
     identifiers: dict[str, str] = field(default_factory=dict, repr=False)  # patient data: only on request
-    header: dict[str, str] = field(default_factory=dict, repr=False)  # DICOM age, dates, view: for pneumo.population
-    # For the viewer's window/level (pneumo.viewing), DICOM only: the stored values after the modality
+    header: dict[str, str] = field(default_factory=dict, repr=False)  # DICOM age, dates, view: for pneumo.reading.population
+    # For the viewer's window/level (pneumo.outputs.viewing), DICOM only: the stored values after the modality
     # LUT, the file's own first WindowCenter/WindowWidth, and whether the lowest value is white.
     values: np.ndarray | None = field(default=None, repr=False)
     window: tuple[float, float] | None = None
     bright_is_low: bool = False
-    # DICOM only: the data set without its pixel data, for results filed beside it (pneumo.dicomout).
+    # DICOM only: the data set without its pixel data, for results filed beside it (pneumo.outputs.dicom).
     dataset: Any = field(default=None, repr=False)
 
 

@@ -1,18 +1,11 @@
 """What the page says about a heatmap: the methods' names and what each measures, the default
 (chosen by the rule in docs/EXPLANATIONS.md), and where a map's weight lies, in words. No
-TensorFlow here: pneumo.explain makes the maps."""
+TensorFlow here: pneumo.reading.explain makes the maps."""
 
 from __future__ import annotations
 
 import numpy as np
 
-METHOD_NAMES = {
-    "hirescam": "HiResCAM",
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "layercam": "LayerCAM",
-    "scorecam": "Faster Score-CAM",
-}
 WHAT_IT_MEASURES = {
     "hirescam": "how much each region's features add to the explained class's score through the model's head (activation × gradient, summed over channels).",
     "gradcam": "the last convolution's channels weighted by their average gradient for the class: where the class's evidence channels are active.",
@@ -20,7 +13,6 @@ WHAT_IT_MEASURES = {
     "layercam": "each region's features times their positive gradients for the class (increases only).",
     "scorecam": "how much the class's probability stays when the model sees only each of its 10 most varied feature maps' regions.",
 }
-DEFAULT_METHOD = "hirescam"  # docs/EXPLANATIONS.md: the rule's pick on the test split measurements
 ZONES = ("upper", "middle", "lower")
 
 
@@ -43,3 +35,17 @@ def where(heatmap: np.ndarray) -> str:
     zone = int(np.argmax(thirds))
     height = f"mostly in the {ZONES[zone]} zone" if thirds[zone] >= 0.45 else "spread over the height"
     return f"The map's weight {side}, and {height} (upper / middle / lower thirds: " + " / ".join(f"{t:.0%}" for t in thirds) + ")."
+
+
+MOSTLY_OUTSIDE = 0.5  # below this share of the map's mass inside the lungs, the page says the evidence lies mostly outside
+
+
+
+def in_lungs_sentence(inside: float | None, share: float) -> str:
+    """What the page and the PDF say for every X-ray whose map is not empty."""
+    if inside is None:
+        return f"The lungs cover {share:.0%} of the image; the map is empty."
+    text = f"{inside:.0%} of the map lies inside the lungs, which cover {share:.0%} of the image."
+    if inside < MOSTLY_OUTSIDE:
+        text += " The model's evidence for this reading lies mostly outside the lungs."
+    return text

@@ -1,5 +1,5 @@
 """Is this X-ray from the population the model learned from? Children aged 1 to 5, frontal views,
-one hospital. Separate from the guard (pneumo.guard: "is this a chest X-ray at all?"): an adult's
+one hospital. Separate from the guard (pneumo.reading.guard: "is this a chest X-ray at all?"): an adult's
 chest X-ray is a chest X-ray, but the model's reading of it is close to a coin toss.
 
 The verdict says why, and from where (`source`):
@@ -9,12 +9,11 @@ The verdict says why, and from where (`source`):
   lateral). A header that gives an age decides: 1-5 years is in the population whatever the pixels say.
 - "image": for a picture whose header gives no age (every JPEG and PNG), an image score
   (ImageScore): an RBF support-vector machine on histograms of oriented gradients of the model's
-  input at 256 px (pneumo.preprocess.gradient_histograms: the edges of ribs, clavicles, the heart's
+  input at 256 px (pneumo.reading.preprocess.gradient_histograms: the edges of ribs, clavicles, the heart's
   border), fitted on the training children against adult X-rays from three kinds of source by
   `python -m pneumo.training.population --fit` and shipped as numpy arrays (weights/adult_score.npz),
   so serving needs no scikit-learn. Its threshold sits above what 99 % of the training children of
-  either class score (cross-fitted); how it does on hospitals it never saw: docs/POPULATION.md,
-  campaign pop1.
+  either class score (cross-fitted); how it does on hospitals it never saw: docs/POPULATION.md.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import ADULT_SCORE_FILE
-from pneumo.preprocess import image_features, thumbnails
+from pneumo.reading.preprocess import gradient_histograms
 
 # The data set's children were one to five years old: an age in whole years outside 1..5 is outside
 # the training population (an infant under one year is as much outside it as an adult).
@@ -122,8 +121,8 @@ def check_header(fields: dict[str, str]) -> PopulationVerdict:
 @dataclass(frozen=True)
 class ImageScore:
     """Does a picture look like an adult's chest X-ray rather than one of the training children's?
-    An RBF support-vector machine on image features (`features`, pneumo.preprocess.FEATURES; the
-    side x side thumbnail where it is empty), folded into arrays:
+    An RBF support-vector machine on histograms of oriented gradients (`features`: "hogN", the picture
+    at N px; pneumo.reading.preprocess.gradient_histograms), folded into arrays:
     z = features @ projection + offset (principal components and standardisation in one map), then
     score = sum_i dual_i exp(-gamma |z - support_i|^2) + intercept. Above `threshold`: adult."""
 
@@ -136,12 +135,14 @@ class ImageScore:
     gamma: float
     threshold: float
     children_share: float = 0.99  # the share of training children (each class) scoring below the threshold
-    route_layout: bool = False  # campaign g3: an adult's film failing the guard's layout check gets this verdict instead
-    features: str = ""  # pneumo.preprocess.FEATURES (campaign pop1); "": the side x side thumbnail (img5)
+    features: str = "hog256"  # "hogN": histograms of oriented gradients of the picture at N px
 
     def score(self, gray299: np.ndarray) -> np.ndarray:
         """The score of each of (N, 299, 299) uint8 images (one image: shape (1,))."""
-        x = image_features(self.features, gray299) if self.features else thumbnails(gray299, self.side)
+        return self.score_features(gradient_histograms(gray299, int(self.features.removeprefix("hog"))))
+
+    def score_features(self, x: np.ndarray) -> np.ndarray:
+        """The score of each row of features `x` (what `score` computes from the pictures)."""
         z = x @ self.projection + self.offset
         squared = (z ** 2).sum(axis=1)[:, None] + (self.support ** 2).sum(axis=1)[None, :] - 2 * z @ self.support.T
         return np.exp(-self.gamma * np.maximum(squared, 0.0)) @ self.dual + self.intercept
@@ -164,7 +165,7 @@ class ImageScore:
     def save(self, path: str | Path, **info) -> None:
         arrays = {k: np.asarray(getattr(self, k), dtype=np.float32) for k in ("projection", "offset", "support", "dual")}
         np.savez_compressed(path, **arrays, scalars=json.dumps({k: getattr(self, k) for k in ("side", "intercept", "gamma", "threshold",
-                                                                                                "children_share", "route_layout", "features")}),
+                                                                                                "children_share", "features")}),
                             info=json.dumps(info))
 
     @classmethod
@@ -174,7 +175,7 @@ class ImageScore:
             arrays = {k: f[k].astype(np.float64) for k in ("projection", "offset", "support", "dual")}
         return cls(side=int(scalars["side"]), intercept=float(scalars["intercept"]), gamma=float(scalars["gamma"]),
                    threshold=float(scalars["threshold"]), children_share=float(scalars["children_share"]),
-                   route_layout=bool(scalars.get("route_layout", False)), features=str(scalars.get("features", "")), **arrays)
+                   features=str(scalars.get("features") or "hog256"), **arrays)
 
 
 def load_image_score(path: str | Path = ADULT_SCORE_FILE) -> ImageScore | None:

@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image, ImageChops
 
 from pneumo.bundle import ADULT_SCORE_FILE, GUARD_FILE
-from pneumo.population import load_image_score
-from pneumo.preprocess import thumbnails
+from pneumo.reading.population import load_image_score
+from pneumo.reading.preprocess import thumbnails
 
 COLOUR_LIMIT = 12.0  # colourfulness on 0..255; gray JPEG copies of X-rays measure < 3
 BLANK_STD = 0.03
@@ -49,8 +49,7 @@ class Verdict:
     colourfulness: float
     kind: str | None = None  # for machines: None (plausible), "not_xray" or "inverted"
     check: str | None = None  # which check decided: "colour", "blank", "detail" or "layout" (None when plausible)
-    layout_passed: bool = True  # False: plausible only because the image score calls it an adult's film (pneumo.analysis)
-
+    
     def __post_init__(self):
         if self.kind is None and not self.plausible:
             self.kind = "not_xray"
@@ -91,9 +90,8 @@ class XrayGuard:
     def __init__(self, mean: np.ndarray, components: np.ndarray, scales: np.ndarray, limits: dict[str, float], adult_score=None):
         self.mean, self.components, self.scales = mean, components, scales
         self.limits = {k: float(v) for k, v in limits.items()}  # residual, mahalanobis (max); detail (min)
-        # pneumo.population.ImageScore, shipped beside the guard: the population check of pictures without an age
-        # in a header; with its route_layout on (campaign g3; off as shipped) an adult's film failing the layout
-        # check gets the population warning instead of "not a chest X-ray" (pneumo.analysis.model_view)
+        # pneumo.reading.population.ImageScore, shipped beside the guard: the population check of pictures
+        # without an age in a header
         self.adult_score = adult_score
 
     def distances(self, gray299: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +129,6 @@ class XrayGuard:
             )
         # Measured (python -m pneumo.training.guard --measure): this fires on every non-X-ray that gets this far, but
         # also on adult chest X-rays (4.7 % of NIH's, 42 % of Hannover's ICU films, 11 % of the web's), so it says both.
-        # Routing those through the image score (campaign g3) would call photos adult too: off (docs/POPULATION.md).
         return Verdict(False, "This does not look like the frontal chest X-rays the model learned from (children aged 1–5): "
                        "it is probably not a chest X-ray, or it is one the model was not made for, such as an adult's "
                        "film taken in intensive care.", residual, colour, check="layout")

@@ -27,8 +27,8 @@ Speed: tf-keras-vis runs the model eagerly, layer by layer, on every call (~0.13
 dispatch for a 0.8 GFLOP network). The visualisers here get the same network with the same weights
 cut into two compiled stages, input -> `block5_sepconv2` features -> logit, each one tf.function;
 tf-keras-vis still does all the Grad-CAM work on it (tape, gradients, weights, upsampling,
-normalisation), at about a tenth of the cost. `python -m pneumo.training.bench` compares it with the naive
-path (model.predict, then a fresh Gradcam) for probability and heatmap.
+normalisation), at about a tenth of the cost (docs/SPEED.md compares it with the naive path:
+model.predict, then a fresh Gradcam).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from pneumo.runtime import configure_tensorflow_env
+from pneumo.reading.runtime import configure_tensorflow_env
 
 configure_tensorflow_env()
 
@@ -51,8 +51,8 @@ from tf_keras_vis.scorecam import Scorecam  # noqa: E402
 from tf_keras_vis.utils import normalize  # noqa: E402
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
 
-from pneumo.heatmaps import DEFAULT_METHOD, METHOD_NAMES  # noqa: E402
-from pneumo.model import GRADCAM_LAYER, ensemble_members  # noqa: E402
+from pneumo.bundle import DEFAULT_METHOD, METHOD_NAMES  # noqa: E402
+GRADCAM_LAYER = "block5_sepconv2"  # the last convolution: the layer the heatmaps explain
 
 Method = Literal["gradcam", "gradcam++", "layercam", "hirescam", "scorecam"]
 Target = Literal["predicted", "pneumonia", "normal"]
@@ -63,7 +63,7 @@ FLAT = 1e-7  # a map whose spread is below this share of its largest magnitude i
 
 def visualiser_for(method: str, model: keras.Model, **options):
     """(tf-keras-vis visualiser, extra call arguments) for a method on `model` (the two-stage model
-    here; the whole model with ReplaceToLinear for the naive path of pneumo.training.bench)."""
+    here; the whole model with ReplaceToLinear for the naive path the benchmark compares)."""
     if method == "gradcam":
         return Gradcam(model, **options), {}
     if method == "gradcam++":
@@ -265,7 +265,7 @@ class Explainer:
 
 
 class EnsembleExplainer:
-    """An ensemble (pneumo.model.ensemble): the probability from the mean of the members' logits; the
+    """An ensemble (pneumo.training.model.ensemble): the probability from the mean of the members' logits; the
     map the mean of the members' maps, each from its own `block5_sepconv2`, for the ensemble's class.
     For HiResCAM and Grad-CAM, whose maps are linear in the logit's gradient, the mean before the ReLU
     is exactly the map of the ensemble's logit."""
@@ -302,3 +302,8 @@ def _fixed_class(target: Target) -> float | None:
 def _logit_of(threshold: float) -> float:
     """The probability threshold on the logit scale (-inf / inf at 0 / 1)."""
     return float(np.log(threshold / (1.0 - threshold))) if 0.0 < threshold < 1.0 else (-np.inf if threshold <= 0 else np.inf)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of a model made by `ensemble` (their outputs are logits); [] for one network."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")]

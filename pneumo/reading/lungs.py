@@ -5,7 +5,7 @@ heatmap's mass inside them, and the outline the page draws.
 The segmenter is trained by `python -m pneumo.training.lungs --fit` on lung masks of the training
 children only (V7 Labs annotations of Kermany et al. 2018, CC BY 4.0, which include the lung behind
 the heart) and shipped as weights/lungs.keras with its measurements (weights/lungs.json). It sees
-the histogram-equalised input (pneumo.preprocess.equalize, the classifier's own step) at
+the histogram-equalised input (pneumo.reading.preprocess.equalize, the classifier's own step) at
 LUNG_SIZE px; its mask is brought back to 299 px and cleaned (`clean_mask`): each half of the image
 keeps its largest piece, and holes are filled, so the outline draws two lungs, not specks.
 """
@@ -20,17 +20,16 @@ from PIL import Image
 from scipy import ndimage
 
 from pneumo.bundle import WEIGHTS_DIR
-from pneumo.preprocess import equalize
+from pneumo.reading.preprocess import equalize
 
 LUNG_SIZE = 160
 LUNGS_FILE = WEIGHTS_DIR / "lungs.keras"
 LUNGS_INFO = WEIGHTS_DIR / "lungs.json"
-MOSTLY_OUTSIDE = 0.5  # below this share of the map's mass inside the lungs, the page says the evidence lies mostly outside
 
 
 def lung_input(gray299: np.ndarray, size: int = LUNG_SIZE, equalized: np.ndarray | None = None) -> np.ndarray:
     """uint8 (N, 299, 299) or (299, 299) -> float32 (N, size, size, 1): equalised, then resized;
-    `equalized`: the images' pneumo.preprocess.equalize where the caller has it already."""
+    `equalized`: the images' pneumo.reading.preprocess.equalize where the caller has it already."""
     gray299 = np.asarray(gray299, dtype=np.uint8)
     if gray299.ndim == 2:
         gray299 = gray299[np.newaxis]
@@ -108,34 +107,10 @@ def map_in_lungs(heatmap: np.ndarray, mask: np.ndarray) -> float | None:
     return None if total <= 0 else float(heat[np.asarray(mask, dtype=bool)].sum() / total)
 
 
-def in_lungs_sentence(inside: float | None, share: float) -> str:
-    """What the page and the PDF say for every X-ray whose map is not empty."""
-    if inside is None:
-        return f"The lungs cover {share:.0%} of the image; the map is empty."
-    text = f"{inside:.0%} of the map lies inside the lungs, which cover {share:.0%} of the image."
-    if inside < MOSTLY_OUTSIDE:
-        text += " The model's evidence for this reading lies mostly outside the lungs."
-    return text
 
 
-def outline(mask: np.ndarray) -> np.ndarray:
-    """The mask's boundary pixels (a pixel of the mask with a 4-neighbour outside it)."""
-    m = np.asarray(mask, dtype=bool)
-    padded = np.pad(m, 1)
-    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return m & ~inner
 
 
-def draw_outline(picture: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = (0, 230, 255), width: int = 2) -> Image.Image:
-    """The picture (any size) with the 299 px mask's outline drawn on it, in RGB."""
-    rgb = picture.convert("RGB")
-    scaled = np.asarray(Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).resize(rgb.size, Image.Resampling.NEAREST)) > 127
-    edge = outline(scaled)
-    for _ in range(max(width - 1, 0)):  # thicken inwards and outwards
-        edge = edge | np.pad(edge, 1)[:-2, 1:-1] | np.pad(edge, 1)[2:, 1:-1] | np.pad(edge, 1)[1:-1, :-2] | np.pad(edge, 1)[1:-1, 2:]
-    pixels = np.asarray(rgb).copy()
-    pixels[edge] = colour
-    return Image.fromarray(pixels)
 
 
 class LungSegmenter:
@@ -169,7 +144,7 @@ def load_segmenter(path: str | Path = LUNGS_FILE) -> LungSegmenter | None:
     path = Path(path)
     if not path.is_file():
         return None
-    from pneumo.runtime import configure_tensorflow_env
+    from pneumo.reading.runtime import configure_tensorflow_env
 
     configure_tensorflow_env()
     import keras

@@ -1,4 +1,4 @@
-"""The "Your site" section: fit the model to a hospital's own films (pneumo.adapt), see its scores
+"""The "Your site" section: fit the model to a hospital's own films (pneumo.reading.fit), see its scores
 before and after as two histograms, save or download the profile, or load one. The profile in use
 lives in this browser session (st.session_state); the network it makes is cached per profile."""
 
@@ -34,10 +34,10 @@ def site_name(profile_json: str | None) -> str:
     return f"site profile “{data['site']}” ({data['films']} films, {str(data['created'])[:10]}{threshold})"
 
 
-def engine():
-    """The engine for this session: fitted to its site profile where one is in use."""
+def reader():
+    """The reader for this session: fitted to its site profile where one is in use."""
     profile = profile_in_use()
-    return resources.get_engine() if profile is None else resources.get_site_engine(profile)
+    return resources.get_reader() if profile is None else resources.get_site_reader(profile)
 
 
 def use(profile_json: str) -> None:
@@ -78,20 +78,19 @@ def _films(uploads) -> tuple[list[tuple[str, bytes]], list[str]]:
 
 
 def _fit(uploads, name: str) -> None:
-    from pneumo.adapt import NothingToFit, fit_site, read_site_films, shipped_plan
+    from pneumo.reading import NothingToFit, fit_site, read_site_films
 
     items, problems = _films(uploads)
     for problem in problems:
         st.error(problem, icon=":material/error:")
     if not items:
         return
-    shipped = resources.get_engine()
+    shipped = resources.get_reader()
     progress = st.progress(0.0, text=f"Checking {len(items)} films…")
-    films = read_site_films(items, resources.get_guard())
+    films = read_site_films(shipped, items)
     progress.progress(0.5, text="Fitting the model to the films that passed the checks…")
     try:
-        profile, report = fit_site(shipped.model, shipped.bundle.model_file, films, name.strip() or "my site",
-                                   shipped_plan(shipped.bundle.model_file))
+        profile, report = fit_site(shipped, films, name.strip() or "my site")
     except ValueError as error:
         progress.empty()
         st.error(str(error), icon=":material/error:")
@@ -110,12 +109,11 @@ def _left_out(left_out: list[tuple[str, str]]) -> None:
 
 
 def _show_fit(profile_json: str, report: dict, labels, left_out) -> None:
-    from pneumo import plots
-    from pneumo.adapt import describe
-    from pneumo.site import SiteProfile
+    from pneumo.outputs import plots
+    from pneumo.reading import describe_fit
 
-    profile = SiteProfile.from_json(profile_json, resources.get_engine().model, resources.get_engine().bundle.model_file)
-    headline, *rest = describe(report, profile)
+    profile = resources.get_reader().profile_from_json(profile_json)
+    headline, *rest = describe_fit(report, profile)
     st.markdown(f"**{headline}.**")
     if left_out:
         _left_out(left_out)
@@ -137,16 +135,16 @@ def _show_fit(profile_json: str, report: dict, labels, left_out) -> None:
 def _use_loaded() -> None:
     """The load button's callback: check the uploaded profile against the weights, then use it; a
     profile that cannot be used leaves its reason for the page and the shipped model in use."""
-    from pneumo.site import SiteProfile, SiteProfileError
+    from pneumo.reading import SiteProfileError
 
     upload = st.session_state.get("site-load")
     st.session_state.pop("site-load-error", None)
     if upload is None:
         return
-    shipped = resources.get_engine()
+    shipped = resources.get_reader()
     try:
         text = upload.getvalue().decode("utf-8")
-        SiteProfile.from_json(text, shipped.model, shipped.bundle.model_file)
+        shipped.profile_from_json(text)
     except (UnicodeDecodeError, SiteProfileError) as error:
         reason = error if isinstance(error, SiteProfileError) else "not a site profile (not text)"
         st.session_state["site-load-error"] = f"{upload.name}: {reason}. The shipped model stays in use."
@@ -163,8 +161,7 @@ def _load() -> None:
 
 
 def site_section() -> None:
-    from pneumo.adapt import MIN_FILMS
-    from pneumo.site import MIN_LABELLED
+    from pneumo.reading import MIN_LABELLED
 
     if not DEFAULT_MODEL.is_file():
         st.error("No model to fit: train one with `python train.py`.")
@@ -172,9 +169,8 @@ def site_section() -> None:
     st.markdown(
         "The model's reading does not travel whole to a new hospital: on the test folder, a different cohort, it clears 63 % of "
         "normal children where the training folder says 96 % (docs/SITE.md). Here you can fit it to your site's own films. "
-        f"Without labels, at least **{MIN_FILMS}** films re-estimate what the site changes, if the shipped campaign found a safe way "
-        f"to do it; with labels (a zip of NORMAL/ and PNEUMONIA/ folders, at least **{MIN_LABELLED}** of each), the site also gets its "
-        "own ROC and threshold. Films the checks flag (not a chest X-ray, an adult's film) never enter the fit. "
+        f"With labels (a zip of NORMAL/ and PNEUMONIA/ folders, at least **{MIN_LABELLED}** of each), the site gets its own ROC and "
+        "threshold; without labels nothing is fitted yet, because no label-free method passed its safety check. Films the checks flag (not a chest X-ray, an adult's film) never enter the fit. "
         "Fitting to adults does not make a reading valid for them."
     )
     current = profile_in_use()

@@ -1,14 +1,14 @@
 """Campaign site1 (docs/SITE.md): label-free adaptation to a new site, under simulated class mixes.
 
-    python -m pneumo.training.adapt --grid development     # every pre-registered setting: development half and validation split
-    python -m pneumo.training.adapt --grid holdout --setting B-0.25   # once, after the rule's choice
-    python -m pneumo.training.adapt --distance          # the site distance's reference, and every set's distance
-    python -m pneumo.training.adapt --labelled [--setting S]   # what 20+20, 50+50, 100+100 labelled development films buy on the holdout half
+    python -m lab.site1 --grid development     # every pre-registered setting: development half and validation split
+    python -m lab.site1 --grid holdout --setting B-0.25   # once, after the rule's choice
+    python -m lab.site1 --distance          # the site distance's reference, and every set's distance
+    python -m lab.site1 --labelled [--setting S]   # what 20+20, 50+50, 100+100 labelled development films buy on the holdout half
 
-Each setting re-estimates some of the network's BatchNorm statistics (pneumo.site.reestimate) from
+Each setting re-estimates some of the network's BatchNorm statistics (pneumo.reading.siteprofile.reestimate) from
 a batch of one half's films drawn at a given class mix, and is read, at the shipped threshold, on the
 films of that half not in the batch, beside the unadapted network on the same films. The numbers go
-to runs/site1/<grid>.json and a table on stdout; `--grid development` also applies the ship rule.
+to lab/runs/site1/<grid>.json and a table on stdout; `--grid development` also applies the ship rule.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import DEFAULT_MODEL, load_bundle
-from pneumo.site import NORMALISED, SITE_FILE
+from pneumo.bundle import DEFAULT_MODEL, read_bundle
+from pneumo.reading.siteprofile import NORMALISED, SITE_FILE
 from pneumo.training import sets
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, labels_of, load_images
 
@@ -39,8 +39,8 @@ FLOOR_SENSITIVITY, FLOOR_SPECIFICITY_DROP, TRAINING_SITE_MOVE, TIE = 0.95, 0.02,
 def class_sensitivity(model, gray: np.ndarray, labels: np.ndarray, chunk: int = 64) -> dict[str, np.ndarray]:
     """Per BatchNorm channel, |mean_PNEUMONIA - mean_NORMAL| / sqrt((var_P + var_N) / 2) of its input,
     moments over films (and positions), in the trained network."""
-    from pneumo.preprocess import to_model_input
-    from pneumo.site import reestimate
+    from pneumo.reading.preprocess import to_model_input
+    from pneumo.reading.siteprofile import reestimate
 
     sums: dict[tuple[str, int], list[np.ndarray]] = {}
     counts = {0: 0, 1: 0}
@@ -102,9 +102,9 @@ def run_grid(model, gray: np.ndarray, labels: np.ndarray, threshold: float, plan
     """Every setting over the grid on one set of films: per cell, the mean over its draws of the
     adapted and the unadapted network's sensitivity and specificity on the films not in the batch.
     natural: a cell per size at the set's own mix too (the holdout read's, for the README)."""
-    from pneumo.inference import predict_gray
-    from pneumo.preprocess import to_model_input
-    from pneumo.site import reestimate, with_statistics
+    from pneumo.reading.networks import predict_gray
+    from pneumo.reading.preprocess import to_model_input
+    from pneumo.reading.siteprofile import reestimate, with_statistics
 
     unadapted = predict_gray(model, gray) >= threshold
     out: dict = {name: {} for name in plans}
@@ -172,12 +172,12 @@ DISTANCE_SIZES, DISTANCE_DRAWS = (16, 32, 64, 128), 200
 
 
 def film_means(model, gray: np.ndarray, chunk: int = 32) -> dict[str, np.ndarray]:
-    """Per film, the mean of each early BatchNorm layer's input channels (pneumo.site.DISTANCE_LAYERS),
+    """Per film, the mean of each early BatchNorm layer's input channels (pneumo.reading.siteprofile.DISTANCE_LAYERS),
     in the trained network: a batch's channel means are the mean of its films' (all are 299 px)."""
     import keras
 
-    from pneumo.preprocess import to_model_input
-    from pneumo.site import DISTANCE_LAYERS
+    from pneumo.reading.preprocess import to_model_input
+    from pneumo.reading.siteprofile import DISTANCE_LAYERS
 
     inputs = keras.Model(model.input, [model.get_layer(name).input for name in DISTANCE_LAYERS])
     out: dict[str, list] = {name: [] for name in DISTANCE_LAYERS}
@@ -188,8 +188,8 @@ def film_means(model, gray: np.ndarray, chunk: int = 32) -> dict[str, np.ndarray
 
 
 def distance_of(model, means: dict[str, np.ndarray], rows: np.ndarray) -> float:
-    """pneumo.site.batch_distance of the batch `rows`, from its films' channel means."""
-    from pneumo.site import distance_of_means
+    """pneumo.reading.siteprofile.batch_distance of the batch `rows`, from its films' channel means."""
+    from pneumo.reading.siteprofile import distance_of_means
 
     return distance_of_means(model, {name: film_means[rows].mean(axis=0) for name, film_means in means.items()})
 
@@ -222,7 +222,7 @@ def distances(model, data_dir: str, cache: str | None) -> dict:
 
 
 def write_shipped(weights: str, **entries) -> None:
-    """Merge entries into the site file shipped beside the weights (pneumo.site.SITE_FILE)."""
+    """Merge entries into the site file shipped beside the weights (pneumo.reading.siteprofile.SITE_FILE)."""
     path = Path(weights).with_name(SITE_FILE)
     shipped = json.loads(path.read_text()) if path.is_file() else {}
     path.write_text(json.dumps(shipped | entries, indent=1) + "\n")
@@ -236,9 +236,9 @@ def labelled_calibration(model, setting: str | None, plan: dict | None, developm
     """docs/SITE.md, labelled calibration: per budget and draw, the site threshold from that many
     labelled development films of each class, read on the whole holdout half; without adaptation,
     and after the label-free pick (from 64 unlabelled development films at the natural mix) if any."""
-    from pneumo.inference import predict_gray
-    from pneumo.preprocess import to_model_input
-    from pneumo.site import reestimate, site_threshold, with_statistics
+    from pneumo.reading.networks import predict_gray
+    from pneumo.reading.preprocess import to_model_input
+    from pneumo.reading.siteprofile import reestimate, site_threshold, with_statistics
 
     dev_gray, _ = load_images(development, cache, progress=False)
     hold_gray, _ = load_images(holdout, cache, progress=False)
@@ -277,7 +277,7 @@ def format_grid(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.training.adapt", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lab.site1", description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", choices=("development", "holdout"))
     parser.add_argument("--distance", action="store_true", help="the site distance's reference (validation batches) and every set's distance")
     parser.add_argument("--labelled", action="store_true", help="what labelled development films buy on the holdout half (after the pick)")
@@ -290,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--grid holdout reads one setting: the one the development grid picked")
     if not (args.grid or args.distance or args.labelled):
         parser.error("give --grid development, --grid holdout --setting S, --distance or --labelled [--setting S]")
-    from pneumo.inference import load_model
+    from pneumo.reading.networks import load_model
 
     try:
-        model, threshold = load_model(args.weights), load_bundle(args.weights).threshold
+        model, threshold = load_model(args.weights), read_bundle(args.weights).threshold
         training = sets.training(args.data_dir)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -12,9 +12,9 @@ import math
 import keras
 from keras import layers
 
+from pneumo.reading.explain import GRADCAM_LAYER  # noqa: F401  (the layer the heatmaps explain; tests ask the model for it)
+
 IMAGE_SIZE = 299
-#: The last separable convolution: the layer every heatmap method explains.
-GRADCAM_LAYER = "block5_sepconv2"
 SEPARABLE_FILTERS = (32, 64, 128, 256, 128)
 #: Blocks (1-based) followed by Dropout(0.2), as published.
 BLOCKS_WITH_DROPOUT = (3, 4, 5)
@@ -93,7 +93,7 @@ def calibrate_batchnorm(model: keras.Model, images) -> None:
 def ensemble(members: list[keras.Model], name: str = "pneumonia_ensemble") -> keras.Model:
     """Several trained networks as one model: the sigmoid of the mean of their logits. Each member is
     kept whole (the published network, its output made linear) as a nested model `member_k`, so
-    every member's own `block5_sepconv2` can be explained (pneumo.explain)."""
+    every member's own `block5_sepconv2` can be explained (pneumo.reading.explain)."""
     if len(members) < 2:
         raise ValueError(f"an ensemble needs two or more members, got {len(members)}")
     image = keras.Input(shape=members[0].input_shape[1:], name="image")
@@ -107,6 +107,3 @@ def ensemble(members: list[keras.Model], name: str = "pneumonia_ensemble") -> ke
     return keras.Model(image, layers.Activation("sigmoid", name="pneumonia")(mean_logit), name=name)
 
 
-def ensemble_members(model: keras.Model) -> list[keras.Model]:
-    """The members of a model made by `ensemble` (their outputs are logits); [] for one network."""
-    return [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")]

@@ -1,4 +1,5 @@
-"""Drawing a heatmap over the original X-ray, at the original's own aspect ratio."""
+"""Pictures made from a result: the heatmap over the X-ray at the picture's own aspect ratio, the lung
+outline, the legend, PNG bytes."""
 
 from __future__ import annotations
 
@@ -7,19 +8,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from pneumo.preprocess import to_gray8
-
-DISPLAY_MAX_SIDE = 1024
 COLORMAP = "jet"
 
 
-def display_image(image: Image.Image, max_side: int = DISPLAY_MAX_SIDE) -> Image.Image:
-    """The upright 8-bit grayscale picture, at most max_side pixels a side, aspect ratio kept."""
-    gray = to_gray8(image)
-    if max(gray.size) > max_side:
-        gray = gray.copy()
-        gray.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return gray
 
 
 def _colormap(name: str = COLORMAP):
@@ -65,3 +56,24 @@ def colorbar_png(width: int = 480, height: int = 70) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The mask's boundary pixels (a pixel of the mask with a 4-neighbour outside it)."""
+    m = np.asarray(mask, dtype=bool)
+    padded = np.pad(m, 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return m & ~inner
+
+
+
+def draw_outline(picture: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = (0, 230, 255), width: int = 2) -> Image.Image:
+    """The picture (any size) with the 299 px mask's outline drawn on it, in RGB."""
+    rgb = picture.convert("RGB")
+    scaled = np.asarray(Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).resize(rgb.size, Image.Resampling.NEAREST)) > 127
+    edge = outline(scaled)
+    for _ in range(max(width - 1, 0)):  # thicken inwards and outwards
+        edge = edge | np.pad(edge, 1)[:-2, 1:-1] | np.pad(edge, 1)[2:, 1:-1] | np.pad(edge, 1)[1:-1, :-2] | np.pad(edge, 1)[1:-1, 2:]
+    pixels = np.asarray(rgb).copy()
+    pixels[edge] = colour
+    return Image.fromarray(pixels)

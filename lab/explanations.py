@@ -2,7 +2,7 @@
 random ranking, the model-parameter randomisation test, and time per map. docs/EXPLANATIONS.md
 has the rule that picks the page's default from these numbers.
 
-    python -m pneumo.training.bench explanations [--per-class 100]
+    python -m lab.bench explanations [--per-class 100]
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 from scipy.stats import spearmanr
 
-from pneumo.model import GRADCAM_LAYER, build_model
+from pneumo.training.model import build_model
+from pneumo.reading.explain import GRADCAM_LAYER
 
 STEPS = 20  # deletion / insertion in steps of 5 % of the pixels
 BLUR_SIGMA = 10.0  # px at 299: what a removed pixel is replaced by
@@ -111,7 +112,7 @@ class MethodMeasures:
 def measure_methods(model, inputs: np.ndarray, methods: tuple[str, ...], threshold: float, timing_images: int = 24,
                     progress: bool = True) -> dict:
     """Every measure of docs/EXPLANATIONS.md for each method on the model inputs (N, 299, 299, 3)."""
-    from pneumo.explain import Explainer
+    from pneumo.reading.explain import Explainer
 
     explainer = Explainer(model)
     randomised_explainers = {stage: Explainer(randomised(model, stage)) for stage in RANDOMISED_STAGES}
@@ -205,9 +206,9 @@ def in_lungs(model, gray: np.ndarray, groups: np.ndarray, segmenter, methods: tu
     """Per group and method: the mean share of the map's mass inside the predicted lungs (maps of
     the class the model predicts; empty maps left out and counted), beside the mean share of the
     image the lungs cover (what a flat map would give)."""
-    from pneumo.explain import Explainer
-    from pneumo.lungs import lung_share, map_in_lungs
-    from pneumo.preprocess import to_model_input
+    from pneumo.reading.explain import Explainer
+    from pneumo.reading.lungs import lung_share, map_in_lungs
+    from pneumo.reading.preprocess import to_model_input
 
     explainer = Explainer(model)
     masks = np.concatenate([segmenter.masks(gray[i:i + 64]) for i in range(0, len(gray), 64)])

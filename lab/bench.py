@@ -1,14 +1,14 @@
 """Benchmarks (scripts that print numbers, not tests).
 
-    python -m pneumo.training.bench inference   # one X-ray: naive path vs the project's path (JSON line)
-    python -m pneumo.training.bench batch       # pneumo.predict over a folder of 224 px JPEGs, images/s
-    python -m pneumo.training.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
-    python -m pneumo.training.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time, map inside the lungs (minutes)
-    python -m pneumo.training.bench site        # fitting to a site from 64 films (pneumo adapt's path), and reading with a profile
-    python -m pneumo.training.bench cli         # pneumo predict over the 624 test files: files/s with maps and lung fields, and --no-maps
-    python -m pneumo.training.bench table       # the page's batch table for one upload of the 624 test files (Streamlit's AppTest, no browser)
-    python -m pneumo.training.bench serving     # one JSON line: cold start to first label and a warm result (real browser), the table, the CLI; medians of 3
-    python -m pneumo.training.bench all
+    python -m lab.bench inference   # one X-ray: naive path vs the project's path (JSON line)
+    python -m lab.bench batch       # the reader (pneumo predict --no-maps) over a folder of 224 px JPEGs, images/s
+    python -m lab.bench train       # train.py's pipeline vs plain model.fit, steady-state images/s
+    python -m lab.bench explanations   # explanation methods: empty maps, faithfulness, sanity, time, map inside the lungs (minutes)
+    python -m lab.bench site        # fitting to a site from 64 films (pneumo adapt's path), and reading with a profile
+    python -m lab.bench cli         # pneumo predict over the 624 test files: files/s with maps and lung fields, and --no-maps
+    python -m lab.bench table       # the page's batch table for one upload of the 624 test files (Streamlit's AppTest, no browser)
+    python -m lab.bench serving     # one JSON line: cold start to first label and a warm result (real browser), the table, the CLI; medians of 3
+    python -m lab.bench all
 
 Numbers depend on the machine and on what else runs on it; the README quotes them for the 2-core
 AMD EPYC development machine with nothing else running.
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import DEFAULT_MODEL, REPO_ROOT, predicted_label
-from pneumo.heatmaps import DEFAULT_METHOD
-from pneumo.runtime import configure_tensorflow_env
+from pneumo.bundle import DEFAULT_METHOD
+from pneumo.reading.runtime import configure_tensorflow_env
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR
 
 configure_tensorflow_env()
@@ -57,13 +57,13 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     from tf_keras_vis.utils.scores import BinaryScore
 
-    from pneumo.engine import load_engine
-    from pneumo.explain import visualiser_for
-    from pneumo.imageio import read_image_file
-    from pneumo.model import GRADCAM_LAYER, ensemble_members
-    from pneumo.preprocess import to_gray299, to_model_input
+    from pneumo.reading.networks import load_networks
+    from pneumo.reading.explain import visualiser_for
+    from pneumo.reading.decode import read_image_file
+    from pneumo.reading.explain import GRADCAM_LAYER, ensemble_members
+    from pneumo.reading.preprocess import to_gray299, to_model_input
 
-    engine = load_engine(weights)  # the app's and the CLI's path; warmed up at load
+    engine = load_networks(weights)  # the reader's networks; warmed up at load
     model = engine.model
     files = _xray_files(n_images, data_dir)
     gray = [to_gray299(read_image_file(f)) for f in files]
@@ -80,7 +80,7 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
         return p, np.nan_to_num(normalize(np.asarray(cam)))[0]
 
     def project(g: np.ndarray) -> tuple[float, np.ndarray]:
-        result = engine.analyze(g, method=method)
+        result = engine.explain(g, method=method)
         return result.probability, result.heatmap
 
     if engine.segmenter is not None:  # the page's whole path per X-ray: probability, map and lungs
@@ -124,16 +124,14 @@ def bench_inference(n_images: int, data_dir: Path, weights: Path, method: str = 
 
 
 def bench_batch(data_dir: Path, weights: Path, limit: int) -> dict:
-    """pneumo.predict's batched path over the 224 px test JPEGs, end to end from the files."""
-    from pneumo.engine import load_engine
-    from pneumo.predict import expand_inputs, predict_files
+    """The reader's batched path (pneumo predict --no-maps) over the 224 px test JPEGs, end to end from the files."""
+    from pneumo.reading import Reader, expand_inputs
 
     files = expand_inputs([str(data_dir / "test")])[:limit]
-    engine = load_engine(weights)
-    engine.segmenter = None  # the probabilities alone (and the lung step, if the model has one), not the per-file maps
-    predict_files(engine.model, files[:32], 0.5, engine=engine)  # warm-up
+    reader = Reader(weights, threshold=0.5)
+    list(reader.read_many(files[:32], maps=False))  # warm-up: the probabilities alone, not the per-file maps
     t0 = time.perf_counter()
-    results = predict_files(engine.model, files, 0.5, batch_size=32, engine=engine)
+    results = list(reader.read_many(files, maps=False, pictures=False))
     seconds = time.perf_counter() - t0
     return {"benchmark": "batch_predict", "images": len(results), "errors": sum(r.error is not None for r in results),
             "seconds": round(seconds, 2), "images_per_second": round(len(results) / seconds, 1)}
@@ -174,7 +172,7 @@ def _browser_start_to_label(example: Path, read_for: float = 0.0) -> dict:
     X-ray uploaded in a new session of the same server, to its label."""
     from playwright.sync_api import sync_playwright
 
-    from pneumo.training.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result, warm_upload_seconds
+    from lab.screenshot import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_result, warm_upload_seconds
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -224,26 +222,24 @@ def bench_serving(data_dir: Path, weights: Path, runs: int = 3) -> dict:
 
 
 def bench_cli(data_dir: Path, weights: Path, repeats: int = 3) -> dict:
-    """pneumo predict's path (pneumo.predict.predict_files: threaded reading, the guard and the
+    """pneumo predict's path (pneumo.reading.Reader.read_many: threaded reading, the guard and the
     population check, then per batch of 32 the network, the lungs and the maps in one pass) over the
     test folder's files, with maps and with --no-maps; medians of `repeats` after a warm-up."""
-    from pneumo.engine import load_engine
-    from pneumo.guard import load_guard
-    from pneumo.predict import expand_inputs, predict_files
+    from pneumo.reading import Reader, expand_inputs
 
     files = expand_inputs([str(data_dir / "test")])
-    engine, guard = load_engine(weights), load_guard()
+    reader = Reader(weights)
     out: dict = {"benchmark": "cli", "files": len(files)}
     for name, maps in (("maps", True), ("no_maps", False)):
-        predict_files(engine.model, files[:64], engine.threshold, guard=guard, engine=engine, maps=maps)  # warm-up: traces both paths
+        list(reader.read_many(files[:64], maps=maps, pictures=False))  # warm-up: traces both paths
         seconds = []
         for _ in range(repeats):
             started = time.perf_counter()
-            results = predict_files(engine.model, files, engine.threshold, guard=guard, engine=engine, maps=maps)
+            results = [r.row() for r in reader.read_many(files, maps=maps, pictures=False)]
             seconds.append(time.perf_counter() - started)
         out[f"{name}_files_per_second"] = round(len(files) / float(np.median(seconds)), 1)
         out[f"{name}_seconds"] = [round(s, 2) for s in seconds]
-        out[f"{name}_errors"] = sum(r.error is not None for r in results)
+        out[f"{name}_errors"] = sum(r["error"] is not None for r in results)
     return out
 
 
@@ -282,8 +278,8 @@ rng = np.random.default_rng(0)
 samples = [samples[i] for i in sorted(rng.choice(len(samples), n, replace=False))]
 labels = labels_of(samples)
 import keras, tensorflow as tf
-from pneumo.model import build_model
-from pneumo.preprocess import preprocess
+from pneumo.training.model import build_model
+from pneumo.reading.preprocess import preprocess
 model = build_model()
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
 if mode == "plain":
@@ -323,7 +319,7 @@ def bench_train(data_dir: Path, n: int, batch: int, epochs: int) -> dict:
         out = subprocess.run([sys.executable, "-c", _TRAIN_CHILD, mode, str(data_dir), str(n), str(batch), str(epochs)],
                              capture_output=True, text=True, env=env, check=True).stdout
         runs[mode] = json.loads(out.strip().splitlines()[-1])
-    flops = flops_per_image(__import__("pneumo.model", fromlist=["build_model"]).build_model())
+    flops = flops_per_image(__import__("pneumo.training.model", fromlist=["build_model"]).build_model())
     peak = _cpu_peak_gflops()
     project_ips = runs["project"]["steady_images_per_second"]
     return {
@@ -342,14 +338,14 @@ def bench_train(data_dir: Path, n: int, batch: int, epochs: int) -> dict:
 def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     """docs/EXPLANATIONS.md's measures of every method, on evenly spaced test X-rays of both classes
     plus the shared DICOM radiograph, explaining the class the shipped model predicts."""
-    from pneumo.bundle import load_bundle
-    from pneumo.explain import METHODS
-    from pneumo.imageio import read_file
-    from pneumo.inference import load_model
-    from pneumo.preprocess import to_gray299, to_model_input
+    from pneumo.bundle import read_bundle
+    from pneumo.reading.explain import METHODS
+    from pneumo.reading.decode import read_file
+    from pneumo.reading.networks import load_model
+    from pneumo.reading.preprocess import to_gray299, to_model_input
     from pneumo.training import sets
     from pneumo.training.data import load_images
-    from pneumo.training.explanations import choose_default, measure_methods
+    from lab.explanations import choose_default, measure_methods
 
     test = sets.test(data_dir)
     chosen = []
@@ -360,17 +356,17 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
     dicoms = [d for d in sets.dicoms(data_dir) if d.name.endswith("monochrome2.dcm")]
     if dicoms:
         gray = np.concatenate([gray, to_gray299(read_file(dicoms[0]).image)[np.newaxis]])
-    shipped = load_bundle(weights)
+    shipped = read_bundle(weights)
     model = load_model(weights)
     report = measure_methods(model, to_model_input(gray), METHODS, shipped.threshold)
     report.update({"benchmark": "explanations", "test_normal": per_class, "test_pneumonia": per_class, "dicom": len(dicoms[:1]),
                    "default_by_rule": choose_default(report)})
-    from pneumo.lungs import load_segmenter
+    from pneumo.reading.lungs import load_segmenter
 
     segmenter = load_segmenter()
     if segmenter is not None:  # the share of each map inside the predicted lungs (issue #35)
-        from pneumo.inference import predict_gray
-        from pneumo.training.explanations import in_lungs
+        from pneumo.reading.networks import predict_gray
+        from lab.explanations import in_lungs
 
         test_gray = gray[: len(chosen)]
         labels = np.array([s.label for s in chosen])
@@ -389,53 +385,46 @@ def bench_explanations(data_dir: Path, weights: Path, per_class: int) -> dict:
 
 
 def bench_site(data_dir: Path, weights: Path, films: int = 64, repeats: int = 3) -> dict:
-    """pneumo adapt's path on `films` validation films (bytes -> checks -> statistics -> profile), with
-    the shipped plan, or every channel of every layer where none shipped (the most work); then one
-    X-ray read (probability and map) with and without the profile. Medians of `repeats`."""
-    from pneumo.adapt import fit_site, read_site_films, shipped_plan
-    from pneumo.engine import load_engine
-    from pneumo.guard import load_guard
-    from pneumo.inference import load_model
-    from pneumo.site import NORMALISED
+    """pneumo adapt's path on `films` labelled validation films (bytes -> checks -> site distance ->
+    threshold -> profile; no label-free plan ships); then one X-ray read (probability and map) with and
+    without the profile. Medians of `repeats`."""
+    from pneumo.reading import Reader, fit_site, read_site_films
+    from pneumo.reading.networks import load_networks
     from pneumo.training import sets
 
     samples = sets.validation(data_dir)
     chosen = [samples[i] for i in np.unique(np.linspace(0, len(samples) - 1, films).round().astype(int))]
     items = [(str(s.path), s.path.read_bytes()) for s in chosen]
-    model, guard = load_model(weights), load_guard()
-    plan = shipped_plan(weights)
-    shipped = plan is not None
-    if plan is None:
-        plan = ("every channel", {layer.name: np.ones(int(layer.moving_mean.shape[0]), bool)
-                                  for layer in model.layers if layer.name in NORMALISED})
+    reader = Reader(weights)
+    plan, shipped = ("threshold only", False)
     seconds, profile = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        site = read_site_films(items, guard)
-        profile, _ = fit_site(model, weights, site, "bench", plan)
+        site = read_site_films(reader, items)
+        profile, _ = fit_site(reader, site, "bench")
         seconds.append(time.perf_counter() - started)
     gray = site.gray[:16]
     reads = {}
-    for name, engine in (("without", load_engine(weights)), ("with", load_engine(weights, site=profile))):
-        engine.analyze(gray[0])
+    for name, engine in (("without", load_networks(weights)), ("with", load_networks(weights, site=profile))):
+        engine.explain(gray[0])
         times = []
         for g in gray:
             started = time.perf_counter()
-            engine.analyze(g)
+            engine.explain(g)
             times.append(time.perf_counter() - started)
         reads[name] = float(np.median(times))
-    return {"benchmark": "site", "films": len(items), "passed_checks": len(site.gray), "plan": plan[0], "plan_shipped": shipped,
+    return {"benchmark": "site", "films": len(items), "passed_checks": len(site.gray), "plan": plan, "plan_shipped": shipped,
             "fit_seconds_median": round(float(np.median(seconds)), 2), "fit_seconds": [round(s, 2) for s in seconds],
             "read_ms_without_profile": round(reads["without"] * 1000, 1), "read_ms_with_profile": round(reads["with"] * 1000, 1)}
 
 
 def bench_checks(data_dir: Path, images: int = 100, repeats: int = 3) -> dict:
     """The checks every upload passes before its reading, per image, as the app runs them one file at
-    a time (pneumo.analysis.model_view: the guard, then the population check on the image): median
+    a time (pneumo.reading.reader.checks: the guard, then the population check on the image): median
     over `repeats` passes of `images` test X-rays and of the 120 non-X-rays (which stop earlier)."""
-    from pneumo.analysis import model_view
-    from pneumo.guard import load_guard
-    from pneumo.imageio import read_file
+    from pneumo.reading.reader import checks
+    from pneumo.reading.guard import load_guard
+    from pneumo.reading.decode import read_file
     from pneumo.training import sets
 
     guard = load_guard()
@@ -447,18 +436,18 @@ def bench_checks(data_dir: Path, images: int = 100, repeats: int = 3) -> dict:
         for _ in range(repeats):
             started = time.perf_counter()
             for picture in batch:
-                model_view(picture, guard)
+                checks(picture, {}, guard)
             runs.append((time.perf_counter() - started) / len(batch))
         return round(float(np.median(runs)) * 1000, 2)
 
     score = guard.adult_score
     return {"benchmark": "checks", "guard_and_population_ms_per_xray": per_image(pictures),
             "guard_and_population_ms_per_non_xray": per_image(non_xrays), "xrays": len(pictures),
-            "population_features": (score.features or f"thumbnail{score.side}") if score is not None else None}
+            "population_features": score.features if score is not None else None}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.training.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("which", choices=["inference", "batch", "train", "explanations", "site", "cli", "table", "serving", "checks", "all"])
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--weights", default=str(DEFAULT_MODEL))
@@ -489,12 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.which in ("checks", "all"):
         print(json.dumps(bench_checks(data_dir)), flush=True)
     if args.which == "explanations":  # minutes: not part of "all"
-        from pneumo.training.explanations import format_table
+        from lab.explanations import format_table
 
         report = bench_explanations(data_dir, weights, args.per_class)
         print(format_table(report))
         if "in_lungs" in report:
-            from pneumo.training.explanations import format_in_lungs
+            from lab.explanations import format_in_lungs
 
             print(format_in_lungs(report["in_lungs"]))
         print(f"default by the rule of docs/EXPLANATIONS.md: {report['default_by_rule']}")

@@ -1,10 +1,6 @@
-"""A site profile: the network fitted to one hospital's films without their labels.
-
-The network's only non-trainable numbers are the moving mean and variance of its eight
-BatchNormalization layers. A new hospital's scanners and processing move the activations those
-layers normalise; re-estimating their statistics from the site's own films moves them back. What the
-site changes is re-estimated; what carries the class is not (docs/SITE.md, campaign site1: a batch's
-class mix must not move a reading).
+"""A site profile: what one hospital's films change in the model: its threshold, from labelled films,
+and the BatchNorm statistics a label-free method re-estimates, where one is offered (docs/SITE.md;
+none passed its safety check yet, so profiles made here carry a threshold only).
 
     stats = reestimate(model, to_model_input(gray), plan)   # {layer: (mean, variance)}
     adapted = with_statistics(model, stats)                 # a copy of the network, folded once
@@ -31,7 +27,7 @@ import numpy as np
 from pneumo.bundle import weights_sha256
 
 FORMAT = "pneumo-site-profile/1"
-SITE_FILE = "site.json"  # beside the weights: the shipped adaptation plan and the distance's reference (pneumo.training.adapt)
+SITE_FILE = "site.json"  # beside the weights: the site distance's reference, measured on the training site
 NORMALISED = ("block1_bn", "block2_bn", "block3_bn", "block4_bn", "block5_bn", "dense1_bn", "dense2_bn", "dense3_bn")
 
 
@@ -254,7 +250,7 @@ MIN_DISTANCE_FILMS = 16  # fewer films say more about the films than about the s
 
 def distance_reference(model_file: str | Path) -> dict:
     """The training site's own batch distances beside the weights ({} where none were measured):
-    batch size -> {"median", "p95"} (python -m pneumo.training.adapt --distance)."""
+    batch size -> {"median", "p95"} (docs/SITE.md says how they were measured)."""
     path = Path(model_file).with_name(SITE_FILE)
     return (json.loads(path.read_text()).get("distance_reference") or {}) if path.is_file() else {}
 

@@ -1,5 +1,5 @@
 """What the viewer does to the picture on the screen: window/level, invert, zoom. Display only:
-the model input (pneumo.preprocess) never passes through here.
+the model input (pneumo.reading.preprocess) never passes through here.
 
 Window/level is DICOM's linear VOI function (PS3.3 C.11.2.1.2.1): a stored value x becomes
 
