@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -77,8 +78,11 @@ class StreamlitServer:
 
 
 
+RESULT_METRIC = re.compile("Chance of pneumonia|The network's probability")  # the reading's number, however the page words it
+
+
 def wait_for_result(page, timeout_ms: int = 90_000) -> None:
-    page.locator("[data-testid='stMetricLabel']").filter(has_text="Probability of pneumonia").first.wait_for(timeout=timeout_ms)
+    page.locator("[data-testid='stMetricLabel']").filter(has_text=RESULT_METRIC).first.wait_for(timeout=timeout_ms)
 
 
 def warm_upload_seconds(browser, url: str, xray: Path, until=None) -> float:

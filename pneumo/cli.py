@@ -3,6 +3,7 @@
     pneumo predict FILES... [--csv out.csv | --json] [--no-maps] [--site site.json] [--dicom-out DIR]
     pneumo adapt FILES|DIR --out site.json [--labels labels.csv]   # a site profile from a site's own films
     pneumo app [streamlit options]                                  # the page, on the shipped weights
+    pneumo listen --port 11112 --send-to AET@HOST:PORT              # a DICOM node (pneumo.node)
     pneumo evaluate [--split test]                                  # needs the "train" extra and the data set
 
 `predict` recognises files by content (DICOM included). A file that cannot be read gets its own error
@@ -30,13 +31,14 @@ from pneumo.bundle import DEFAULT_MODEL
 COMMANDS = {"predict": "read chest X-ray files or folders: a line, a CSV row or a JSON object per file",
             "adapt": "fit the model to a site from its own films: a site profile",
             "app": "start the page (streamlit run) on the shipped weights",
+            "listen": "a DICOM node: read the images a PACS sends, send back a Secondary Capture and a report",
             "evaluate": "evaluate a model on a split of the data set (needs the training extra)"}
 CSV_FIELDS = ["file", "probability", "label", "reading", "error", "warning_kind", "population_source", "lung_share", "map_in_lungs",
               "warning", "site"]
 
 
 def _usage() -> str:
-    return "usage: pneumo {predict,adapt,app,evaluate} ...\n\n" + "\n".join(f"  {name:<9} {what}" for name, what in COMMANDS.items())
+    return "usage: pneumo {predict,adapt,app,listen,evaluate} ...\n\n" + "\n".join(f"  {name:<9} {what}" for name, what in COMMANDS.items())
 
 
 def predict(argv: list[str] | None = None) -> int:
@@ -182,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         return predict(rest)
     if command == "adapt":
         return adapt(rest)
+    if command == "listen":
+        from pneumo.node import main as listen
+
+        return listen(rest)
     if command == "app":
         from streamlit.web import cli as streamlit
 

@@ -68,13 +68,29 @@ class Band:
         return self.low <= probability <= self.high
 
     def describe(self) -> str:
-        return (f"between {self.low:.3f} and {self.high:.3f}, where more than {self.level:.0%} of the {self.neighbours} validation "
-                f"X-rays nearest in score were misread at this threshold ({self.source})")
+        nearest = f"the {self.neighbours} validation X-rays" if self.neighbours else "the films"
+        return (f"between {self.low:.3f} and {self.high:.3f}, where more than {self.level:.0%} of {nearest} nearest in score were "
+                f"misread at this threshold ({self.source})")
 
 
 def _logit(p: float) -> float:
     p = min(max(float(p), 1e-7), 1 - 1e-7)
     return math.log(p / (1 - p))
+
+
+def logits(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def local_shares(probabilities: np.ndarray, labels: np.ndarray, neighbours: int, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """(logit grid, share of pneumonia among the `neighbours` labelled X-rays nearest each point): what
+    the band is drawn from."""
+    z = logits(probabilities)
+    grid = np.linspace(z.min(), z.max(), points)
+    k = min(neighbours, len(z))
+    nearest = np.argsort(np.abs(z[None, :] - grid[:, None]), axis=1)[:, :k]
+    return grid, np.asarray(labels)[nearest].mean(axis=1)
 
 
 def band_at(uncertainty: dict | None, threshold: float) -> Band | None:
@@ -123,3 +139,19 @@ INDETERMINATE = "INDETERMINATE"
 def reading(probability: float, threshold: float, band: Band | None) -> Reading:
     leaning = label_name(probability, threshold)
     return Reading(INDETERMINATE if band is not None and band.contains(probability) else leaning, leaning)
+
+
+def at_prevalence(probability: float, prevalence: float, trained_at: float) -> float:
+    """The network's probability moved from the class mix it was trained on (`trained_at`, the share of
+    pneumonia) to `prevalence` by Bayes' rule: the same likelihood ratio, other prior odds."""
+    odds = math.exp(_logit(probability) - _logit(trained_at) + _logit(prevalence))
+    return odds / (1.0 + odds)
+
+
+def calibration_at(calibration: dict | None, prevalence: float) -> dict | None:
+    """The measured reliability (uncertainty.json's "calibration") at the measured prevalence nearest
+    to `prevalence`: {"prevalence", "ece", "worst_bin"}; None where none was measured."""
+    if not calibration:
+        return None
+    rows = calibration.get("at_prevalence") or []
+    return min(rows, key=lambda row: abs(row["prevalence"] - prevalence)) if rows else None

@@ -105,6 +105,6 @@ def test_the_api_the_cli_and_the_page_agree(model, tmp_path):
     at.file_uploader[0].set_value([(EXAMPLE.name, EXAMPLE.read_bytes(), "image/jpeg")])
     at.run()
     assert not at.exception, at.exception
-    shown = next(m.value for m in at.metric if m.label == "Probability of pneumonia")
-    assert shown == f"{api.probability:.1%}"
+    shown = next(c.value for c in at.caption if c.value.startswith("The network says "))
+    assert shown.startswith(f"The network says {api.probability:.1%} ")
     assert any(api.label in m.value for m in at.markdown if m.value.startswith("## :"))

@@ -52,11 +52,19 @@ def _label(at: AppTest) -> str:
 
 
 def _probability(at: AppTest) -> float:
-    return float(at.metric[0].value.rstrip("%")) / 100
+    """The network's own probability, as the page words it beside this X-ray's chance at the set prevalence."""
+    caption = next(c.value for c in at.caption if c.value.startswith("The network says "))
+    return float(caption.split("The network says ")[1].split("%")[0]) / 100
 
 
 def _probabilities_shown(at: AppTest) -> int:
-    return sum(m.label == "Probability of pneumonia" for m in at.metric)
+    return sum(m.label.startswith(("Chance of pneumonia", "The network's probability")) for m in at.metric)
+
+
+def _open_row(at: AppTest, row: int) -> None:
+    """A click on a row of the batch table (Streamlit keeps the selection under the table's key)."""
+    at.session_state["table"] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
 
 
 def _upload(at: AppTest, *files: tuple[str, bytes]) -> None:
@@ -127,11 +135,9 @@ def test_several_files_summary_sorted_and_a_bad_file_does_not_stop_the_rest():
     )
     assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
     table = at.dataframe[0].value
-    assert list(table["file"]) == sorted(table["file"], key=lambda f: -float(table.set_index("file").loc[f, "probability of pneumonia"]))
+    assert list(table["file"]) == sorted(table["file"], key=lambda f: -float(table.set_index("file").loc[f, "network's probability"]))
     assert set(table["file"]) == {"normal.jpeg", "pneumonia.jpeg"}
-    detail = at.selectbox(key="detail")
-    detail.set_value(1)
-    at.run()
+    _open_row(at, 1)
     assert not at.exception
     assert any(m.value == f"#### {table['file'].iloc[1]}" for m in at.markdown)
 
@@ -155,10 +161,10 @@ def test_curves_and_model_tabs_render_when_opened_and_an_upload_survives_a_visit
     from pneumo.app import SECTION_KEY
 
     at = _app()
-    assert not any("best epoch" in m.value for m in at.markdown)  # drawn only when open
+    assert not any("Training history" in m.value for m in at.markdown)  # drawn only when open
     _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
     probability = _probability(at)
-    for tab, text in (("Training curves", "best epoch"), ("Model", "Test split:")):
+    for tab, text in (("Training curves", "Training history of the shipped model"), ("Model", "Test split:")):
         at.session_state[SECTION_KEY] = tab
         at.run()
         assert not at.exception, at.exception
@@ -232,7 +238,7 @@ def test_every_reading_says_how_much_of_the_map_lies_inside_the_lungs_and_the_ou
     at = _app()
     _upload(at, ("child.jpeg", data))
     text = _page_text(at)
-    assert "of the map lies inside the lungs, which cover" in text and "% of the image." in text
+    assert "of the map lies inside the lungs, which cover" in text and "% of the image" in text and "even spread" in text
     calls = len(explain_calls)
     toggle = at.toggle(key=f"lungs-{hashlib.sha256(data).hexdigest()}")
     assert toggle.label == "Outline the lungs" and toggle.value is False
@@ -262,7 +268,12 @@ def test_an_adult_jpeg_gets_the_image_based_population_warning_and_the_batch_tab
     at = _app()
     _upload(at, ("chest.jpeg", adult), ("child.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
     table = at.dataframe[0].value
-    assert dict(zip(table["file"], table["warning"])) == {"chest.jpeg": "population (image)", "child.jpeg": ""}
+    assert dict(zip(table["file"], table["warning"])) == {"chest.jpeg": "outside the population the model learned from (the image)",
+                                                        "child.jpeg": ""}
+    # a flagged row: no probability bar, the reason instead of a label
+    rows = table.set_index("file")
+    assert rows.loc["chest.jpeg", "network's probability"] != rows.loc["chest.jpeg", "network's probability"]  # empty (NaN)
+    assert rows.loc["chest.jpeg", "reading"].startswith("no reading: outside the population") and rows.loc["child.jpeg", "reading"]
 
 
 @pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "dicom").is_dir(), reason="no shared DICOM files")
@@ -461,15 +472,13 @@ def test_a_batch_table_computes_probabilities_without_maps_until_a_row_is_opened
     _upload(at, ("normal.jpeg", NORMAL_EXAMPLE.read_bytes()), ("pneumonia.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
     table = at.dataframe[0].value.set_index("file")
     assert len(explain_calls) == 1  # only the row shown in detail (the first) has a map
-    at.selectbox(key="detail").set_value(1)
-    at.run()
+    _open_row(at, 1)
     assert not at.exception and len(explain_calls) == 2
-    at.selectbox(key="detail").set_value(0)
-    at.run()
+    _open_row(at, 0)
     assert len(explain_calls) == 2  # each row's map once
     model = pneumo.load()
     for name, path in (("normal.jpeg", NORMAL_EXAMPLE), ("pneumonia.jpeg", PNEUMONIA_EXAMPLE)):
-        assert float(table.loc[name, "probability of pneumonia"]) == pytest.approx(model.predict(path).probability, abs=1e-4)
+        assert float(table.loc[name, "network's probability"]) == pytest.approx(model.predict(path).probability, abs=1e-4)
 
 
 def test_keras_session_is_kept_across_page_runs_and_cleared_elsewhere(monkeypatch):

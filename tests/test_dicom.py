@@ -133,16 +133,31 @@ def test_a_dicom_reading_gives_a_secondary_capture_and_a_structured_report_a_pac
         assert "PatientAge" not in dataset
     assert sc.SeriesInstanceUID != sr.SeriesInstanceUID
 
+    # an adult's film: withheld, as on the page: the finding is "not assessed", with the reason, and no probability
+    assert result.warning_kind == "population" and result.withheld
+    assert "no reading" in sc.ImageComments and f"{result.probability:.0%}" not in sc.ImageComments
     parsed = hd.sr.Comprehensive3DSR.from_dataset(sr)  # highdicom's own parsing (TID 1500)
     group = parsed.content.get_image_measurement_groups()[0]
-    values = {m.name.meaning: m.value for m in group.get_measurements()}
-    assert values["Probability of pneumonia"] == pytest.approx(result.probability, abs=1e-6)
-    assert values["Operating threshold"] == pytest.approx(result.threshold, abs=1e-6)
+    assert not group.get_measurements()
     evaluations = {q.name.meaning: q.value for q in group.get_qualitative_evaluations()}
-    assert evaluations["Reading at the operating threshold"].meaning.upper().startswith(result.reading[:5])
-    assert result.warning_kind == "population" and "training population" in evaluations["Reading caveat"].meaning  # an adult film
+    assert evaluations["Presence of property"].meaning == "Presence Undetermined"  # not assessed; the caveat says why
+    assert "training population" in evaluations["Reading caveat"].meaning
     assert group.source_images[0].referenced_sop_instance_uid == source.SOPInstanceUID
     assert sr.CurrentRequestedProcedureEvidenceSequence[0].StudyInstanceUID == source.StudyInstanceUID
+
+    # a person asked to see it anyway: the reading, and the caption says it was shown at their request
+    import dataclasses
+
+    sc, sr = dataclasses.replace(result, shown_anyway=True).to_dicom()
+    assert "Shown at a user's request" in sc.ImageComments
+    group = hd.sr.Comprehensive3DSR.from_dataset(sr).content.get_image_measurement_groups()[0]
+    values = {m.name.meaning: m.value for m in group.get_measurements()}
+    assert values["Probability"] == pytest.approx(result.probability, abs=1e-6)
+    assert values["Threshold Value"] == pytest.approx(result.threshold, abs=1e-6)
+    evaluations = {q.name.meaning: q.value for q in group.get_qualitative_evaluations()}
+    said = {"PNEUMONIA": "Present", "NORMAL": "Absent", "INDETERMINATE": "Indeterminate"}[result.reading]
+    assert evaluations["Presence of property"].meaning == said and group.finding_type.meaning == "Pneumonia"
+    assert evaluations["Presence of property"].scheme_designator in ("DCM", "SCT")  # a standard vocabulary wherever one exists
 
 
 def test_a_jpeg_gets_no_dicom_results_and_a_reason(model):
@@ -162,4 +177,7 @@ def test_the_cli_writes_dicom_results_for_dicom_inputs_and_says_why_not_for_a_jp
 
     row = json.loads(out.stdout.splitlines()[0])
     group = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(tmp_path / "pacs" / "chest_rle.sr.dcm")).content.get_image_measurement_groups()[0]
-    assert {m.name.meaning: m.value for m in group.get_measurements()}["Probability of pneumonia"] == pytest.approx(row["probability"], abs=1e-6)
+    # the CLI's row keeps the probability beside the warning for researchers; the SR a PACS files withholds it
+    assert row["warning_kind"] == "population" and 0 <= row["probability"] <= 1
+    assert not group.get_measurements()
+    assert {q.name.meaning: q.value.meaning for q in group.get_qualitative_evaluations()}["Presence of property"] == "Presence Undetermined"

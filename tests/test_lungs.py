@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT, SUBPROCESS_ENV, TINY_DATA
 from pneumo.outputs.picture import draw_outline, outline
-from pneumo.outputs.words import MOSTLY_OUTSIDE, in_lungs_sentence
+from pneumo.outputs.words import hottest_region, in_lungs_sentence, map_sentences, on_a_mark
 from pneumo.reading.lungs import LUNGS_FILE, clean_mask, kept_pieces, lung_share, map_in_lungs, pieces, stray_pieces
 
 FIXTURE_MASKS = sorted((REPO_ROOT / "tests" / "data" / "lungs").glob("*.png"))
@@ -41,12 +41,39 @@ def test_map_in_lungs_is_the_share_of_the_maps_mass_inside_the_mask():
     assert map_in_lungs(heat, np.zeros((10, 10), bool)) == 0.0
 
 
-def test_the_sentence_says_both_shares_and_when_the_evidence_lies_mostly_outside():
-    inside = in_lungs_sentence(0.72, 0.31)
-    assert inside == "72% of the map lies inside the lungs, which cover 31% of the image."
-    outside = in_lungs_sentence(MOSTLY_OUTSIDE - 0.01, 0.31)
-    assert outside.startswith("49% of the map") and "evidence for this reading lies mostly outside the lungs" in outside
+def test_the_sentence_compares_the_maps_weight_in_the_lungs_with_the_lungs_share():
+    drawn = in_lungs_sentence(0.44, 0.36)  # the case: less than half the map, on lungs covering a third
+    assert drawn.startswith("44% of the map lies inside the lungs, which cover 36% of the image") and "drawn to the lungs" in drawn
+    assert "outside" not in drawn
+    assert "even spread" in in_lungs_sentence(0.36, 0.36) and "drawn away from the lungs" in in_lungs_sentence(0.2, 0.36)
     assert "empty" in in_lungs_sentence(None, 0.3)
+
+
+def test_the_hottest_part_is_placed_on_a_lung_between_them_or_outside_the_chest():
+    lungs = _two_fields()
+    heat = np.zeros((299, 299))
+    heat[100:120, 60:90] = 1.0  # on the image's left lung
+    assert hottest_region(heat, lungs).startswith("the image's left lung")
+    heat[:] = 0
+    heat[120:140, 140:160] = 1.0  # the midline, between the fields
+    assert "hilum" in hottest_region(heat, lungs)
+    heat[:] = 0
+    heat[5:20, 5:20] = 1.0  # a corner
+    assert hottest_region(heat, lungs) == "outside the chest" and hottest_region(np.zeros((299, 299)), lungs) is None
+
+
+def test_a_hot_spot_on_a_burned_in_letter_is_named_and_one_on_smooth_bone_is_not():
+    gray = np.full((299, 299), 90, np.uint8)
+    gray[150:200, 100:200] = np.linspace(120, 250, 100, dtype=np.uint8)  # a smooth bright bone: no glyph
+    heat = np.zeros((299, 299))
+    heat[160:190, 120:180] = 1.0
+    assert not on_a_mark(heat, gray)
+    gray[20:40, 250:253] = gray[20:23, 250:265] = 255  # an "L" in the corner
+    heat[:] = 0
+    heat[18:42, 246:268] = 1.0
+    assert on_a_mark(heat, gray)
+    said = map_sentences(heat, _two_fields(), gray)
+    assert any("burned into the film" in line for line in said) and any("outside the chest" in line for line in said)
 
 
 def test_the_cleaned_mask_keeps_each_halfs_largest_piece_and_fills_its_holes():

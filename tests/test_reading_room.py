@@ -156,12 +156,29 @@ def test_the_pdf_holds_each_study_its_numbers_version_and_statement():
     assert "first ü.jpeg" in pages[0] and "94.3%" in pages[0] and "PNEUMONIA" in pages[0]
     assert "not a medical device" in pages[0] and "HiResCAM" in pages[0]
     ppv, npv = ppv_npv(bundle.test["sensitivity"], bundle.test["specificity"], 0.25)
-    assert f"PPV {ppv:.1%}" in pages[0] and f"NPV {npv:.1%}" in pages[0] and "prevalence of 25.0%" in pages[0]
+    assert f"{ppv:.1%} of all X-rays it reads PNEUMONIA would have pneumonia (PPV)" in pages[0] and f"{npv:.1%}" in pages[0]
+    assert "prevalence of 25.0%" in pages[0] and "Chance of pneumonia for this X-ray at a prevalence of 25.0%" in pages[0]
     assert model_version(bundle)["weights_sha256"][:16] in pages[0].replace("\n", "")
-    assert "Age 62" in pages[1] and "population" in pages[1] and "1.2%" in pages[1]
+    # a flagged picture: its warning, no reading and no probability (the page withholds them too)
+    assert "Age 62" in pages[1] and "outside the population the model learned from" in pages[1] and "Reading: withheld" in pages[1]
+    assert "1.2%" not in pages[1] and "Chance of pneumonia" not in pages[1] and "INDETERMINATE" not in pages[1]
     assert "Doe" not in "".join(pages)  # no identifiers unless switched on
     with_ids = report_pdf([_study("x.dcm", 0.5, identifiers={"patient name": "Doe^Jane"})], bundle, None, 0.1, None)
     assert "Doe^Jane" in pypdf.PdfReader(io.BytesIO(with_ids)).pages[0].extract_text()
+
+
+def test_a_flagged_picture_shown_anyway_is_reported_as_shown_at_a_persons_request():
+    import dataclasses
+
+    import pypdf
+
+    from pneumo.outputs.report import report_pdf
+
+    bundle = shipped.read_bundle()
+    study = _study("second.dcm", 0.0123, warning=("population", "Age 62 years from the DICOM header."))
+    study.result = dataclasses.replace(study.result, shown_anyway=True)
+    text = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([study], bundle, None, 0.1, None))).pages[0].extract_text().split())
+    assert "Shown at the user's request despite this warning" in text and "1.2%" in text and "Reading: withheld" not in text
 
 
 def test_the_pdf_says_what_an_image_based_population_warning_saw_and_what_the_reading_is_worth_on_adults():
@@ -179,7 +196,8 @@ def test_the_pdf_says_what_an_image_based_population_warning_saw_and_what_the_re
     assert study.result.population_source == "image"
     text = " ".join(pypdf.PdfReader(io.BytesIO(report_pdf([study], bundle, None, 0.1, None))).pages[0].extract_text().split())
     share = bundle.adult_normal_called_pneumonia
-    assert "Warning (population, from the image)" in text and "looks like an adult's chest X-ray (score" in text
+    assert "Warning: outside the population the model learned from, seen in the image" in text
+    assert "looks like an adult's chest X-ray (score" in text and "python -m" not in text
     assert f"calls {share:.0%} PNEUMONIA" in text and "**" not in text
 
 
@@ -188,13 +206,14 @@ def test_the_results_csv_has_one_row_per_study():
 
     from pneumo.outputs.report import results_csv
 
-    results = [_result("a.jpeg", 0.2), _result("b,c.png", 0.99, ("not_xray", "No."))]
+    results = [_result("a.jpeg", 0.2), _result("b,c.png", 0.99, ("not_xray", "No."))]  # the second flagged: no reading in the CSV
     rows = list(csv.DictReader(io.StringIO(results_csv(results, results[0].threshold, results[0].band).decode())))
     assert [r["file"] for r in rows] == ["a.jpeg", "b,c.png"]
     assert list(rows[0]) == ["file", "probability", "threshold", "label", "reading", "warning_kind", "population_source", "warning", "site"]
     assert float(rows[0]["probability"]) == pytest.approx(0.2) and float(rows[0]["threshold"]) == pytest.approx(results[0].threshold)
     assert rows[0]["reading"] == INDETERMINATE and rows[0]["label"] == "NORMAL" and rows[1]["warning_kind"] == "not_xray"
     assert rows[1]["population_source"] == "" and rows[0]["site"] == ""
+    assert rows[1]["probability"] == "" and rows[1]["label"] == "" and rows[1]["reading"] == "withheld" and rows[1]["warning"] == "No."
 
 
 def test_a_site_profile_in_use_is_named_in_the_csv_and_the_pdf():
@@ -288,7 +307,14 @@ def test_the_page_shows_ppv_npv_at_the_set_prevalence_and_the_band():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["PPV"] == f"{ppv:.1%}" and metrics["NPV"] == f"{npv:.1%}"
     band = band_at(bundle.uncertainty, bundle.threshold)
-    probability = float(metrics["Probability of pneumonia"].rstrip("%")) / 100
+    # this X-ray's chance at the set prevalence, and the network's own probability beside it, said as such
+    from pneumo.operating import at_prevalence
+
+    caption = next(c.value for c in at.caption if c.value.startswith("The network says"))
+    probability = float(caption.split("The network says ")[1].split("%")[0]) / 100
+    chance = float(metrics["Chance of pneumonia at 25% prevalence"].rstrip("%")) / 100
+    assert chance == pytest.approx(at_prevalence(probability, 0.25, bundle.uncertainty["calibration"]["trained_at"]), abs=2e-3)
+    assert "PPV and NPV describe the threshold over all X-rays" in " ".join(c.value for c in at.caption)
     at.slider(key="threshold").set_value(round(probability + 0.01, 3)).run()  # the reading now sits right below the threshold
     assert any(m.value == "## :orange[INDETERMINATE]" for m in at.markdown)
     assert any(m.value.startswith("Leaning **NORMAL**") for m in at.markdown)

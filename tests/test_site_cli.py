@@ -110,5 +110,6 @@ def test_unlabelled_films_are_told_why_nothing_was_fitted(site, tmp_path):
     unlabelled = tmp_path / "unlabelled"
     shutil.copytree(site["films"] / "NORMAL", unlabelled)
     none = _run("pneumo", "adapt", unlabelled, "--out", tmp_path / "u.json", "--weights", model)
-    assert none.returncode == 2 and "not offered" in none.stderr and not (tmp_path / "u.json").exists()
+    assert none.returncode == 2 and "Only a labelled fit is offered" in none.stderr and not (tmp_path / "u.json").exists()
+    assert "NORMAL/ and PNEUMONIA/ folders" in none.stderr  # what to do next
     assert "site distance" in none.stdout and "no reference from the training site" in none.stdout  # measured even so

@@ -30,7 +30,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from pneumo.bundle import DEFAULT_METHOD, METHOD_NAMES
-from lab.screenshot import StreamlitServer, free_port
+from lab.screenshot import RESULT_METRIC, StreamlitServer, free_port
 from test_browser import ARTIFACTS, EXAMPLE
 from test_browser import browser  # noqa: F401 (the same headless Chromium fixture)
 
@@ -197,7 +197,7 @@ def test_upload_inside_a_cross_site_iframe_works_with_the_dockerfiles_environmen
     try:
         server.wait_until_healthy(timeout=90)
         site, page, frame = _upload_in_iframe(browser, server)
-        frame.locator("[data-testid='stMetricLabel']").filter(has_text="Probability of pneumonia").first.wait_for(timeout=90_000)
+        frame.locator("[data-testid='stMetricLabel']").filter(has_text=RESULT_METRIC).first.wait_for(timeout=90_000)
         cold_start_s = time.monotonic() - server.started
         frame.locator("h2").filter(has_text="PNEUMONIA").first.wait_for()
         frame.get_by_text(f"{METHOD_NAMES[DEFAULT_METHOD]} for", exact=False).first.wait_for()

@@ -27,21 +27,23 @@ from pydicom.uid import generate_uid
 from pneumo import __version__
 
 MANUFACTURER = "pneumo (research and education, not a medical device)"
-SCHEME = "99PNEUMO"  # this project's own codes, where SNOMED CT and DICOM have none
+SCHEME = "99PNEUMO"  # this project's own codes, only where SNOMED CT, DICOM and LOINC have none (the caveats, the site)
 CAPTION_LINES = 3
 
-FINDING = {
-    "PNEUMONIA": Code("233604007", "SCT", "Pneumonia"),
-    "NORMAL": Code("17621005", "SCT", "Normal"),
-    "INDETERMINATE": Code("indeterminate", SCHEME, "Indeterminate: inside the band around the threshold"),
+PNEUMONIA = Code("233604007", "SCT", "Pneumonia")  # the group's finding type
+FINDING = {  # the reading at the operating threshold, as the presence of pneumonia
+    "PNEUMONIA": Code("121053", "DCM", "Present"),
+    "NORMAL": Code("121054", "DCM", "Absent"),
+    "INDETERMINATE": Code("82334004", "SCT", "Indeterminate"),
 }
-READING = Code("reading", SCHEME, "Reading at the operating threshold")
-PROBABILITY = Code("probability", SCHEME, "Probability of pneumonia")
-THRESHOLD = Code("threshold", SCHEME, "Operating threshold")
+READING = Code("121052", "DCM", "Presence of property")  # the reading at the operating threshold
+PROBABILITY = Code("122157", "DCM", "Probability")  # of pneumonia, the group's finding type
+THRESHOLD = Code("122411", "DCM", "Threshold Value")  # the operating threshold
 CAVEAT = Code("caveat", SCHEME, "Reading caveat")
 SITE = Code("site", SCHEME, "Site profile")
 NO_UNITS = Code("1", "UCUM", "no units")
 CHEST_XRAY = Code("399208008", "SCT", "Plain chest X-ray")
+NOT_ASSESSED = Code("121059", "DCM", "Presence Undetermined")  # a flagged image: not assessed; the caveat says why
 CAVEATS = {
     "not_xray": "Not a chest X-ray: reading not meaningful",
     "inverted": "Inverted or unusual grey scale: reading doubtful",
@@ -66,11 +68,16 @@ def model_version(weights_sha256: str) -> str:
 
 
 def caption(r) -> list[str]:
-    """The caption burned into the Secondary Capture, in at most CAPTION_LINES lines."""
-    lines = [f"pneumo {model_version(r.weights_sha256)}: {r.reading}, probability of pneumonia {r.probability:.0%} "
-             f"(threshold {r.threshold:.2f}{', site ' + r.site if r.site else ''})"]
-    lines.append(f"Warning: {CAVEATS.get(r.warning_kind, r.warning or '')}; heatmap withheld." if r.warning_kind
-                 else "No warning from the checks. Heatmap: where the evidence for the reading lies.")
+    """The caption burned into the Secondary Capture, in at most CAPTION_LINES lines: no reading for a
+    picture the checks flag, unless a person asked to see it anyway (and then it says so)."""
+    if r.withheld:
+        lines = [f"pneumo {model_version(r.weights_sha256)}: no reading. {CAVEATS.get(r.warning_kind, r.warning or '')}.",
+                 "The checks flagged this picture, so neither a reading nor a heatmap is given for it."]
+    else:
+        lines = [f"pneumo {model_version(r.weights_sha256)}: {r.reading}, probability of pneumonia {r.probability:.0%} "
+                 f"(threshold {r.threshold:.2f}{', site ' + r.site if r.site else ''})"]
+        lines.append(f"Shown at a user's request despite the warning: {CAVEATS.get(r.warning_kind, r.warning or '')}; heatmap withheld."
+                     if r.warning_kind else "No warning from the checks. Heatmap: where the evidence for the reading lies.")
     lines.append("Research and education demo, not a medical device: not for diagnosis.")
     return lines[:CAPTION_LINES]
 
@@ -147,6 +154,15 @@ def _drop_patient_study(dataset: Dataset, source: Dataset) -> None:
             del dataset[keyword]
 
 
+def _general_series_and_study(dataset: Dataset, source: Dataset) -> None:
+    """The study's ID (Type 2: empty where the source has none) and, for an image, the laterality the
+    General Series module asks of a paired body part (Type 2C: the source's, else empty: a chest is
+    not one side)."""
+    dataset.StudyID = source.get("StudyID", "")
+    if dataset.SOPClassUID != "1.2.840.10008.5.1.4.1.1.88.34" and "Laterality" not in dataset:
+        dataset.Laterality = source.get("Laterality", "")
+
+
 def _frame_of_reference(dataset: Dataset, source: Dataset) -> None:
     if "FrameOfReferenceUID" in source:
         dataset.FrameOfReferenceUID = source.FrameOfReferenceUID
@@ -169,6 +185,7 @@ def secondary_capture(r, picture: Image.Image) -> Dataset:
             patient_orientation=_patient_orientation(source),
         )
     sc.SeriesDescription = "pneumo heatmap (research, not for diagnosis)"
+    _general_series_and_study(sc, source)
     sc.BurnedInAnnotation = "YES"  # the caption; it names no patient
     sc.ImageComments = " / ".join(lines)[:10240]
     _frame_of_reference(sc, source)
@@ -183,17 +200,18 @@ def structured_report(r) -> Dataset:
     source = _require_dicom(r.dicom)
     algorithm = hd.sr.AlgorithmIdentification(name="pneumo", version=model_version(r.weights_sha256),
                                               parameters=[f"threshold {r.threshold:.4f}"] + ([f"site profile: {r.site}"] if r.site else []))
-    evaluations = [hd.sr.QualitativeEvaluation(READING, FINDING[r.reading])]
+    # a flagged image is recorded as not assessed, with the reason, and without a probability
+    evaluations = [hd.sr.QualitativeEvaluation(READING, NOT_ASSESSED if r.withheld else FINDING[r.reading])]
     if r.warning_kind:
         evaluations.append(hd.sr.QualitativeEvaluation(CAVEAT, Code(r.warning_kind, SCHEME, CAVEATS.get(r.warning_kind, r.warning_kind)[:64])))
     if r.site:
         evaluations.append(hd.sr.QualitativeEvaluation(SITE, Code("site", SCHEME, r.site[:64])))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="pneumo reading"),
-        finding_type=FINDING["PNEUMONIA"],
+        finding_type=PNEUMONIA,
         algorithm_id=algorithm,
-        measurements=[hd.sr.Measurement(PROBABILITY, round(float(r.probability), 6), NO_UNITS, algorithm_id=algorithm),
-                      hd.sr.Measurement(THRESHOLD, round(float(r.threshold), 6), NO_UNITS)],
+        measurements=None if r.withheld else [hd.sr.Measurement(PROBABILITY, round(float(r.probability), 6), NO_UNITS, algorithm_id=algorithm),
+                                              hd.sr.Measurement(THRESHOLD, round(float(r.threshold), 6), NO_UNITS)],
         qualitative_evaluations=evaluations,
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
     )
@@ -216,8 +234,7 @@ def structured_report(r) -> Dataset:
         )
     _drop_patient_study(sr, source)
     sr.SeriesDescription = "pneumo finding (research, not for diagnosis)"
-    if r.warning:
-        sr.ContentDescription = "pneumo: " + r.warning[:55]
+    _general_series_and_study(sr, source)
     _frame_of_reference(sr, source)
     return sr
 

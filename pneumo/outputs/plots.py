@@ -113,21 +113,27 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def score_histograms(before: np.ndarray, after: np.ndarray, thresholds: tuple[float, float], labels: np.ndarray | None = None) -> Figure:
-    """A site's scores before and after fitting the model to it, one panel each, each with its
-    threshold marked (the shipped one; the profile's); labelled films split by class."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True, layout="constrained")
+def site_fit_histograms(scores: np.ndarray, labels: np.ndarray | None, shipped: float, site: float | None) -> Figure:
+    """A site's films by their probability of pneumonia, one panel per class where labels are given,
+    with the shipped threshold and the site's (where a fit set one) marked, and what each threshold
+    calls right on these films in the panel's title."""
+    classes = [(0, "NORMAL", "tab:green"), (1, "PNEUMONIA", "tab:red")] if labels is not None and (labels >= 0).any() else [(None, "films", "tab:blue")]
+    fig, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 3.2), sharey=True, layout="constrained", squeeze=False)
     bins = np.linspace(0, 1, 26)
-    for ax, scores, threshold, title in zip(axes, (before, after), thresholds,
-                                            ("the shipped model, its threshold", "with this site profile, its threshold")):
-        if labels is not None and (labels >= 0).any():
-            for label, name, colour in ((0, "NORMAL", "tab:green"), (1, "PNEUMONIA", "tab:red")):
-                ax.hist(scores[labels == label], bins=bins, alpha=0.6, color=colour, label=name)
-            ax.legend(frameon=False, fontsize=8)
-        else:
-            ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8)
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    for ax, (label, name, colour) in zip(axes[0], classes):
+        shown = scores if label is None else scores[labels == label]
+        ax.hist(shown, bins=bins, color=colour, alpha=0.7)
+        parts = []
+        for threshold, style, what in ((shipped, ":", "shipped"), (site, "--", "site")):
+            if threshold is None:
+                continue
+            ax.axvline(threshold, color="black", linestyle=style, linewidth=1.2, label=f"{what} threshold {threshold:.3f}")
+            if label is not None and len(shown):
+                right = (shown >= threshold).mean() if label == 1 else (shown < threshold).mean()
+                parts.append(f"{what} {right:.0%}")
+        title = name if label is None else f"{name}: {'sensitivity' if label == 1 else 'specificity'} " + ", ".join(parts)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("probability of pneumonia")
-    axes[0].set_ylabel("films")
+        ax.legend(frameon=False, fontsize=8)
+    axes[0][0].set_ylabel("films")
     return fig

@@ -23,7 +23,8 @@ from pathlib import Path
 from PIL import Image
 
 from pneumo.bundle import REPO_ROOT, Bundle, weights_sha256
-from pneumo.operating import Band, OperatingPoint, Reading, ppv_npv
+from pneumo.operating import Band, OperatingPoint, Reading, at_prevalence, ppv_npv
+from pneumo.outputs.words import WARNING_WORDS
 
 NOT_A_MEDICAL_DEVICE = ("Research and education demo, not a medical device. Trained on pediatric chest X-rays (ages 1-5) from one "
                         "hospital in Guangzhou; not validated on adults, other hospitals or other scanners. Do not use it to make clinical decisions.")
@@ -74,14 +75,17 @@ def model_version(bundle: Bundle) -> dict[str, str]:
 
 
 def results_csv(results: list, threshold: float, band: Band | None) -> bytes:
-    """The results table: one row per result (pneumo.reading.Result), read at `threshold` and `band` (CSV_COLUMNS)."""
+    """The results table: one row per result (pneumo.reading.Result), read at `threshold` and `band`
+    (CSV_COLUMNS); a flagged picture's row carries its warning, and no label or probability."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in results:
         shown = r.outcome(threshold, band)
-        writer.writerow({"file": r.name, "probability": f"{r.probability:.6f}", "threshold": f"{threshold:.6f}",
-                         "label": shown.leaning, "reading": shown.label, "warning_kind": r.warning_kind or "",
+        withheld = r.withheld  # the warning instead of a label and a probability
+        writer.writerow({"file": r.name, "probability": "" if withheld else f"{r.probability:.6f}", "threshold": f"{threshold:.6f}",
+                         "label": "" if withheld else shown.leaning, "reading": "withheld" if withheld else shown.label,
+                         "warning_kind": r.warning_kind or "",
                          "population_source": r.population_source or "", "warning": r.warning or "", "site": r.site or ""})
     return buffer.getvalue().encode("utf-8")
 
@@ -92,13 +96,28 @@ def _font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # DejaVu ships with matplotlib: any file name prints
 
 
+def trained_at(bundle: Bundle) -> float:
+    """The share of pneumonia the network was trained on (its probabilities are at this mix)."""
+    return float(((bundle.uncertainty or {}).get("calibration") or {}).get("trained_at", 0.7429))
+
+
+def chance_at(probability: float, prevalence: float, bundle: Bundle) -> float | None:
+    """The network's probability moved to `prevalence` (pneumo.operating.at_prevalence), where its
+    calibration was measured (uncertainty.json); None otherwise."""
+    if not ((bundle.uncertainty or {}).get("calibration")):
+        return None
+    return at_prevalence(probability, prevalence, trained_at(bundle))
+
+
 def threshold_lines(operating: OperatingPoint | None, prevalence: float, band: Band | None) -> list[str]:
-    """What the threshold means, in the PDF's sentences."""
+    """What the threshold means, in the PDF's sentences: properties of the threshold over many X-rays."""
     lines = []
     if operating is not None:
         ppv, npv = ppv_npv(operating.sensitivity, operating.specificity, prevalence)
-        lines.append(f"Sensitivity {operating.sensitivity:.1%} and specificity {operating.specificity:.1%} ({operating.source}).")
-        lines.append(f"At a prevalence of {prevalence:.1%}: PPV {ppv:.1%}, NPV {npv:.1%} (Bayes' rule from the sensitivity and specificity).")
+        lines.append(f"The threshold finds {operating.sensitivity:.1%} of pneumonias (sensitivity) and clears {operating.specificity:.1%} of "
+                     f"normal X-rays (specificity) ({operating.source}).")
+        lines.append(f"At a prevalence of {prevalence:.1%}, {ppv:.1%} of all X-rays it reads PNEUMONIA would have pneumonia (PPV) and "
+                     f"{npv:.1%} of those it reads NORMAL would not (NPV).")
     else:
         lines.append("These weights ship no test metrics: sensitivity and specificity are unknown.")
     lines.append(f"Indeterminate band: {band.describe()}." if band is not None else "No indeterminate band around this threshold.")
@@ -135,18 +154,27 @@ def report_pdf(studies: list[Study], bundle: Bundle, operating: OperatingPoint |
         pdf.ln(2)
         if study.warning:
             pdf.set_text_color(170, 60, 0)
-            kind = f"{study.warning[0]}, from the {'DICOM header' if result.population_source == 'dicom' else 'image'}" \
-                if result.population_source else study.warning[0]
-            text(f"Warning ({kind}): {study.warning[1]}", 10, bold=True)
-            text("The page withholds the label for such a picture: the model's reading below does not mean anything here.", 9)
+            source = {"dicom": "the DICOM header", "image": "the image"}.get(result.population_source or "")
+            kind = WARNING_WORDS.get(study.warning[0], study.warning[0]) + (f", seen in {source}" if source else "")
+            text(f"Warning: {kind}. {study.warning[1]}", 10, bold=True)
+            text("Shown at the user's request despite this warning: for such a picture the reading below does not mean anything."
+                 if result.shown_anyway else "No reading is given for such a picture, here or on the page.", 9)
             pdf.set_text_color(0, 0, 0)
-        reading = study.reading
-        headline = (f"{reading.label} (leaning {reading.leaning})" if reading.indeterminate else reading.label)
-        text(f"Reading: {headline}", 13, bold=True, height=7)
-        text(f"Probability of pneumonia {result.probability:.1%} · threshold {study.threshold:.3f} "
-             f"(PNEUMONIA at or above it; shipped {bundle.threshold:.3f}).")
-        for line in threshold_lines(operating, prevalence, band):
-            text(line)
+        if result.withheld:
+            text("Reading: withheld", 13, bold=True, height=7)
+        else:
+            reading = study.reading
+            headline = (f"{reading.label} (leaning {reading.leaning})" if reading.indeterminate else reading.label)
+            text(f"Reading: {headline}", 13, bold=True, height=7)
+            text(f"The network's probability of pneumonia {result.probability:.1%}, at the training folder's mix "
+                 f"({trained_at(bundle):.0%} pneumonia) · threshold {study.threshold:.3f} (PNEUMONIA at or above it; shipped "
+                 f"{bundle.threshold:.3f}).")
+            moved = chance_at(result.probability, prevalence, bundle)
+            if moved is not None:
+                text(f"Chance of pneumonia for this X-ray at a prevalence of {prevalence:.1%}: {moved:.1%} (the same evidence, other "
+                     "prior odds).")
+            for line in threshold_lines(operating, prevalence, band):
+                text(line)
         pdf.ln(2)
         top = pdf.get_y()
         half = (width - 4) / 2
@@ -176,7 +204,7 @@ def report_pdf(studies: list[Study], bundle: Bundle, operating: OperatingPoint |
                  + "; ".join(f"{k}: {v}" for k, v in study.identifiers.items()), 9)
         pdf.ln(2)
         text("Model: " + "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in version.items()) + ".", 8)
-        text(f"Site: {result.site}: its statistics and threshold were in use (docs/SITE.md)." if result.site
+        text(f"Site: {result.site} was in use." if result.site
              else "Site: none (the shipped model as trained).", 8)
         text(DATA_CREDIT, 8)
     return bytes(pdf.output())

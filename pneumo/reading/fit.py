@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import CLASS_NAMES
+from pneumo.operating import band_at, local_shares
 from pneumo.reading.decode import ImageReadError
 from pneumo.reading.preprocess import to_model_input
 from pneumo.reading.reader import Reader
@@ -29,9 +30,10 @@ LABEL_FREE = "not offered: no label-free method passed its safety check on a new
 class NothingToFit(ValueError):
     """The films allow no profile; `report` still holds what was measured (the site distance)."""
 
-    def __init__(self, message: str, report: dict):
+    def __init__(self, message: str, report: dict, why: str = ""):
         super().__init__(message)
         self.report = report
+        self.why = why  # the reason alone, for a caller that words the next step its own way
 
 
 @dataclass
@@ -111,7 +113,7 @@ def fit_site(reader: Reader, films: SiteFilms, name: str) -> tuple[SiteProfile, 
         report["distance"] = batch_distance(model, to_model_input(films.gray[evenly(usable, MAX_FILMS)]))
         report["distance_words"] = distance_words(report["distance"], usable, distance_reference(model_file))
         report["before"] = report["after"] = predict_gray(model, films.gray)  # every usable film's score (the page's histograms)
-    threshold = None
+    threshold, band = None, None
     labels = films.labels
     counts = {c: int((labels == c).sum()) for c in (0, 1)} if labels is not None else {0: 0, 1: 0}
     if labels is not None:
@@ -123,23 +125,36 @@ def fit_site(reader: Reader, films: SiteFilms, name: str) -> tuple[SiteProfile, 
             probabilities = report["after"][known]
             curve = roc(labels[known], probabilities)
             threshold = site_threshold(probabilities[labels[known] == 1])
+            band = site_band(probabilities, labels[known], threshold)
             called = probabilities >= threshold
             report["calibration"] = {"auc": curve["auc"], "ci95": curve["ci95"], "threshold": threshold, "normal": counts[0],
                                      "pneumonia": counts[1], "sensitivity": float(called[labels[known] == 1].mean()),
                                      "specificity": float(1 - called[labels[known] == 0].mean())}
     if threshold is None:
-        reasons = [r for r in (f"label-free adaptation: {LABEL_FREE}", report.get("calibration")) if isinstance(r, str)]
-        raise NothingToFit("nothing to fit: " + "; ".join(reasons) + (f" ({len(films.left_out)} film(s) left out by the checks)"
-                                                                        if films.left_out else ""), report)
+        why = report.get("calibration") if isinstance(report.get("calibration"), str) else "no film came with a label"
+        raise NothingToFit(f"nothing to fit: {why}. Only a labelled fit is offered (no label-free method passed its safety check): give at "
+                           f"least {MIN_LABELLED} films of each class, in NORMAL/ and PNEUMONIA/ folders (or a zip of them on the page, "
+                           "a labels CSV with `pneumo adapt --labels`)"
+                           + (f" ({len(films.left_out)} film(s) left out by the checks)" if films.left_out else ""), report, why)
     profile = SiteProfile(site=name, model_sha256=reader.weights_sha256, method="threshold by the site rule", films=usable,
-                          left_out=len(films.left_out), statistics={}, threshold=threshold)
+                          left_out=len(films.left_out), statistics={}, threshold=threshold, band=band)
     return profile, report
+
+
+def site_band(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float] | None:
+    """The indeterminate band at the site threshold by the shipped band's rule, on the site's own
+    labelled films: where more than 10 % of the nearest films (a fifth of them, at most 50) are misread."""
+    grid, share = local_shares(probabilities, labels, min(50, max(8, len(labels) // 5)))
+    band = band_at({"logit_grid": grid, "pneumonia_share": share, "level": 0.10, "neighbours": min(50, max(8, len(labels) // 5)),
+                    "source": f"the site's {len(labels)} labelled films"}, threshold)
+    return None if band is None else (round(band.low, 6), round(band.high, 6))
 
 
 def describe_fit(report: dict, profile: SiteProfile) -> list[str]:
     """What a person is told about a fit (`pneumo adapt` prints it; the page shows it): the profile
     and its films first, then the site distance and the site threshold."""
-    lines = [f"{profile.describe()}: {report['films']} film(s) passed the checks, {report['left_out']} left out"]
+    lines = [f"{profile.describe()}: {report['films']} film(s) passed the checks, {report['left_out']} left out; it changes "
+             f"{profile.changes}"]
     if "distance_words" in report:
         lines.append(report["distance_words"])
     lines.append(f"label-free adaptation: {report['label_free']}")
@@ -147,7 +162,7 @@ def describe_fit(report: dict, profile: SiteProfile) -> list[str]:
     if isinstance(calibration, dict):
         lines.append(f"labelled films: {calibration['normal']} NORMAL, {calibration['pneumonia']} PNEUMONIA; AUC {calibration['auc']:.3f} "
                      f"(95 % CI {calibration['ci95'][0]:.3f}–{calibration['ci95'][1]:.3f}); site threshold {calibration['threshold']:.3f} "
-                     f"(the rule in docs/SITE.md): sensitivity {calibration['sensitivity']:.1%}, specificity {calibration['specificity']:.1%} "
+                     f"(set from your labelled pneumonias): sensitivity {calibration['sensitivity']:.1%}, specificity {calibration['specificity']:.1%} "
                      "on these films, which chose it; expect less on new ones")
     elif calibration:
         lines.append(f"site threshold: {calibration}")

@@ -74,6 +74,7 @@ class Result:
     site: str | None = None  # the site profile in use, for a person (None: the shipped model as it is)
     weights_sha256: str = field(default="", repr=False)
     error: str | None = None
+    shown_anyway: bool = False  # a person asked to see the reading despite its warning (the page's "Show anyway")
 
     # --- the reading ----------------------------------------------------------------------------
     def outcome(self, threshold: float | None = None, band: Band | None | bool = True) -> Reading:
@@ -101,6 +102,12 @@ class Result:
         if not self.population.in_population:
             return self.population.kind, self.population.reason
         return None
+
+    @property
+    def withheld(self) -> bool:
+        """Whether what a person takes away withholds the reading: a warning, and nobody asked to see
+        it anyway. The API and the CLI keep the probability beside the warning for researchers."""
+        return self.warnings is not None and not self.shown_anyway
 
     @property
     def warning_kind(self) -> str | None:
@@ -297,11 +304,19 @@ class Reader:
         self.networks = networks if networks is not None else load_networks(weights, site=site)
         self.guard: XrayGuard | None = guard if guard is not None else load_guard()
         self.bundle = self.networks.bundle
-        self.threshold = self.networks.threshold if threshold is None else float(threshold)
-        self.band = band_at(self.bundle.uncertainty, self.threshold)
         self.site = self.networks.site
+        self.threshold = self.networks.threshold if threshold is None else float(threshold)
+        self.band = self.band_at(self.threshold)
         self.site_words = self.site.describe() if self.site is not None else None
         self.weights_sha256 = weights_sha256(self.bundle.model_file)
+
+    def band_at(self, threshold: float) -> Band | None:
+        """The indeterminate band at `threshold`: the site profile's, from its labelled films, at its own
+        threshold; else the shipped one, from the training folder's validation scores."""
+        site = self.site
+        if site is not None and site.band is not None and site.threshold is not None and abs(threshold - site.threshold) < 1e-9:
+            return Band(site.band[0], site.band[1], 0.10, 0, f"the labelled films of “{site.site}”")
+        return band_at(self.bundle.uncertainty, threshold)
 
     @property
     def key(self) -> str:

@@ -106,12 +106,14 @@ class SiteProfile:
     left_out: int  # films the guard or the population check flagged, never used
     statistics: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
     threshold: float | None = None  # a labelled calibration's threshold; None: the shipped one
+    band: tuple[float, float] | None = None  # the indeterminate band at that threshold, from the labelled films
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> str:
         return json.dumps({
             "format": FORMAT, "site": self.site, "model_sha256": self.model_sha256, "method": self.method, "films": self.films,
-            "left_out": self.left_out, "threshold": self.threshold, "created": self.created,
+            "left_out": self.left_out, "threshold": self.threshold, "band": None if self.band is None else list(self.band),
+            "created": self.created,
             "batchnorm": {name: {"mean": [float(v) for v in mean], "variance": [float(v) for v in variance]}
                           for name, (mean, variance) in self.statistics.items()},
         })
@@ -130,6 +132,12 @@ class SiteProfile:
         if self.model_sha256 != weights_sha256(model_file):
             raise SiteProfileError(f"this site profile (“{self.site}”) was made for another model; make a new one "
                                    "for the weights in use with `pneumo adapt`")
+
+    @property
+    def changes(self) -> str:
+        """What the profile changes, in words."""
+        parts = (["the network's statistics"] if self.statistics else []) + (["the threshold"] if self.threshold is not None else [])
+        return " and ".join(parts) or "nothing"
 
     def describe(self) -> str:
         """One line for a person: which site, from how many films, and the threshold in use."""
@@ -159,9 +167,12 @@ class SiteProfile:
             threshold = data.get("threshold")
             if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 < threshold < 1.0 and math.isfinite(threshold)):
                 raise ValueError(f"threshold {threshold!r} is not a probability")
+            band = data.get("band")
+            if band is not None and not (len(band) == 2 and all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in band)):
+                raise ValueError(f"band {band!r} is not two probabilities")
             profile = cls(site=str(data["site"]), model_sha256=str(data["model_sha256"]), method=str(data["method"]),
                           films=int(data["films"]), left_out=int(data["left_out"]), statistics=statistics, threshold=threshold,
-                          created=str(data["created"]))
+                          band=None if band is None else (float(band[0]), float(band[1])), created=str(data["created"]))
         except (KeyError, TypeError, ValueError) as error:
             raise SiteProfileError(f"this site profile is damaged or was edited by hand ({error}); make a new one") from None
         profile.check(model_file)
@@ -266,7 +277,7 @@ def distance_words(distance: float, films: int, reference: dict) -> str:
     ref = reference[str(sizes[-1])]
     times = distance / ref["median"] if ref["median"] > 0 else float("inf")
     verdict = ("within what the training site's own batches show; that does not mean the reading holds here (the test folder "
-               "lies within it too, and its normal children are read worse: docs/SITE.md)") if distance <= ref["p95"] else \
+               "lies within it too, and its normal children are read worse)") if distance <= ref["p95"] else \
         "farther than 95 % of the training site's own batches: these films differ from the ones the model learned from"
     return (f"site distance {distance:.2f}, {times:.1f}× the training site's own batches of {sizes[-1]} (median {ref['median']:.2f}, "
             f"95th percentile {ref['p95']:.2f}): {verdict}")

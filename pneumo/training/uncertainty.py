@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.bundle import CARD_FILE, CLASS_NAMES, DEFAULT_MODEL, UNCERTAINTY_FILE, read_bundle
-from pneumo.operating import Band, band_at
+from pneumo.operating import Band, band_at, local_shares
 from pneumo.training.report import set_card_section
 
 NEIGHBOURS = 50
@@ -43,21 +43,6 @@ def read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([float(r["probability"]) for r in rows]), labels
 
 
-def logits(probabilities: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
-
-
-def local_shares(probabilities: np.ndarray, labels: np.ndarray, neighbours: int = NEIGHBOURS,
-                 points: int = GRID_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """(logit grid, share of pneumonia among the `neighbours` validation X-rays nearest each point)."""
-    z = logits(probabilities)
-    grid = np.linspace(z.min(), z.max(), points)
-    k = min(neighbours, len(z))
-    nearest = np.argsort(np.abs(z[None, :] - grid[:, None]), axis=1)[:, :k]
-    return grid, labels[nearest].mean(axis=1)
-
-
 def inside(band: Band | None, probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
     """How many X-rays fall in the band, and the error rates inside and outside it."""
     probabilities, labels = np.asarray(probabilities), np.asarray(labels)
@@ -67,6 +52,38 @@ def inside(band: Band | None, probabilities: np.ndarray, labels: np.ndarray, thr
     return {"images": int(len(labels)), "in_band": int(held.sum()), "share_in_band": float(held.mean()),
             "errors": int(wrong.sum()), "errors_in_band": int(wrong[held].sum()),
             "error_rate_in_band": rate(held), "error_rate_outside": rate(~held)}
+
+
+CALIBRATION_PREVALENCES = (0.02, 0.05, 0.10, 0.20, 0.30, 0.50, 0.74)
+CALIBRATION_BINS = 10
+
+
+def calibration(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """How well the network's probability, moved to a prevalence by Bayes' rule (pneumo.operating.
+    at_prevalence), matches the share of pneumonia, on the validation scores: each class weighted to
+    the prevalence, the moved probabilities in ten equal-width bins; the expected calibration error
+    (the bins' weighted mean gap between mean probability and share of pneumonia) and the largest
+    gap of a bin holding at least 2 % of the weight."""
+    from pneumo.operating import at_prevalence
+
+    trained_at = float(labels.mean())
+    rows = []
+    for prevalence in CALIBRATION_PREVALENCES:
+        weights = np.where(labels == 1, prevalence / trained_at, (1 - prevalence) / (1 - trained_at))
+        moved = np.array([at_prevalence(p, prevalence, trained_at) for p in probabilities])
+        bins = np.minimum((moved * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+        ece, worst = 0.0, 0.0
+        for b in range(CALIBRATION_BINS):
+            inside = bins == b
+            weight = weights[inside].sum()
+            if weight <= 0:
+                continue
+            gap = abs(float(np.average(moved[inside], weights=weights[inside])) - float(np.average(labels[inside], weights=weights[inside])))
+            ece += weight / weights.sum() * gap
+            if weight / weights.sum() >= 0.02:
+                worst = max(worst, gap)
+        rows.append({"prevalence": prevalence, "ece": round(ece, 4), "worst_bin": round(worst, 4)})
+    return {"trained_at": round(trained_at, 4), "bins": CALIBRATION_BINS, "at_prevalence": rows}
 
 
 def card_text(data: dict, test: dict | None) -> str:
@@ -81,6 +98,14 @@ def card_text(data: dict, test: dict | None) -> str:
     if test:
         lines.append(f"- Test (report only): {test['in_band']} of {test['images']} in the band, holding {test['errors_in_band']} of "
                      f"{test['errors']} errors ({test['error_rate_in_band']:.1%} inside, {test['error_rate_outside']:.1%} outside).")
+    if data.get("calibration"):
+        rows = data["calibration"]["at_prevalence"]
+        lines.append("- Calibration: the page moves each probability from the training mix "
+                     f"({data['calibration']['trained_at']:.0%} pneumonia) to the prevalence a person sets, by Bayes' rule. On the "
+                     "validation scores, each class weighted to that prevalence, the expected calibration error is "
+                     + ", ".join(f"{r['ece']:.3f} at {r['prevalence']:.0%}" for r in rows)
+                     + " (ten bins). Measured at the training hospital only: on the test folder's cohort the network scores normal "
+                     "children far higher, so there it overstates pneumonia.")
     return "\n".join(lines)
 
 
@@ -94,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     probabilities, labels = read_scores(args.validation_csv)
-    grid, share = local_shares(probabilities, labels)
+    grid, share = local_shares(probabilities, labels, NEIGHBOURS, GRID_POINTS)
     bundle = read_bundle(args.weights)
     source = args.source or f"{len(labels)} validation X-rays"
     data = {"rule": f"indeterminate where more than {LEVEL:.0%} of the {NEIGHBOURS} validation X-rays nearest in logit are misread at the threshold",
@@ -104,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     data["threshold"] = bundle.threshold
     data["band"] = None if band is None else [round(band.low, 6), round(band.high, 6)]
     data["validation"] = inside(band, probabilities, labels, bundle.threshold)
+    data["calibration"] = calibration(probabilities, labels)
     report = {"threshold": bundle.threshold, "band": data["band"], "validation": data["validation"]}
     if args.test_csv:
         report["test"] = inside(band, *read_scores(args.test_csv), bundle.threshold)
@@ -113,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             r = report[split]
             print(f"  {split:10s} {r['in_band']:4d} of {r['images']} in the band ({r['share_in_band']:.1%}); errors {r['errors_in_band']} of "
                   f"{r['errors']} inside; error rate inside {r['error_rate_in_band']:.1%}, outside {r['error_rate_outside']:.1%}")
+    print("calibration, the probability moved to each prevalence: " + ", ".join(
+        f"{row['prevalence']:.0%} ECE {row['ece']:.3f} (worst bin {row['worst_bin']:.3f})" for row in data["calibration"]["at_prevalence"]))
     print(json.dumps(report))
     if args.write:
         out = args.weights.with_name(UNCERTAINTY_FILE)

@@ -6,16 +6,17 @@ its PDF report. The uploader and the examples are drawn at once; only the result
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import streamlit as st
 
 from pneumo.bundle import CLASS_NAMES, DEFAULT_MODEL, REPO_ROOT, Bundle
-from pneumo.outputs.words import WHAT_IT_MEASURES, in_lungs_sentence, where
-from pneumo.operating import Band, band_at, operating_point, ppv_npv, reading
+from pneumo.outputs.words import WARNING_WORDS, WHAT_IT_MEASURES, map_sentences
+from pneumo.operating import Band, calibration_at, operating_point, ppv_npv, reading
 from pneumo.outputs.picture import draw_outline, overlay, to_png_bytes
-from pneumo.outputs.report import Study, report_pdf, results_csv
-from pneumo.reading import Result
+from pneumo.outputs.report import Study, trained_at, chance_at, report_pdf, results_csv
+from pneumo.reading import Result, digest_of
 from pneumo.ui import resources
 from pneumo.ui import your_site as site_ui
 from pneumo.ui.session import completer, map_for, read_one, read_table
@@ -38,8 +39,8 @@ def operating_point_text(bundle: Bundle, threshold: float) -> str:
 
 def _adult_worth(bundle: Bundle) -> str:
     share = bundle.adult_normal_called_pneumonia
-    return (f" On adult NORMAL X-rays from other hospitals it calls **{share:.0%}** PNEUMONIA at the shipped threshold "
-            "(`python -m pneumo.training.population`)." if share is not None else "")
+    return (f" On adult NORMAL X-rays from other hospitals it calls **{share:.0%}** PNEUMONIA at the shipped threshold."
+            if share is not None else "")
 
 
 def _what_the_reading_is_worth(kind: str, result, bundle: Bundle) -> str:
@@ -54,6 +55,14 @@ def _what_the_reading_is_worth(kind: str, result, bundle: Bundle) -> str:
     if result.population.source == "image":  # the warning already says what was seen and that the reading is unreliable
         return _adult_worth(bundle).strip()
     return f"Seen: {result.population.seen}. The model's reading outside its training population is unreliable." + _adult_worth(bundle)
+
+
+NEXT_STEP = {
+    "not_xray": "If it is a frontal chest X-ray, upload the original image (DICOM, or an export without cropping or colour).",
+    "inverted": "If the film is shown the right way on your viewer, export it again as it is shown there.",
+    "lateral": "Upload the frontal (PA or AP) view of the same study.",
+    "population": "Read it yourself or with a tool validated for this patient group.",
+}
 
 
 def _report_warning(result: Result, bundle: Bundle) -> tuple[str, str] | None:
@@ -76,7 +85,14 @@ def _inputs() -> list[tuple[str, bytes]]:
     for column, (title, path) in zip(st.columns(len(examples) or 1), examples.items()):
         if column.button(title, key=f"example-{title}", width="stretch"):
             st.session_state["example"] = title
-    inputs = [(f.name, f.getvalue()) for f in uploads or []]
+    inputs, seen = [], set()
+    for upload in uploads or []:  # the same bytes dropped twice are one X-ray: one row
+        data = upload.getvalue()
+        if digest_of(data) not in seen:
+            seen.add(digest_of(data))
+            inputs.append((upload.name, data))
+    if uploads and len(inputs) < len(uploads):
+        st.caption(f"{len(uploads) - len(inputs)} file(s) dropped more than once are shown once.")
     example = st.session_state.get("example")
     if not inputs and example in examples:
         inputs = [(examples[example].name, examples[example].read_bytes())]
@@ -84,8 +100,8 @@ def _inputs() -> list[tuple[str, bytes]]:
 
 
 def _reading_cell(result: Result, threshold: float, band: Band | None) -> str:
-    if result.warnings is not None:
-        return "(withheld)"
+    if result.withheld:
+        return "no reading: " + WARNING_WORDS.get(result.warning_kind, result.warning_kind)
     shown = reading(result.probability, threshold, band)
     return f"{shown.label} (leaning {shown.leaning})" if shown.indeterminate else shown.label
 
@@ -96,7 +112,7 @@ def _study(result: Result, reader, settings: Settings, band: Band | None, view: 
     viewed (with the lung outline when the viewer shows it)."""
     explained, heat = map_for(result, reader, settings)
     picture = view.show(source_of(result))
-    withheld = result.warnings is not None
+    withheld = result.withheld
     outlined = outlined and result.lungs is not None
     blended = None if heat.empty or withheld else overlay(picture, heat.heatmap, settings.opacity)
     if outlined:
@@ -106,24 +122,23 @@ def _study(result: Result, reader, settings: Settings, band: Band | None, view: 
         overlay=blended,
         method=settings.method_name, method_measures=WHAT_IT_MEASURES[settings.method], explained=CLASS_NAMES[explained],
         where=f"no region raised the score for {CLASS_NAMES[explained]}; the map is empty." if heat.empty
-        else ("withheld with the reading." if withheld else where(heat.heatmap)),
-        lungs=_lungs_text(result, heat) if not withheld else "",
+        else ("withheld with the reading." if withheld else _map_words(result, heat)[0]),
+        lungs=" ".join(_map_words(result, heat)[1:]) if not withheld and not heat.empty else "",
         warning=_report_warning(result, reader.bundle), identifiers=result.identifiers if with_identifiers else {},
     )
 
 
 def _warning_cell(result: Result) -> str:
-    """The warning kind for a table cell: "population (image)" or "population (dicom)" says which decided."""
-    if result.warning_kind == "population" and result.population_source:
-        return f"population ({result.population_source})"
-    return result.warning_kind or ""
-
-
-def _lungs_text(result: Result, heat) -> str:
-    """"NN % of the map lies inside the lungs, which cover MM % of the image" (pneumo.reading.lungs), or nothing without a segmenter."""
-    if result.lungs is None:
+    """The warning for a table cell, in words, with what decided a population warning."""
+    if result.warning_kind is None:
         return ""
-    return in_lungs_sentence(result.map_share_in_lungs(heat), result.lung_share)  # an empty map is all zeros: None
+    source = {"dicom": " (the DICOM header)", "image": " (the image)"}.get(result.population_source or "", "")
+    return WARNING_WORDS.get(result.warning_kind, result.warning_kind) + source
+
+
+def _map_words(result: Result, heat) -> list[str]:
+    """Where the map's weight lies, against the lungs, and whether its hottest part is on a mark burned into the film."""
+    return map_sentences(heat.heatmap, result.lungs, result.gray299)
 
 
 def _identifiers_on(result) -> bool:
@@ -153,19 +168,22 @@ def _summary(results: list[Result], reader, settings: Settings, band: Band | Non
     """For several files: a table sorted by probability, its CSV and one PDF of every study, and a
     choice of the one to show in detail, with its pictures (`complete`: pneumo.ui.session.completer)."""
     threshold = settings.threshold
-    results = sorted(results, key=lambda a: -a.probability)
-    st.dataframe(
+    results = sorted(results, key=lambda a: (a.withheld, -a.probability))  # flagged pictures last: they have no reading
+    table = st.dataframe(
         [
             {
                 "file": a.name,
-                "probability of pneumonia": round(a.probability, 4),
-                "label": _reading_cell(a, threshold, band),
+                "reading": _reading_cell(a, threshold, band),
+                "network's probability": None if a.withheld else round(a.probability, 4),
                 "warning": _warning_cell(a),
             }
             for a in results
         ],
-        hide_index=True,
-        column_config={"probability of pneumonia": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
+        hide_index=True, on_select="rerun", selection_mode="single-row", key="table",
+        column_config={"file": st.column_config.TextColumn(width="medium"), "reading": st.column_config.TextColumn(width="large"),
+                       "network's probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent",
+                                                                               help="At the training folder's mix; none for a flagged picture"),
+                       "warning": st.column_config.TextColumn(width="large")},
     )
     csv_column, pdf_column, _ = st.columns([1, 1, 2])
     csv_column.download_button("Download results (CSV)", data=results_csv(results, threshold, band), file_name="pneumo-results.csv", mime="text/csv",
@@ -173,13 +191,14 @@ def _summary(results: list[Result], reader, settings: Settings, band: Band | Non
     pdf_column.download_button(f"Download all {len(results)} reports (PDF)", data=_report_maker(results, reader, settings, band, complete=complete),
                                file_name="pneumo-reports.pdf", mime="application/pdf", icon=":material/picture_as_pdf:",
                                on_click="ignore", key="download-all-pdf")
-    index = st.selectbox("Details for", range(len(results)), key="detail",
-                         format_func=lambda i: f"{results[i].name} ({results[i].probability:.1%})")
-    return complete(results[index])
+    chosen = table.selection.rows
+    st.caption("Click a row to open it below." if not chosen else f"Showing row {chosen[0] + 1} of {len(results)}; click another to open it.")
+    return complete(results[chosen[0] if chosen else 0])
 
 
 def _reading(result: Result, reader, settings: Settings, band: Band | None) -> None:
-    """The label (or INDETERMINATE), the probability and what the threshold means."""
+    """The label (or INDETERMINATE), this X-ray's chance of pneumonia at the prevalence a person set,
+    and what the threshold means over many X-rays."""
     shown = reading(result.probability, settings.threshold, band)
     if shown.indeterminate:
         st.markdown("## :orange[INDETERMINATE]", help="Inside the indeterminate band around the threshold (below).")
@@ -187,25 +206,38 @@ def _reading(result: Result, reader, settings: Settings, band: Band | None) -> N
     else:
         color = "red" if shown.label == "PNEUMONIA" else "green"
         st.markdown(f"## :{color}[{shown.label}]", help="The label follows the threshold in the sidebar.")
-    st.metric("Probability of pneumonia", f"{result.probability:.1%}")
-    st.progress(min(max(result.probability, 0.0), 1.0))
-    st.markdown(operating_point_text(reader.bundle, settings.threshold))
+    moved = chance_at(result.probability, settings.prevalence, reader.bundle)
+    calibration = calibration_at((reader.bundle.uncertainty or {}).get("calibration"), settings.prevalence)
+    if moved is not None:
+        st.metric(f"Chance of pneumonia at {settings.prevalence:.0%} prevalence", f"{moved:.1%}",
+                  help="This X-ray's evidence with the prevalence set in the sidebar as the prior (Bayes' rule).")
+        st.progress(min(max(moved, 0.0), 1.0))
+        st.caption(f"The network says {result.probability:.1%} at the mix it was trained on ({trained_at(reader.bundle):.0%} pneumonia); "
+                   f"moved to your prevalence. At the training hospital this was off by {calibration['ece']:.1%} on average "
+                   f"(validation folds, at {calibration['prevalence']:.0%}); at other hospitals it can be far off: the test "
+                   "folder's normal children score much higher.")
+    else:
+        st.metric("The network's probability of pneumonia", f"{result.probability:.1%}",
+                  help="At the class mix of the data it was trained on; no calibration is shipped with these weights.")
+        st.progress(min(max(result.probability, 0.0), 1.0))
     if reader.site is not None:
-        st.caption(f"Read with the {reader.site.describe()}: the network fitted to that site (“Your site”). The test split's numbers "
-                   "describe the shipped model on the test folder, not your site.")
+        changed = "its statistics and its threshold" if reader.site.statistics else "its threshold"
+        st.caption(f"Read with the {reader.site.describe()}: {changed}, from that site's films (“Your site”).")
+    st.markdown("##### What the threshold means, over many X-rays")
+    st.markdown(operating_point_text(reader.bundle, settings.threshold))
     point = operating_point(reader.bundle, settings.threshold)
     if point is not None:
         ppv, npv = ppv_npv(point.sensitivity, point.specificity, settings.prevalence)
         columns = [*st.columns(2), *st.columns(2)]  # two by two: four in a row are cut to "9…" in the narrow column
         for column, (name, value, what) in zip(columns, (
-            ("Sensitivity", point.sensitivity, "Share of pneumonias called PNEUMONIA (test split)."),
-            ("Specificity", point.specificity, "Share of normal X-rays called NORMAL (test split)."),
-            ("PPV", ppv, "Chance that a PNEUMONIA reading is right, at the prevalence in the sidebar."),
-            ("NPV", npv, "Chance that a NORMAL reading is right, at the prevalence in the sidebar."),
+            ("Sensitivity", point.sensitivity, "Share of pneumonias the threshold calls PNEUMONIA (test split)."),
+            ("Specificity", point.specificity, "Share of normal X-rays the threshold calls NORMAL (test split)."),
+            ("PPV", ppv, "Of all X-rays this threshold calls PNEUMONIA, the share with pneumonia, at the sidebar's prevalence."),
+            ("NPV", npv, "Of all X-rays this threshold calls NORMAL, the share without pneumonia, at the sidebar's prevalence."),
         )):
             column.metric(name, f"{value:.1%}", help=what)
-        st.caption(f"PPV and NPV at a prevalence of {settings.prevalence:.1%} (sidebar): PPV = se·p / (se·p + (1 − sp)·(1 − p)), "
-                   "NPV = sp·(1 − p) / (sp·(1 − p) + (1 − se)·p).")
+        st.caption(f"PPV and NPV describe the threshold over all X-rays at a prevalence of {settings.prevalence:.1%}, not this X-ray: "
+                   f"of all those it reads PNEUMONIA, {ppv:.0%} would have pneumonia.")
     if band is None:
         st.caption("No indeterminate band at this threshold (no validation data shipped, or validation errors are rare even next to it).")
     elif not shown.indeterminate:
@@ -220,8 +252,10 @@ def _detail(result: Result, reader, settings: Settings, band: Band | None) -> No
         if not show_reading:
             kind, text = result.warnings
             st.warning(text, icon=":material/warning:")
-            st.markdown(_what_the_reading_is_worth(kind, result, reader.bundle))
-            show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{result.digest}")
+            st.markdown(_what_the_reading_is_worth(kind, result, reader.bundle) + " " + NEXT_STEP.get(kind, ""))
+            show_reading = st.toggle("Show the model's output anyway", key=f"anyway-{result.digest}",
+                                     help="Your choice: the reports and DICOM results made while this is on say it was shown at your request.")
+            result = dataclasses.replace(result, shown_anyway=show_reading)
         if show_reading:
             _reading(result, reader, settings, band)
         st.caption(f"{result.format}, original size {result.size[0]}×{result.size[1]} px.")
@@ -297,15 +331,13 @@ def _viewer(result: Result, reader, settings: Settings, band: Band | None, show_
                icon=":material/visibility_off:")
         st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]}")
         if result.lungs is not None:
-            st.markdown(_lungs_text(result, heat))
+            st.markdown(f"The lungs cover {result.lung_share:.0%} of the image; the map is empty.")
         return
     blended = overlay(picture, heat.heatmap, settings.opacity)
     b.image(view.zoom_in(draw_outline(blended, result.lungs) if outlined else blended), caption=title + view.caption(source),
             width="stretch")
     st.image(resources.legend_png(), width="stretch")
-    st.markdown(where(heat.heatmap))
-    if result.lungs is not None:
-        st.markdown(_lungs_text(result, heat))
+    st.markdown(" ".join(_map_words(result, heat)))
     st.caption(f"{settings.method_name} measures {WHAT_IT_MEASURES[settings.method]} Coarse (9×9 features), not a segmentation of disease.")
     st.download_button(
         "Download overlay (PNG)",
@@ -352,7 +384,7 @@ def analyze_section(settings: Settings) -> None:
     results = [o for o in outcomes if o.error is None]
     if not results:
         return
-    band = band_at(reader.bundle.uncertainty, settings.threshold)
+    band = reader.band_at(settings.threshold)  # a site profile's own band where it has labelled films
     complete = completer(inputs, reader)  # a table row gets its pictures back when opened
     chosen = _summary(results, reader, settings, band, complete) if len(results) > 1 else complete(results[0])
     _detail(chosen, reader, settings, band)

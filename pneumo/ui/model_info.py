@@ -44,11 +44,11 @@ def gallery_section(bundle: Bundle) -> None:
     gallery = read_json(bundle.file(GALLERY_FILE))
     st.subheader("Teaching gallery: the model's mistakes on the test split")
     if not gallery:
-        st.info("No gallery shipped with these weights: build it with `python -m pneumo.training.gallery`.")
+        st.info("These weights come without a gallery of the test split's misread X-rays.")
         return
     if gallery.get("weights_sha256") != weights_sha256(bundle.model_file):
-        st.warning("This gallery was built for other weights than the ones loaded; rebuild it with "
-                   "`python -m pneumo.training.gallery`.", icon=":material/warning:")
+        st.warning("This gallery was built for other weights than the ones loaded, so its maps may differ from what the page shows."
+                   , icon=":material/warning:")
     items = gallery["items"]
     st.markdown(
         f"Every test X-ray the model misreads at the shipped threshold **{gallery['threshold']:.3f}**, each beside its "

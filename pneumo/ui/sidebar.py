@@ -46,7 +46,7 @@ def sidebar(bundle: Bundle) -> Settings:
         target = st.radio("Heatmap explains", list(TARGETS), key="target", help="The map explains the logit for PNEUMONIA (BinaryScore(1.0)) or its negative for NORMAL (BinaryScore(0.0)).")
         method = st.radio(
             "Heatmap method", list(METHODS), index=list(METHODS.values()).index(DEFAULT_METHOD), key="method",
-            help="The default was chosen by measuring every method's faithfulness and sanity (docs/EXPLANATIONS.md).",
+            help="The default was chosen by measuring every method's faithfulness and sanity.",
         )
         opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
         prevalence = st.number_input(

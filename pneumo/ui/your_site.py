@@ -78,7 +78,7 @@ def _films(uploads) -> tuple[list[tuple[str, bytes]], list[str]]:
 
 
 def _fit(uploads, name: str) -> None:
-    from pneumo.reading import NothingToFit, fit_site, read_site_films
+    from pneumo.reading import MIN_LABELLED, NothingToFit, fit_site, read_site_films
 
     items, problems = _films(uploads)
     for problem in problems:
@@ -93,7 +93,12 @@ def _fit(uploads, name: str) -> None:
         profile, report = fit_site(shipped, films, name.strip() or "my site")
     except ValueError as error:
         progress.empty()
-        st.error(str(error), icon=":material/error:")
+        if isinstance(error, NothingToFit) and error.why:
+            st.error(f"Nothing was fitted: {error.why}. Only a labelled fit is offered here (no label-free method passed its safety "
+                     f"check): upload a zip of NORMAL/ and PNEUMONIA/ folders with at least {MIN_LABELLED} films in each.",
+                     icon=":material/error:")
+        else:
+            st.error(str(error), icon=":material/error:")
         if isinstance(error, NothingToFit) and "distance_words" in error.report:
             st.markdown(f"- {error.report['distance_words']}")  # the site distance holds without a profile
         if films.left_out:
@@ -120,9 +125,10 @@ def _show_fit(profile_json: str, report: dict, labels, left_out) -> None:
     st.markdown("\n".join(f"- {line[0].upper()}{line[1:]}." for line in rest))
     if "before" in report:
         shipped = resources.get_bundle().threshold
-        thresholds = (shipped, shipped if profile.threshold is None else profile.threshold)
-        st.image(plots.png_bytes(plots.score_histograms(report["before"], report["after"], thresholds, labels)), width="stretch",
-                 caption="Each film's probability of pneumonia, before and with the profile; the dashed lines are the thresholds in use.")
+        st.image(plots.png_bytes(plots.site_fit_histograms(report["after"], labels, shipped, profile.threshold)), width="stretch",
+                 caption="Your films by the network's probability of pneumonia, each class apart: the dotted line is the shipped "
+                         "threshold, the dashed one this profile's; the titles say what each calls right on these films. These films "
+                         "chose the site threshold, so expect less on new ones.")
     left, right = st.columns(2)
     left.download_button("Download the profile (JSON)", data=profile_json, file_name="site.json", mime="application/json",
                          icon=":material/download:", on_click="ignore", key="site-download")
@@ -168,7 +174,7 @@ def site_section() -> None:
         return
     st.markdown(
         "The model's reading does not travel whole to a new hospital: on the test folder, a different cohort, it clears 63 % of "
-        "normal children where the training folder says 96 % (docs/SITE.md). Here you can fit it to your site's own films. "
+        "normal children where the training folder says 96 %. Here you can fit it to your site's own films. "
         f"With labels (a zip of NORMAL/ and PNEUMONIA/ folders, at least **{MIN_LABELLED}** of each), the site gets its own ROC and "
         "threshold; without labels nothing is fitted yet, because no label-free method passed its safety check. Films the checks flag (not a chest X-ray, an adult's film) never enter the fit. "
         "Fitting to adults does not make a reading valid for them."
