@@ -7,6 +7,7 @@ RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 
 COPY --chown=user requirements.txt .
+# Every DICOM decoder in it is permissively licensed: imagecodecs, not the GPL libjpeg (docs/DICOM.md).
 RUN pip install --no-cache-dir -r requirements.txt
 
 # Only what the app needs (.dockerignore keeps lab/, tests/, docs and caches out).

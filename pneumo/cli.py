@@ -53,6 +53,9 @@ def predict(argv: list[str] | None = None) -> int:
     parser.add_argument("--dicom-out", default=None, metavar="DIR",
                         help="for each DICOM input, a Secondary Capture (the X-ray with heatmap, lung outline and caption) and a "
                              "Structured Report (the finding) in DIR, new series in the source's study, for a PACS to file")
+    parser.add_argument("--sr", choices=("comprehensive-3d", "comprehensive"), default="comprehensive-3d",
+                        help="the Structured Report's SOP class: Comprehensive 3D SR (IHE AI Results, default) or Comprehensive SR, "
+                             "for receivers that take no 3D SR")
     parser.add_argument("--csv", default=None, help="write " + ",".join(CSV_FIELDS) + " rows to this CSV")
     args = parser.parse_args(argv)
 
@@ -77,7 +80,7 @@ def predict(argv: list[str] | None = None) -> int:
     for result in reader.read_many(files, maps=not args.no_maps, pictures=dicom_out is not None, batch_size=args.batch_size,
                                    progress=lambda done: bar.update(done - bar.n)):
         if dicom_out is not None and result.error is None:
-            outcome = _write_dicom(result, dicom_out, used)
+            outcome = _write_dicom(result, dicom_out, used, comprehensive=args.sr == "comprehensive")
             written, not_dicom = written + (outcome is True), not_dicom + (outcome is False)
             if isinstance(outcome, str):
                 problems.append(outcome)
@@ -116,16 +119,17 @@ def predict(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _write_dicom(result, out: Path, used: set[str]) -> bool | str:
+def _write_dicom(result, out: Path, used: set[str], comprehensive: bool = False) -> bool | str:
     """A DICOM input's Secondary Capture and Structured Report in `out`, as NAME.sc.dcm and NAME.sr.dcm:
     True; False for a JPEG or PNG; a message for a person when they could not be written."""
-    from pneumo.outputs.dicom import to_bytes
+    from pneumo.outputs.dicom import as_comprehensive_sr, to_bytes
 
     if result.dicom is None:
         return False
     path = Path(result.name)
     try:
         sc, sr = result.to_dicom()
+        sr = as_comprehensive_sr(sr) if comprehensive else sr
         stem, k = path.stem, 1
         while stem in used:  # the same name in two folders
             k += 1

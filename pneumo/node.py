@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pneumo.outputs.dicom import SR_3D, SR_COMPREHENSIVE, as_comprehensive_sr
+
 log = logging.getLogger("pneumo.listen")
 
 ACCEPTED = {  # the images the node reads: SOP class UID -> a short name for the log
@@ -35,8 +37,6 @@ ACCEPTED = {  # the images the node reads: SOP class UID -> a short name for the
     "1.2.840.10008.5.1.4.1.1.7": "SC",
 }
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
-SR_3D = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR: what IHE AI Results asks for (TID 1500)
-SR_COMPREHENSIVE = "1.2.840.10008.5.1.4.1.1.88.33"  # what older receivers take
 FAILED_TO_READ = 0xC000  # "Cannot understand": the image could not be read
 OUT_OF_RESOURCES = 0xA700  # the queue is full
 
@@ -78,7 +78,13 @@ class Queue:
         self._lock = threading.Lock()
 
     def pending(self) -> list[Path]:
-        return sorted(self.folder.glob("*.dcm"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        found = []
+        for path in self.folder.glob("*.dcm"):
+            try:
+                found.append((path.stat().st_mtime_ns, path.name, path))
+            except FileNotFoundError:  # delivered and deleted by the sender meanwhile
+                continue
+        return [path for *_, path in sorted(found)]
 
     def room(self, n: int) -> bool:
         return len(self.pending()) + n <= self.limit
@@ -129,7 +135,14 @@ class Node:
                 time.sleep(0.2)
 
     def on_store(self, event) -> int:
-        """One image: read it, queue its results, answer the sender."""
+        """One image: read it, queue its results, answer the sender; never an exception to pynetdicom."""
+        try:
+            return self._store(event)
+        except Exception as error:  # noqa: BLE001 - a failure status, a log line, and the node goes on
+            log.warning("an image could not be taken (%s), failure status sent", _no_identifiers(error))
+            return FAILED_TO_READ
+
+    def _store(self, event) -> int:
         arrived = time.monotonic()
         with self._count_lock:
             self.count += 1
@@ -223,13 +236,6 @@ class Node:
         log.info("stopped; %s", f"{left} result(s) stay queued for the next start" if left else "nothing left to deliver")
 
 
-def as_comprehensive_sr(dataset):
-    """The same report as a Comprehensive SR: a TID 1500 report without 3D coordinates fits both."""
-    dataset.SOPClassUID = SR_COMPREHENSIVE
-    dataset.file_meta.MediaStorageSOPClassUID = SR_COMPREHENSIVE
-    return dataset
-
-
 def _no_identifiers(error: Exception) -> str:
     """An error for the log: its kind and the reader's words, which name the image by its number only."""
     return f"{type(error).__name__}: {error}"[:300]
@@ -247,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="where results wait for the destination (default ~/.cache/pneumo/queue)")
     parser.add_argument("--queue-max", type=int, default=1000, help="results the queue holds at most; beyond, images are refused")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # the node's own lines at INFO; the libraries' only when something goes wrong (highdicom's INFO names
+    # the source's UIDs, which the log must not carry)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stdout)
+    log.setLevel(logging.INFO)
     try:
         destination = Destination.parse(args.send_to)
         from pneumo.reading import Reader

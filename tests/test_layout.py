@@ -106,7 +106,7 @@ def test_serving_never_imports_training():
 
 # What only the reader may import: the decoder, the preprocessing, the checks and the networks.
 READER_INSIDE = {f"pneumo.reading.{name}" for name in ("decode", "preprocess", "guard", "population", "networks", "explain", "lungs",
-                                                       "siteprofile", "fit", "reader", "runtime")}
+                                                       "siteprofile", "fit", "reader", "runtime", "jpeg")}
 
 
 def _serving(graph: dict[str, set[str]]) -> list[str]:

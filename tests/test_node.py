@@ -223,3 +223,62 @@ def _is_xray(path: Path) -> bool:
         return False
     return str(header.get("SOPClassUID", "")) in ("1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1",
                                                    "1.2.840.10008.5.1.4.1.1.1.1.1", "1.2.840.10008.5.1.4.1.1.7")
+
+
+def test_a_receiver_without_3d_sr_gets_the_same_report_as_a_comprehensive_sr(tmp_path):
+    """An older receiver that takes Secondary Capture and Comprehensive SR but not Comprehensive 3D SR:
+    the node's sender sends the report as Comprehensive SR, and says so in its log."""
+    import logging
+
+    from pynetdicom import AE, evt
+
+    from pneumo.node import Destination, Node, Queue
+    from pneumo.outputs.dicom import SR_3D, SR_COMPREHENSIVE, to_bytes
+
+    taken: list[str] = []
+
+    def store(event):
+        taken.append(str(event.request.AffectedSOPClassUID))
+        return 0x0000
+
+    receiver = AE(ae_title="OLDPACS")
+    for sop_class in ("1.2.840.10008.5.1.4.1.1.7", SR_COMPREHENSIVE):
+        receiver.add_supported_context(sop_class)
+    port = _port()
+    server = receiver.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, store)])
+    try:
+        import pneumo
+
+        sc, sr = pneumo.load().predict(FIXTURES / "chest_jpegls_lossless.dcm").to_dicom()
+        assert str(sr.SOPClassUID) == SR_3D
+        queue = Queue(tmp_path / "queue", 10)
+        queue.put("1-sc.dcm", to_bytes(sc))
+        queue.put("2-sr.dcm", to_bytes(sr))
+        node = Node(reader=None, destination=Destination("OLDPACS", "127.0.0.1", port), queue=queue)
+        records: list[str] = []
+        handler = logging.Handler()
+        handler.emit = lambda record: records.append(record.getMessage())
+        logging.getLogger("pneumo.listen").addHandler(handler)
+        logging.getLogger("pneumo.listen").setLevel(logging.INFO)
+        assert node.deliver(queue.pending())
+        assert taken == ["1.2.840.10008.5.1.4.1.1.7", SR_COMPREHENSIVE] and not queue.pending()
+        assert any("as Comprehensive SR" in r for r in records)
+    finally:
+        server.shutdown()
+
+
+def test_sigterm_leaves_undelivered_results_queued_and_logs_no_identifiers(orthanc, node):
+    import signal
+
+    source = pydicom.dcmread(FIXTURES / "chest_jpegls_lossless.dcm")
+    orthanc.stop()
+    assert _send(node["port"], source) == 0x0000
+    assert _wait_for(lambda: len(list(node["queue"].glob("*.dcm"))) == 2, 60)
+    node["process"].send_signal(signal.SIGTERM)
+    out, _ = node["process"].communicate(timeout=90)
+    log = "".join(node["lines"]) + out
+    assert node["process"].returncode == 0 and "2 result(s) stay queued for the next start" in log
+    assert len(list(node["queue"].glob("*.dcm"))) == 2  # kept for the next start
+    for identifier in (str(source.PatientName), str(source.PatientID), str(source.StudyInstanceUID), str(source.SOPInstanceUID)):
+        assert identifier not in log  # the log names images by number only
+    orthanc.start()  # the fixture stops it again

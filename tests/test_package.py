@@ -66,3 +66,20 @@ def test_pip_install_gives_the_api_and_the_command_with_the_shipped_weights(tmp_
     assert result.returncode == 0, result.stderr[-2000:]
     row = json.loads(result.stdout.splitlines()[-1])
     assert row["label"] == "NORMAL" and row["warning_kind"] is None and row["lung_share"] > 0.1
+
+
+def test_no_serving_requirement_is_under_the_gpl():
+    """The serving install (requirements.txt, what the Docker image installs) carries no GPL code: every
+    DICOM decoder is permissively licensed (docs/DICOM.md). The LGPL (fpdf2) is not the GPL."""
+    import re
+    from importlib import metadata
+
+    names = [re.split(r"[=<>~ ;]", line.strip())[0] for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert "pylibjpeg-libjpeg" not in names
+    for name in names:
+        meta = metadata.metadata(name)
+        short = meta.get("License") or ""  # a license's name; a whole license text (scipy's names its bundled parts) is skipped
+        said = " ".join([short if len(short) < 100 else "", meta.get("License-Expression") or "",
+                         *[c for c in meta.get_all("Classifier", []) if c.startswith("License")]])
+        assert not re.search(r"(?<![L])GPL|(?<!Lesser )General Public License", said), (name, said[:200])

@@ -239,6 +239,19 @@ def structured_report(r) -> Dataset:
     return sr
 
 
+SR_3D = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR: what IHE AI Results asks for (TID 1500)
+SR_COMPREHENSIVE = "1.2.840.10008.5.1.4.1.1.88.33"  # what older receivers take
+
+
+def as_comprehensive_sr(dataset: Dataset) -> Dataset:
+    """The same report as a Comprehensive SR: a TID 1500 report without 3D coordinates fits both."""
+    dataset.SOPClassUID = SR_COMPREHENSIVE
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and "MediaStorageSOPClassUID" in meta:
+        meta.MediaStorageSOPClassUID = SR_COMPREHENSIVE
+    return dataset
+
+
 def to_bytes(dataset: Dataset) -> bytes:
     """A data set as a DICOM file (preamble, file meta) in memory."""
     import io

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pneumo.reading import jpeg
+
 # Refuse images whose header promises more pixels than this, before decoding them (a
 # decompression bomb is a few KB that decodes to gigabytes). Real radiographs are < 50 Mpx.
 MAX_PIXELS = 60_000_000
@@ -40,6 +42,9 @@ _DICOM_IDENTIFIERS = {"PatientName": "patient name", "PatientID": "patient ID", 
 # Read for the population check (pneumo.reading.population), never shown as they are.
 _DICOM_POPULATION = ("PatientAge", "PatientBirthDate", "StudyDate", "AcquisitionDate", "ContentDate", "SeriesDate", "ViewPosition",
                      "ImageLaterality", "SeriesDescription", "ProtocolName", "StudyDescription")
+
+
+jpeg.use()  # JPEG baseline, 12-bit extended and lossless through imagecodecs (BSD-licensed), not a GPL decoder
 
 
 class ImageReadError(ValueError):
