@@ -144,8 +144,9 @@ def fit_site(reader: Reader, films: SiteFilms, name: str) -> tuple[SiteProfile, 
 def site_band(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float] | None:
     """The indeterminate band at the site threshold by the shipped band's rule, on the site's own
     labelled films: where more than 10 % of the nearest films (a fifth of them, at most 50) are misread."""
-    grid, share = local_shares(probabilities, labels, min(50, max(8, len(labels) // 5)))
-    band = band_at({"logit_grid": grid, "pneumonia_share": share, "level": 0.10, "neighbours": min(50, max(8, len(labels) // 5)),
+    neighbours = min(50, max(8, len(labels) // 5))
+    grid, share = local_shares(probabilities, labels, neighbours)
+    band = band_at({"logit_grid": grid, "pneumonia_share": share, "level": 0.10, "neighbours": neighbours,
                     "source": f"the site's {len(labels)} labelled films"}, threshold)
     return None if band is None else (round(band.low, 6), round(band.high, 6))
 

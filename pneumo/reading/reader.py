@@ -401,13 +401,10 @@ class Reader:
         """Each item decoded and checked; without `pictures`, only what the networks still need is kept."""
         prepared = []
         for i, item in enumerate(chunk):
-            if isinstance(item, tuple):
-                name, data = item
-            else:
-                name = str(item) if isinstance(item, (str, Path)) else f"item {offset + i}"  # a path as given
-                data = None
+            name = item[0] if isinstance(item, tuple) else str(item) if isinstance(item, (str, Path)) else f"item {offset + i}"  # a path as given
             try:
-                result = self.prepare(*((data, name) if data is not None else (as_bytes(item)[0], name)))
+                data = item[1] if isinstance(item, tuple) else as_bytes(item)[0]
+                result = self.prepare(data, name)
                 prepared.append(result if pictures else dataclasses.replace(result, picture=None, values=None, dicom=None))
             except Exception as error:  # noqa: BLE001 - one odd file must not stop the rest
                 prepared.append(failed(name, error))

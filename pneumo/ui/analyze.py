@@ -117,13 +117,14 @@ def _study(result: Result, reader, settings: Settings, band: Band | None, view: 
     blended = None if heat.empty or withheld else overlay(picture, heat.heatmap, settings.opacity)
     if outlined:
         picture, blended = draw_outline(picture, result.lungs), blended and draw_outline(blended, result.lungs)
+    words = [] if withheld or heat.empty else _map_words(result, heat)  # once: its mark check filters the whole film
     return Study(
         result=result, picture=picture, threshold=settings.threshold, reading=result.outcome(settings.threshold, band),
         overlay=blended,
         method=settings.method_name, method_measures=WHAT_IT_MEASURES[settings.method], explained=CLASS_NAMES[explained],
         where=f"no region raised the score for {CLASS_NAMES[explained]}; the map is empty." if heat.empty
-        else ("withheld with the reading." if withheld else _map_words(result, heat)[0]),
-        lungs=" ".join(_map_words(result, heat)[1:]) if not withheld and not heat.empty else "",
+        else ("withheld with the reading." if withheld else words[0]),
+        lungs=" ".join(words[1:]),
         warning=_report_warning(result, reader.bundle), identifiers=result.identifiers if with_identifiers else {},
     )
 
