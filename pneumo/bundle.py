@@ -43,12 +43,15 @@ POPULATION_FILE = "population.json"  # how the model reads adult X-rays (pneumo.
 GALLERY_DIR = "gallery"  # the test split's misread X-rays as thumbnails (pneumo.training.gallery)
 GALLERY_FILE = "gallery.json"
 UNCERTAINTY_FILE = "uncertainty.json"  # validation scores behind the indeterminate band (pneumo.operating)
+SITE_FILE = "site.json"  # how a site may fit this model: the label-free plan and the labelled rule (docs/SITE.md)
 DEFAULT_THRESHOLD = 0.5  # for weights that ship no metrics.json
 DEFAULT_MODEL = Path(os.environ.get("PNEUMO_WEIGHTS") or WEIGHTS_DIR / MODEL_FILE)
 # The not-an-X-ray guard looks at pictures, not at any model's weights: one for every bundle.
 GUARD_FILE = WEIGHTS_DIR / "xray_guard.npz"
 # Nor does the image score that tells an adult's chest X-ray from a training child's (pneumo.reading.population).
 ADULT_SCORE_FILE = WEIGHTS_DIR / "adult_score.npz"
+# Nor does the X-ray check that gives a second opinion on pictures the guard's layout refuses (campaign g8).
+XRAY_CHECK_FILE = WEIGHTS_DIR / "xray_check.npz"
 
 
 def sha256_of(path: Path) -> str:
@@ -97,6 +100,7 @@ class Bundle:
     history: dict | None = None
     population: dict | None = None  # population.json: how the model reads adult X-rays
     uncertainty: dict | None = None  # uncertainty.json: local validation pneumonia shares (pneumo.operating)
+    site: dict | None = None  # site.json: what campaigns site1 and site2 shipped for fitting a site (docs/SITE.md)
 
     @property
     def folder(self) -> Path:
@@ -132,6 +136,21 @@ class Bundle:
         measured = self.population or {}
         return measured.get("adult_normal_called_pneumonia") if measured.get("threshold") == self.threshold else None
 
+    @property
+    def adaptation_plan(self) -> tuple[str, dict[str, np.ndarray]] | None:
+        """(setting, {BatchNorm layer: channels to re-estimate}) of the label-free adaptation that campaign
+        site1 shipped for these weights; None where none did."""
+        plan = (self.site or {}).get("plan")
+        if not plan:
+            return None
+        return str(plan["setting"]), {name: np.asarray(mask, dtype=bool) for name, mask in plan["layers"].items()}
+
+    @property
+    def labelled_rule(self) -> dict | None:
+        """How a site's labelled films set its threshold (campaign site2): the training site's median
+        pneumonia logit and what sites can expect by number of films; None where none shipped."""
+        return (self.site or {}).get("labelled_rule")
+
     def threshold_or(self, override: float | None) -> float:
         """`override` (a --threshold flag) when given, else the shipped threshold."""
         return self.threshold if override is None else float(override)
@@ -146,7 +165,8 @@ def read_bundle(weights: str | Path = DEFAULT_MODEL) -> Bundle:
     pneumo.reading.networks)."""
     model_file = Path(weights)
     return Bundle(model_file, read_json(model_file.with_name(METRICS_FILE)) or {}, read_json(model_file.with_name(HISTORY_FILE)),
-                  read_json(model_file.with_name(POPULATION_FILE)), read_json(model_file.with_name(UNCERTAINTY_FILE)))
+                  read_json(model_file.with_name(POPULATION_FILE)), read_json(model_file.with_name(UNCERTAINTY_FILE)),
+                  read_json(model_file.with_name(SITE_FILE)))
 
 
 

@@ -157,7 +157,7 @@ def adapt(argv: list[str] | None = None) -> int:
     if not files:
         return 2
     try:
-        from pneumo.reading import NothingToFit, Reader, fit_site, read_labels, read_site_films
+        from pneumo.reading import Reader, fit_site, read_labels, read_site_films
 
         labels = read_labels(args.labels) if args.labels else None
         reader = Reader(args.weights)
@@ -165,8 +165,6 @@ def adapt(argv: list[str] | None = None) -> int:
         profile, report = fit_site(reader, films, args.name or Path(args.inputs[0]).resolve().name)
         profile.save(args.out)
     except (OSError, ValueError) as error:
-        if isinstance(error, NothingToFit) and "distance_words" in error.report:
-            print(error.report["distance_words"])
         print(f"error: {error}", file=sys.stderr)
         return 2
     for film, why in films.left_out:

@@ -438,6 +438,39 @@ def test_your_site_fits_a_profile_and_the_page_the_api_and_the_csv_read_with_it(
     assert any("Ward 7" in c.value for c in at.caption)
 
 
+def test_your_site_adapts_to_unlabelled_films_and_the_page_reads_as_the_api(tmp_path):
+    """40 films without labels: label-free adaptation, said with what it gained and cost where measured;
+    in use, the threshold stays the shipped one and the Analyze tab gives the API's probability."""
+    import io
+    import json
+    import zipfile
+
+    import pneumo
+    from pneumo.bundle import read_bundle
+    from pneumo.ui.your_site import FIT_KEY
+
+    with zipfile.ZipFile(io.BytesIO(_site_zip(per_class=20))) as archive:
+        films = [(f"{i}.png", archive.read(name), "image/png") for i, name in enumerate(archive.namelist()) if name.endswith(".png")]
+    at = _app()
+    at.file_uploader(key="site-films").set_value(films)
+    at.run()
+    at.button(key="site-fit").click()
+    at.run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "Label-free adaptation from 40 films" in text and "a hospital the model never saw" in text, text
+    profile_json = at.session_state[FIT_KEY][0]
+    assert json.loads(profile_json)["threshold"] is None and json.loads(profile_json)["batchnorm"]
+    at.button(key="site-use").click()
+    at.run()
+    assert at.slider(key="threshold").value == pytest.approx(read_bundle().threshold)
+    _upload(at, ("scan.jpeg", PNEUMONIA_EXAMPLE.read_bytes()))
+    (tmp_path / "site.json").write_text(profile_json)
+    expected = pneumo.load(site=tmp_path / "site.json").predict(PNEUMONIA_EXAMPLE)
+    assert _probability(at) == pytest.approx(expected.probability, abs=6e-4)
+    assert expected.probability != pytest.approx(pneumo.load().predict(PNEUMONIA_EXAMPLE).probability, abs=1e-6)
+
+
 def test_your_site_refuses_another_models_profile_and_keeps_the_shipped_model(untrained_model_file, tmp_path):
     import json
 
@@ -460,6 +493,12 @@ def test_your_site_refuses_another_models_profile_and_keeps_the_shipped_model(un
     at.button(key="site-use-loaded").click()
     at.run()
     assert any("not a site profile" in e.value for e in at.error) and PROFILE_KEY not in at.session_state
+    at.file_uploader(key="site-load").set_value([("deep.json", b"[" * 100_000 + b"]" * 100_000, "application/json")])
+    at.run()
+    at.button(key="site-use-loaded").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("nested far too deep" in e.value for e in at.error) and PROFILE_KEY not in at.session_state
     assert json.loads(other.to_json())["threshold"] == 0.4
 
 

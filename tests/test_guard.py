@@ -87,35 +87,30 @@ def test_verdicts_carry_a_kind_for_machines():
     assert guard.check(np.full((299, 299), 128, np.uint8)).kind == "not_xray"
 
 
-def test_a_second_opinion_only_overrides_the_layout_check_and_with_adult_only_needs_the_population_score():
-    """lab.population_campaigns.SecondOpinionGuard (campaigns g6-g8, not shipped): it turns a layout refusal into a
-    pass when its second check says X-ray, and nothing else: not colour, not an inverted film; with
-    adult_only, only where the population score calls the picture an adult's."""
+def test_the_second_opinion_overrides_only_the_layout_and_needs_both_checks():
+    """Campaign g8 as shipped: a layout refusal (not an inverted film) passes only when the X-ray check
+    and the population score both agree; the colour, blank and detail checks and the inverted verdict
+    stand as they were."""
     from dataclasses import replace
     from pathlib import Path
 
     from pneumo.reading.guard import load_guard
     from pneumo.reading.decode import read_image_file
     from pneumo.reading.preprocess import to_gray299
-    from lab.population_campaigns import SecondOpinionGuard, XrayCheck
     from pneumo.training.synthetic import non_xray_images
 
-    class Always:
-        adult_only = False
-
-        def fits(self, gray299):
-            return True
-
     shipped = load_guard()
+    layout_only = load_guard(xray_check=None)
     icu = to_gray299(read_image_file(Path(__file__).parent / "data" / "adult" / "hannover_00870a9c.jpeg"))
-    assert shipped.check(icu).check == "layout" and not shipped.check(icu).plausible
-    guard = SecondOpinionGuard(shipped, Always())
-    assert guard.check(icu).plausible and guard.check(icu).layout_passed is False
+    assert layout_only.check(icu).check == "layout" and not layout_only.check(icu).plausible
+    assert shipped.check(icu).plausible and shipped.check(icu).layout_passed is False
+    child_like = load_guard()
+    child_like.adult_score = replace(shipped.adult_score, threshold=1e9)  # the population score says child: the refusal stands
+    assert not child_like.check(icu).plausible
+    not_xray = load_guard()
+    not_xray.xray_check = replace(shipped.xray_check, threshold=1e9)  # the X-ray check says no: the refusal stands
+    assert not not_xray.check(icu).plausible
     photo = dict(non_xray_images())["photo/china"]
-    assert guard.check(to_gray299(photo), photo).check == "colour"
+    assert shipped.check(to_gray299(photo), photo).check == "colour"
     child = to_gray299(read_image_file(sorted((Path(__file__).parent / "data" / "chest_xray").rglob("*.jpeg"))[0]))
-    assert guard.check(255 - child).kind == "inverted"
-    strict = SecondOpinionGuard(shipped, XrayCheck(replace(shipped.adult_score, threshold=-1e9), adult_only=True))
-    assert strict.check(icu).plausible == bool(shipped.adult_score.score(icu)[0] >= shipped.adult_score.threshold)
-    strict.adult_score = replace(shipped.adult_score, threshold=1e9)  # the population score says child: the refusal stands
-    assert not strict.check(icu).plausible
+    assert shipped.check(child).layout_passed and shipped.check(255 - child).kind == "inverted"

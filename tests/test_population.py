@@ -271,20 +271,42 @@ def test_the_shipped_image_score_calls_adult_films_adult_and_training_children_n
 
 
 @pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
-def test_an_icu_film_failing_the_layout_check_is_told_not_a_chest_xray_as_a_photo_is():
-    """As shipped, an ICU film failing the layout check is "not a chest X-ray", and so are a photo, an
-    MRI slice and a document."""
+def test_an_icu_film_the_layout_refuses_is_not_refused_but_warned_and_a_photo_still_is():
+    """Campaign g8 as shipped: an ICU film that fails the children's layout passes on the second opinion
+    (the X-ray check and the population score agree) and carries the population warning; a photo, an
+    MRI slice and a document are still "not a chest X-ray"; the two non-X-rays of the 120 it lets
+    through are warned, never read in silence."""
     from pneumo.reading.reader import prepare
     from pneumo.reading.guard import load_guard
     from pneumo.outputs.picture import to_png_bytes
     from pneumo.training.synthetic import non_xray_images
 
     guard = load_guard()
-    icu = next(p for p in ADULT_FIXTURES if p.name == "hannover_00870a9c.jpeg").read_bytes()
-    assert prepare(icu, "icu.jpeg", guard).warning_kind == "not_xray"
+    icu = prepare(next(p for p in ADULT_FIXTURES if p.name == "hannover_00870a9c.jpeg").read_bytes(), "icu.jpeg", guard)
+    assert not icu.verdict.layout_passed and icu.verdict.plausible  # the layout refused it, the second opinion let it through
+    assert icu.warning_kind == "population" and "adult" in icu.warning
     pictures = dict(non_xray_images())
     for name in ("photo/grace_hopper_gray", "photo/mri_slice", "document/0"):
         assert prepare(to_png_bytes(pictures[name]), "p.png", guard).warning_kind == "not_xray", name
+    for name in ("photo/grace_hopper_crop2", "photo/logo2_gray"):  # measured: let through, and warned
+        assert prepare(to_png_bytes(pictures[name]), "p.png", guard).warning_kind == "population", name
+    alone = load_guard(xray_check=None)  # without the X-ray check, the layout's refusal stands
+    assert prepare(to_png_bytes(pictures["photo/logo2_gray"]), "p.png", alone).warning_kind == "not_xray"
+
+
+@pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
+def test_a_film_let_through_by_the_second_opinion_is_warned_whatever_its_header_says():
+    """A header's age of 3 puts a film in the population, except one the layout refused: that one passed
+    only as an adult's film, and keeps the population warning."""
+    from PIL import Image
+
+    from conftest import make_dicom
+    from pneumo.reading.reader import prepare
+    from pneumo.reading.guard import load_guard
+
+    pixels = np.asarray(Image.open(next(p for p in ADULT_FIXTURES if p.name == "hannover_00870a9c.jpeg")).convert("L"))
+    read = prepare(make_dicom(pixels, PatientAge="003Y"), "icu.dcm", load_guard())
+    assert not read.verdict.layout_passed and read.warning_kind == "population" and read.population.source == "image"
 
 
 @pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
@@ -368,8 +390,7 @@ def test_population_measure_counts_the_warnings_the_app_path_gives(tmp_path):
 @pytest.mark.skipif(not ADULT_FIXTURES, reason="no adult fixtures")
 def test_no_adult_fixture_is_read_in_silence_and_each_source_gets_the_population_warning():
     """On the app's path (guard, then the population score): every adult film carries a warning, and
-    each source's ordinary films the population one. The ICU film that fails the layout check is still
-    told "not a chest X-ray" (campaigns g6-g8 did not ship: docs/POPULATION.md)."""
+    each source's films the population one, the ICU film that fails the layout check included (g8)."""
     from pneumo.reading.reader import prepare
     from pneumo.reading.guard import load_guard
 
@@ -378,4 +399,4 @@ def test_no_adult_fixture_is_read_in_silence_and_each_source_gets_the_population
     assert all(k is not None for k in kinds.values()), kinds
     for source in ("nih", "hannover", "covidcxnet"):
         assert any(w[0] == "population" for name, w in kinds.items() if name.startswith(source)), (source, kinds)
-    assert kinds["hannover_00870a9c.jpeg"][0] == "not_xray"
+    assert all(w[0] == "population" for w in kinds.values()), kinds

@@ -1,6 +1,7 @@
-"""`pneumo adapt` and a site profile in use: the CLI and the API agree under a profile; flagged films
-never enter a fit; another model's profile, too few films, no labels or a batch that is all flagged
-get a message for a person and leave the shipped model in use."""
+"""`pneumo adapt` and a site profile in use: the CLI and the API agree under a profile, labelled
+(a site threshold) or not (label-free adaptation); flagged films never enter a fit; another model's
+profile, too few films or a batch that is all flagged get a message for a person and leave the
+shipped model in use."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from PIL import Image
 
 from conftest import SUBPROCESS_ENV, TINY_DATA
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 def _run(module: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, env=SUBPROCESS_ENV,
@@ -30,6 +33,7 @@ def site(tmp_path_factory, untrained_model_file) -> dict[str, Path]:
     model = root / "model" / "pneumonia.keras"
     model.parent.mkdir()
     shutil.copy(untrained_model_file, model)
+    shutil.copy(REPO_ROOT / "weights" / "site.json", model.parent)  # the shipped rules for fitting a site (same architecture)
     films = root / "films"
     rng = np.random.default_rng(0)
     for label in ("NORMAL", "PNEUMONIA"):
@@ -54,7 +58,8 @@ def test_adapt_writes_a_profile_and_predict_and_the_api_agree_under_it(site):
     assert "red.png: flagged: not_xray" in made.stderr and "broken.jpeg" in made.stderr and "Traceback" not in made.stderr
     data = json.loads(profile.read_text())
     assert data["site"] == "Ward 7" and data["films"] == 48 and data["left_out"] == 2 and 0 < data["threshold"] < 1
-    assert data["batchnorm"] == {} and data["method"] == "threshold by the site rule"  # no label-free method ships
+    assert data["batchnorm"] == {} and data["method"] == "threshold by the site rule"  # labels: a threshold, the network as shipped
+    assert "what to expect on new films" in made.stdout and "5th–95th percentile" in made.stdout  # the simulation, not in-sample
 
     film = sorted((site["films"] / "PNEUMONIA").glob("*.png"))[0]
     read = _run("pneumo", "predict", film, "--weights", site["model"], "--site", profile, "--json")
@@ -102,14 +107,53 @@ def test_too_few_films_or_all_flagged_give_a_message_not_a_profile(site, tmp_pat
     assert bad.returncode == 2 and "is not NORMAL or PNEUMONIA" in bad.stderr
 
 
-def test_unlabelled_films_are_told_why_nothing_was_fitted(site, tmp_path):
-    """Labelled films give a site threshold (above); unlabelled ones are told that no label-free method
-    is offered, and still see the site distance."""
+def test_unlabelled_films_adapt_the_network_and_too_few_are_told_what_is_needed(site, tmp_path):
+    """At least 32 films without labels: label-free adaptation (campaign site1's C-0.50), which predict
+    and the API use alike; fewer: a message that says what is needed."""
     model = site["model"]
-    assert "not offered" in site["made"].stdout
+    few = tmp_path / "few"
+    shutil.copytree(site["films"] / "NORMAL", few)  # 24 usable films and a colour photo
+    none = _run("pneumo", "adapt", few, "--out", tmp_path / "u.json", "--weights", model)
+    assert none.returncode == 2 and "at least 32 films" in none.stderr and not (tmp_path / "u.json").exists()
+    assert "NORMAL/ and PNEUMONIA/ folders" in none.stderr and "Traceback" not in none.stderr  # what to do next
     unlabelled = tmp_path / "unlabelled"
-    shutil.copytree(site["films"] / "NORMAL", unlabelled)
-    none = _run("pneumo", "adapt", unlabelled, "--out", tmp_path / "u.json", "--weights", model)
-    assert none.returncode == 2 and "Only a labelled fit is offered" in none.stderr and not (tmp_path / "u.json").exists()
-    assert "NORMAL/ and PNEUMONIA/ folders" in none.stderr  # what to do next
-    assert "site distance" in none.stdout and "no reference from the training site" in none.stdout  # measured even so
+    unlabelled.mkdir()
+    for film in sorted(site["films"].rglob("*.png")):
+        shutil.copy(film, unlabelled / f"{film.parent.name}-{film.name}")
+    made = _run("pneumo", "adapt", unlabelled, "--out", tmp_path / "free.json", "--weights", model)
+    assert made.returncode == 0, made.stderr[-3000:]
+    data = json.loads((tmp_path / "free.json").read_text())
+    assert data["threshold"] is None and data["method"] == "label-free adaptation (C-0.50)"
+    assert sorted(data["batchnorm"]) == ["block1_bn", "block2_bn", "block3_bn", "block4_bn", "block5_bn"]
+    assert "label-free adaptation from 48 films" in made.stdout and "at the training hospital" in made.stdout
+    film = sorted(unlabelled.glob("PNEUMONIA-*.png"))[0]
+    read = _run("pneumo", "predict", film, "--weights", model, "--site", tmp_path / "free.json", "--json")
+    assert read.returncode == 0, read.stderr[-2000:]
+    row = json.loads(read.stdout.strip().splitlines()[-1])
+    import pneumo
+
+    api = pneumo.load(model, site=tmp_path / "free.json").predict(film)
+    plain = pneumo.load(model).predict(film)
+    assert api.probability == pytest.approx(row["probability"], abs=1e-5) and api.probability != pytest.approx(plain.probability, abs=1e-6)
+    assert api.threshold == pytest.approx(plain.threshold)  # the shipped threshold: adaptation changes the network only
+
+
+def test_weights_without_site_rules_say_so(site, tmp_path):
+    bare = tmp_path / "bare" / "pneumonia.keras"
+    bare.parent.mkdir()
+    shutil.copy(site["model"], bare)
+    out = _run("pneumo", "adapt", site["films"], "--out", tmp_path / "b.json", "--weights", bare)
+    assert out.returncode == 2 and "no label-free adaptation ships with these weights" in out.stderr
+    assert "no rule for a site threshold" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_profile_nested_deep_or_huge_gets_a_message(site, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    out = _run("pneumo", "predict", TINY_DATA / "test", "--weights", site["model"], "--site", deep)
+    assert out.returncode == 2 and "nested far too deep" in out.stderr and "Traceback" not in out.stderr
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as handle:
+        handle.truncate(60_000_000)
+    out = _run("pneumo", "predict", TINY_DATA / "test", "--weights", site["model"], "--site", huge)
+    assert out.returncode == 2 and "60 MB" in out.stderr and "Traceback" not in out.stderr

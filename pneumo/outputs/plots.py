@@ -113,16 +113,21 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def site_fit_histograms(scores: np.ndarray, labels: np.ndarray | None, shipped: float, site: float | None) -> Figure:
+def site_fit_histograms(scores: np.ndarray, labels: np.ndarray | None, shipped: float, site: float | None,
+                        before: np.ndarray | None = None) -> Figure:
     """A site's films by their probability of pneumonia, one panel per class where labels are given,
     with the shipped threshold and the site's (where a fit set one) marked, and what each threshold
-    calls right on these films in the panel's title."""
+    calls right on these films in the panel's title; `before`, where the fit changed the network, the
+    scores before it as an outline."""
     classes = [(0, "NORMAL", "tab:green"), (1, "PNEUMONIA", "tab:red")] if labels is not None and (labels >= 0).any() else [(None, "films", "tab:blue")]
     fig, axes = plt.subplots(1, len(classes), figsize=(5 * len(classes), 3.2), sharey=True, layout="constrained", squeeze=False)
     bins = np.linspace(0, 1, 26)
     for ax, (label, name, colour) in zip(axes[0], classes):
         shown = scores if label is None else scores[labels == label]
-        ax.hist(shown, bins=bins, color=colour, alpha=0.7)
+        ax.hist(shown, bins=bins, color=colour, alpha=0.7, label="after the fit" if before is not None else None)
+        if before is not None:
+            ax.hist(before if label is None else before[labels == label], bins=bins, histtype="step", color="black", linewidth=1,
+                    label="before")
         parts = []
         for threshold, style, what in ((shipped, ":", "shipped"), (site, "--", "site")):
             if threshold is None:

@@ -273,7 +273,10 @@ def checks(image: Image.Image, header: dict[str, str], guard: XrayGuard | None) 
     gray299 = to_gray299(image)
     verdict = guard.check(gray299, image) if guard is not None else None
     score = guard.adult_score if guard is not None else None
-    return gray299, verdict, population_of(header, score.check(gray299) if score is not None else None)
+    by_image = score.check(gray299) if score is not None else None
+    if verdict is not None and not verdict.layout_passed:  # let through only as an adult's film: warned, whatever a header says
+        return gray299, verdict, by_image
+    return gray299, verdict, population_of(header, by_image)
 
 
 def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> Result:

@@ -1,6 +1,6 @@
-"""A site profile: what one hospital's films change in the model: its threshold, from labelled films,
-and the BatchNorm statistics a label-free method re-estimates, where one is offered (docs/SITE.md;
-none passed its safety check yet, so profiles made here carry a threshold only).
+"""A site profile: what one hospital's films change in the model: its threshold, from labelled films
+(campaign site2's rule), or the BatchNorm statistics that label-free adaptation re-estimates from
+unlabelled ones (campaign site1's C-0.50; docs/SITE.md).
 
     stats = reestimate(model, to_model_input(gray), plan)   # {layer: (mean, variance)}
     adapted = with_statistics(model, stats)                 # a copy of the network, folded once
@@ -27,7 +27,7 @@ import numpy as np
 from pneumo.bundle import weights_sha256
 
 FORMAT = "pneumo-site-profile/1"
-SITE_FILE = "site.json"  # beside the weights: the site distance's reference, measured on the training site
+MAX_PROFILE_BYTES = 2_000_000  # a real profile is under 50 KB; anything far larger is not one, and is not read whole
 NORMALISED = ("block1_bn", "block2_bn", "block3_bn", "block4_bn", "block5_bn", "dense1_bn", "dense2_bn", "dense3_bn")
 
 
@@ -147,10 +147,15 @@ class SiteProfile:
     @classmethod
     def from_json(cls, text: str, model, model_file: str | Path) -> "SiteProfile":
         """The profile in `text`, checked against the network it is for. SiteProfileError otherwise."""
+        if len(text) > MAX_PROFILE_BYTES:
+            raise SiteProfileError(f"this is not a site profile: it is {len(text) / 1e6:.0f} MB, and a profile is under "
+                                   f"{MAX_PROFILE_BYTES // 1_000_000} MB")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise SiteProfileError(f"this is not a site profile (not JSON: {error})") from None
+        except RecursionError:  # arrays nested thousands deep: the JSON parser gives up before any check can
+            raise SiteProfileError("this is not a site profile (its JSON is nested far too deep)") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise SiteProfileError("this is not a pneumo site profile (its format line is missing or unknown)")
         try:
@@ -183,6 +188,10 @@ class SiteProfile:
         path = Path(path)
         if not path.is_file():
             raise SiteProfileError(f"no site profile at {path}")
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:  # refused before it is read
+            raise SiteProfileError(f"{path.name} is not a site profile: it is {size / 1e6:.0f} MB, and a profile is under "
+                                   f"{MAX_PROFILE_BYTES // 1_000_000} MB")
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
@@ -193,15 +202,33 @@ class SiteProfile:
 # --- labelled calibration (docs/SITE.md: the rule was written down before it was measured) -------
 
 MIN_LABELLED = 20  # of each class, for a site threshold
+FLOOR_SENSITIVITY = 0.95  # what campaign site2 held every rule to
 
 
-def site_threshold(pneumonia_probabilities: np.ndarray) -> float:
-    """The k-th lowest probability of the site's labelled pneumonias, k = floor(0.025 n) + 1: in
-    expectation (n + 1 - k) / (n + 1) of the site's pneumonias score at or above it (0.952 for 20)."""
-    scores = np.sort(np.asarray(pneumonia_probabilities, dtype=np.float64))
-    if len(scores) < MIN_LABELLED:
-        raise ValueError(f"a site threshold needs at least {MIN_LABELLED} labelled pneumonias, got {len(scores)}")
-    return float(scores[int(math.floor(0.025 * len(scores)))])
+def sensitivity_upper_bound(hits: int, n: int, level: float = 0.95) -> float:
+    """The one-sided Clopper-Pearson upper confidence bound of a sensitivity of hits / n."""
+    from scipy.stats import beta
+
+    return 1.0 if hits >= n else float(beta.ppf(level, hits + 1, n - hits))
+
+
+def site_threshold(pneumonia_probabilities: np.ndarray, shipped_threshold: float, training_pneumonia_logit: float) -> float:
+    """Campaign site2's pick (docs/SITE.md, "shift-P+bound"): the shipped threshold moved, on the logit
+    scale, by how far the median logit of the site's labelled pneumonias lies from the training site's
+    (`training_pneumonia_logit`, the out-of-fold median). It moves below the shipped threshold only
+    when the labelled pneumonias show that the shipped one misses too many: the one-sided 95 % upper
+    bound of their sensitivity at it below 0.95. A median moves little with one odd film, where the
+    rule before (the k-th lowest pneumonia) moved with each."""
+    from pneumo.operating import logits
+
+    p = np.asarray(pneumonia_probabilities, dtype=np.float64)
+    if len(p) < MIN_LABELLED:
+        raise ValueError(f"a site threshold needs at least {MIN_LABELLED} labelled pneumonias, got {len(p)}")
+    shipped = float(logits(shipped_threshold))
+    moved = shipped + float(np.median(logits(p))) - training_pneumonia_logit
+    if moved < shipped and sensitivity_upper_bound(int((p >= shipped_threshold).sum()), len(p)) >= FLOOR_SENSITIVITY:
+        moved = shipped  # no evidence that the shipped threshold misses the site's pneumonias: it stays
+    return float(1 / (1 + np.exp(-moved)))
 
 
 def auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -230,54 +257,3 @@ def roc(labels: np.ndarray, probabilities: np.ndarray, bootstrap: int = 2000, se
     low, high = np.quantile(draws, [0.025, 0.975]) if draws else (float("nan"), float("nan"))
     return {"auc": auc(labels, probabilities), "ci95": [float(low), float(high)], "fpr": fpr, "tpr": tpr, "thresholds": thresholds,
             "normal": len(negative), "pneumonia": len(positive)}
-
-
-# --- how far a batch lies from the training site ---------------------------------------------------
-
-DISTANCE_LAYERS = NORMALISED[:3]  # the early blocks: acquisition (exposure, processing, scanner), little of the class
-
-
-def batch_distance(model, x: np.ndarray) -> float:
-    """How far a batch's early activations lie from the training site's: per channel of the first
-    three BatchNorm layers, the batch mean's distance from the trained mean in trained standard
-    deviations; the root mean square over each layer's channels, averaged over the layers."""
-    seen: dict = {}
-    reestimate(model, x, {}, seen, stop_after=DISTANCE_LAYERS[-1])
-    return distance_of_means(model, {name: seen[name][0] for name in DISTANCE_LAYERS})
-
-
-def distance_of_means(model, means: dict[str, np.ndarray]) -> float:
-    """`batch_distance` from a batch's channel means at the inputs of DISTANCE_LAYERS."""
-    per_layer = []
-    for name in DISTANCE_LAYERS:
-        layer = model.get_layer(name)
-        z = (means[name] - np.asarray(layer.moving_mean)) / np.sqrt(np.asarray(layer.moving_variance) + layer.epsilon)
-        per_layer.append(float(np.sqrt(np.mean(z ** 2))))
-    return float(np.mean(per_layer))
-
-
-MIN_DISTANCE_FILMS = 16  # fewer films say more about the films than about the site
-
-
-def distance_reference(model_file: str | Path) -> dict:
-    """The training site's own batch distances beside the weights ({} where none were measured):
-    batch size -> {"median", "p95"} (docs/SITE.md says how they were measured)."""
-    path = Path(model_file).with_name(SITE_FILE)
-    return (json.loads(path.read_text()).get("distance_reference") or {}) if path.is_file() else {}
-
-
-def distance_words(distance: float, films: int, reference: dict) -> str:
-    """The site distance for a person, against the training site's own batches of the nearest size
-    not above this batch's (a smaller batch scatters more, so the comparison is, if anything, mild)."""
-    if films < MIN_DISTANCE_FILMS:
-        return f"site distance: needs at least {MIN_DISTANCE_FILMS} films that pass the checks ({films} did)"
-    sizes = sorted(int(size) for size in reference if int(size) <= films)
-    if not sizes:
-        return f"site distance {distance:.2f} (no reference from the training site is shipped)"
-    ref = reference[str(sizes[-1])]
-    times = distance / ref["median"] if ref["median"] > 0 else float("inf")
-    verdict = ("within what the training site's own batches show; that does not mean the reading holds here (the test folder "
-               "lies within it too, and its normal children are read worse)") if distance <= ref["p95"] else \
-        "farther than 95 % of the training site's own batches: these films differ from the ones the model learned from"
-    return (f"site distance {distance:.2f}, {times:.1f}× the training site's own batches of {sizes[-1]} (median {ref['median']:.2f}, "
-            f"95th percentile {ref['p95']:.2f}): {verdict}")

@@ -79,6 +79,7 @@ def _films(uploads) -> tuple[list[tuple[str, bytes]], list[str]]:
 
 def _fit(uploads, name: str) -> None:
     from pneumo.reading import MIN_LABELLED, NothingToFit, fit_site, read_site_films
+    from pneumo.reading.fit import MIN_FILMS
 
     items, problems = _films(uploads)
     for problem in problems:
@@ -94,13 +95,11 @@ def _fit(uploads, name: str) -> None:
     except ValueError as error:
         progress.empty()
         if isinstance(error, NothingToFit) and error.why:
-            st.error(f"Nothing was fitted: {error.why}. Only a labelled fit is offered here (no label-free method passed its safety "
-                     f"check): upload a zip of NORMAL/ and PNEUMONIA/ folders with at least {MIN_LABELLED} films in each.",
+            st.error(f"Nothing was fitted: {error.why}. Upload at least {MIN_FILMS} of your site's films for label-free adaptation, or a "
+                     f"zip of NORMAL/ and PNEUMONIA/ folders with at least {MIN_LABELLED} films in each for a site threshold.",
                      icon=":material/error:")
         else:
             st.error(str(error), icon=":material/error:")
-        if isinstance(error, NothingToFit) and "distance_words" in error.report:
-            st.markdown(f"- {error.report['distance_words']}")  # the site distance holds without a profile
         if films.left_out:
             _left_out(films.left_out)
         return
@@ -125,10 +124,14 @@ def _show_fit(profile_json: str, report: dict, labels, left_out) -> None:
     st.markdown("\n".join(f"- {line[0].upper()}{line[1:]}." for line in rest))
     if "before" in report:
         shipped = resources.get_bundle().threshold
-        st.image(plots.png_bytes(plots.site_fit_histograms(report["after"], labels, shipped, profile.threshold)), width="stretch",
-                 caption="Your films by the network's probability of pneumonia, each class apart: the dotted line is the shipped "
-                         "threshold, the dashed one this profile's; the titles say what each calls right on these films. These films "
-                         "chose the site threshold, so expect less on new ones.")
+        adapted = bool(profile.statistics)
+        st.image(plots.png_bytes(plots.site_fit_histograms(report["after"], labels, shipped, profile.threshold,
+                                                           before=report["before"] if adapted else None)), width="stretch",
+                 caption=("Your films by the network's probability of pneumonia before the adaptation (outline) and after it "
+                          "(filled); the dotted line is the threshold, the shipped one." if adapted else
+                          "Your films by the network's probability of pneumonia, each class apart: the dotted line is the shipped "
+                          "threshold, the dashed one this profile's; the titles say what each calls right on these films, which set "
+                          "it: what new films give is said above."))
     left, right = st.columns(2)
     left.download_button("Download the profile (JSON)", data=profile_json, file_name="site.json", mime="application/json",
                          icon=":material/download:", on_click="ignore", key="site-download")
@@ -168,6 +171,7 @@ def _load() -> None:
 
 def site_section() -> None:
     from pneumo.reading import MIN_LABELLED
+    from pneumo.reading.fit import MIN_FILMS
 
     if not DEFAULT_MODEL.is_file():
         st.error("No model to fit: train one with `python train.py`.")
@@ -176,7 +180,9 @@ def site_section() -> None:
         "The model's reading does not travel whole to a new hospital: on the test folder, a different cohort, it clears 63 % of "
         "normal children where the training folder says 96 %. Here you can fit it to your site's own films. "
         f"With labels (a zip of NORMAL/ and PNEUMONIA/ folders, at least **{MIN_LABELLED}** of each), the site gets its own ROC and "
-        "threshold; without labels nothing is fitted yet, because no label-free method passed its safety check. Films the checks flag (not a chest X-ray, an adult's film) never enter the fit. "
+        f"threshold; without labels (at least **{MIN_FILMS}** films), the network's statistics follow your films. Either way you are "
+        "told what a hospital like the test folder's gained and lost, as measured. Films the checks flag (not a chest X-ray, an "
+        "adult's film) never enter the fit. "
         "Fitting to adults does not make a reading valid for them."
     )
     current = profile_in_use()
