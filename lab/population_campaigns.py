@@ -149,10 +149,10 @@ G7_FEATURES = "hog256"  # pop1's pick O
 
 
 def g7(data: dict, test_gray: np.ndarray) -> dict:
-    """Campaign g7 (docs/POPULATION.md): the X-ray check (pneumo.training.guard.fit_xray_check) overriding
+    """Campaign g7 (docs/POPULATION.md): the X-ray check (pneumo.training.population.fit_xray_check) overriding
     every layout refusal on its own."""
     from pneumo.reading.guard import load_guard
-    from pneumo.training.guard import fit_xray_check
+    from pneumo.training.population import fit_xray_check
 
     score, info = fit_xray_check(data)
     guard = SecondOpinionGuard(load_guard(adult_score=None, xray_check=None), XrayCheck(score))
@@ -188,7 +188,7 @@ def print_g6(g6: dict) -> None:
 
 
 class XrayCheck:
-    """g7's use of the X-ray check (pneumo.training.guard.fit_xray_check): at or above its threshold, an X-ray."""
+    """g7's use of the X-ray check (pneumo.training.population.fit_xray_check): at or above its threshold, an X-ray."""
 
     def __init__(self, score):
         self.score = score

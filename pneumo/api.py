@@ -9,6 +9,7 @@
     result.overlay()                               # PIL image: the X-ray with its map
     sc, sr = result.to_dicom()                     # a DICOM input: Secondary Capture and Structured Report (pydicom data sets)
     model.predict_many(paths)                      # a list of results, batched as the CLI reads; a bad file gives .error
+    profile, said = model.fit_site(["ward7/"], name="Ward 7")   # what `pneumo adapt` does; profile.save("site.json")
 
 A result is a pneumo.reading.Result.
 """
@@ -37,6 +38,21 @@ class Model:
         """Several X-rays, in order, read in batches as the CLI reads them (the same probabilities); an
         input that cannot be read gives a Result with `error` set."""
         return list(self.reader.read_many(items))
+
+    def fit_site(self, inputs: list[str | Path], name: str = "my site", labels: str | Path | dict[str, int] | None = None):
+        """A site profile from a site's films, as `pneumo adapt` makes it: folders are walked, NORMAL/ and
+        PNEUMONIA/ folders (or `labels`: a CSV of file and label, or file name -> 0/1) give labels; with at
+        least 20 labelled films of each class a site threshold, else, from 32 films or more, label-free
+        adaptation. Returns (pneumo.reading.SiteProfile, the lines a person is told about it); raises
+        pneumo.reading.NothingToFit (a ValueError with a message for a person) when the films allow none."""
+        from pneumo.reading import describe_fit, expand_inputs, fit_site, read_labels, read_site_films
+
+        files = expand_inputs([str(item) for item in inputs])
+        if isinstance(labels, (str, Path)):
+            labels = read_labels(labels)
+        films = read_site_films(self.reader, [(str(f), f.read_bytes()) for f in files], labels)
+        profile, report = fit_site(self.reader, films, name)
+        return profile, describe_fit(report, profile)
 
     def __call__(self, item: Input) -> Result:
         return self.predict(item)

@@ -157,3 +157,16 @@ def test_a_profile_nested_deep_or_huge_gets_a_message(site, tmp_path):
         handle.truncate(60_000_000)
     out = _run("pneumo", "predict", TINY_DATA / "test", "--weights", site["model"], "--site", huge)
     assert out.returncode == 2 and "60 MB" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_api_fits_the_same_profile_as_pneumo_adapt(site, tmp_path):
+    import pneumo
+    from pneumo.reading import NothingToFit
+
+    model = pneumo.load(site["model"])
+    profile, said = model.fit_site([site["films"]], name="Ward 7")
+    made = json.loads(site["profile"].read_text())
+    assert profile.threshold == pytest.approx(made["threshold"]) and profile.films == made["films"] == 48
+    assert any("what to expect on new films" in line for line in said)
+    with pytest.raises(NothingToFit, match="at least 32 films"):
+        model.fit_site([site["films"] / "NORMAL"], name="too few")

@@ -1,7 +1,6 @@
 """Fitting and measuring the not-a-chest-X-ray guard (pneumo.reading.guard checks; this module fits it).
 
     python -m pneumo.training.guard --fit        # on DATA_DIR/train -> weights/xray_guard.npz
-    python -m pneumo.training.guard --fit-xray-check   # campaign g8's X-ray check -> weights/xray_check.npz
     python -m pneumo.training.guard --measure    # false alarms on DATA_DIR/test, the DICOMs and the adult X-rays, detection on non-X-rays
 
 The adult X-rays (../shared/data/adult/) are chest X-rays, so the guard should pass them; it calls
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import GUARD_FILE, XRAY_CHECK_FILE
+from pneumo.bundle import GUARD_FILE
 from pneumo.reading.guard import XrayGuard, detail, layout_distances
 from pneumo.reading.preprocess import THUMB_SIDE, gradient_histograms, thumbnails
 from pneumo.training import sets
@@ -94,41 +93,6 @@ def fit_layout(gray299: np.ndarray, features: str, n_components: int = COMPONENT
     return layout
 
 
-# --- the X-ray check (campaign g8, docs/POPULATION.md): a second opinion on pictures the layout refuses ---
-
-XRAY_CHECK_FEATURES = "hog256"  # pop1's pick O
-XRAY_CHECK_ADULT_FOLDS = 2  # adults of folds 0-2 are fitted on; folds 3-4 measure it (held out)
-
-
-def fit_xray_check(data: dict) -> tuple:
-    """The shipped X-ray check: an RBF SVM on HOG features of X-rays (the training children and the
-    adults of adult folds 0-2) against generated non-X-rays disjoint from the 120 measured ones; its
-    threshold the highest cross-fitted score of a fitting non-X-ray (no fitting non-X-ray would pass).
-    `data` is pneumo.training.population.fitting_data's. Returns (ImageScore, what to record)."""
-    from pneumo.reading.preprocess import to_gray299
-    from pneumo.training.population import FOLDS, cross_fit, fit_svm, to_image_score
-    from pneumo.training.synthetic import fitting_non_xrays
-
-    adult = data["labels"] == 1
-    in_fit = data["folds"][adult] <= XRAY_CHECK_ADULT_FOLDS
-    xrays = np.r_[data["gray_children"], data["gray_adults"][in_fit]]
-    xray_folds = np.r_[data["folds"][~adult], data["folds"][adult][in_fit]]
-    others = fitting_non_xrays()
-    groups = sorted({group for _, group, _ in others})
-    other_folds = np.array([groups.index(group) % FOLDS for _, group, _ in others])  # a picture and its variants in one fold
-    other_gray = np.stack([to_gray299(picture) for _, _, picture in others])
-    features = np.r_[image_features(XRAY_CHECK_FEATURES, xrays), image_features(XRAY_CHECK_FEATURES, other_gray)]
-    labels = np.r_[np.ones(len(xrays), int), np.zeros(len(others), int)]
-    weights = np.ones(len(labels))
-    crossed = cross_fit(features, features, labels, np.r_[xray_folds, other_folds], weights)
-    threshold = float(crossed[labels == 0].max())
-    score = to_image_score(fit_svm(features, labels, weights), threshold, features=XRAY_CHECK_FEATURES)
-    info = {"campaign": "g8", "features": XRAY_CHECK_FEATURES, "xrays": int(len(xrays)), "non_xrays_fitted": len(others),
-            "threshold": threshold, "xrays_below_threshold_cross_fitted": float((crossed[labels == 1] < threshold).mean())}
-    return score, info
-
-
-
 def save_guard(guard: XrayGuard, path: str | Path, **info) -> None:
     """The file pneumo.reading.guard.XrayGuard.load reads."""
     np.savez(
@@ -175,8 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", action="store_true", help="false alarms on DATA_DIR/test and DICOMs, detection on generated non-X-rays")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     parser.add_argument("--adult-dir", default=str(DEFAULT_ADULT_DIR))
-    parser.add_argument("--fit-xray-check", action="store_true",
-                        help=f"fit the X-ray check (campaign g8) and write {XRAY_CHECK_FILE.name} beside the guard")
     parser.add_argument("--out", default=str(GUARD_FILE))
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     args = parser.parse_args(argv)
@@ -187,19 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         guard = fit_guard(gray)
         save_guard(guard, args.out, fitted_on=f"{len(gray)} images of {args.data_dir}/train", components=COMPONENTS, thumb=THUMB_SIDE)
         print(f"fitted on {len(gray)} training X-rays; limits {guard.limits}; wrote {args.out}")
-    if args.fit_xray_check:
-        from pneumo.training.population import fitting_data
-        from pneumo.training.sets import DEFAULT_WEB_DIR
-
-        data = fitting_data(Path(args.data_dir), Path(args.adult_dir), DEFAULT_WEB_DIR, args.cache_dir or None)
-        score, info = fit_xray_check(data)
-        out = Path(args.out).with_name(XRAY_CHECK_FILE.name)
-        score.save(out, **info)
-        print(f"X-ray check: {info}; wrote {out}")
     if args.measure:
         guard = XrayGuard.load(args.out)
         print(json.dumps(measure(guard, Path(args.data_dir), args.cache_dir or None, Path(args.adult_dir)), indent=2))
-    if not (args.fit or args.fit_xray_check or args.measure):
+    if not (args.fit or args.measure):
         parser.print_help()
         return 2
     return 0

@@ -3,6 +3,7 @@ child's, and measure what every set gets on the app's path.
 
     python -m pneumo.training.population --fit     # campaign pop1: fit, hold each adult source out, choose, ship weights/adult_score.npz
     python -m pneumo.training.population [--write] # the warnings every set gets on the app path -> population.json, model card
+    python -m pneumo.training.population --fit-xray-check   # the guard's X-ray check (campaign g8) -> weights/xray_check.npz
 
 --fit runs a campaign as docs/POPULATION.md pre-registered it: pop1 (the shipped score) on histograms
 of oriented gradients (pneumo.training.guard.FEATURES), img5 (the one before) on the guard's 32x32
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import ADULT_SCORE_FILE, CARD_FILE, DEFAULT_MODEL, POPULATION_FILE, read_bundle
+from pneumo.bundle import ADULT_SCORE_FILE, CARD_FILE, DEFAULT_MODEL, POPULATION_FILE, XRAY_CHECK_FILE, read_bundle
 from pneumo.reading.preprocess import thumbnails
 from pneumo.reading.population import ImageScore
 from pneumo.training import sets
@@ -359,6 +360,41 @@ def measure(weights: Path, adult_dir: Path, web_dir: Path, other_dir: Path, data
     return report
 
 
+# --- the guard's X-ray check (campaign g8, docs/POPULATION.md): a second opinion on pictures the layout refuses ---
+
+XRAY_CHECK_FEATURES = "hog256"  # pop1's pick O
+XRAY_CHECK_ADULT_FOLDS = 2  # adults of folds 0-2 are fitted on; folds 3-4 measure it (held out)
+
+
+def fit_xray_check(data: dict) -> tuple:
+    """The shipped X-ray check: an RBF SVM on HOG features of X-rays (the training children and the
+    adults of adult folds 0-2) against generated non-X-rays disjoint from the 120 measured ones; its
+    threshold the highest cross-fitted score of a fitting non-X-ray (no fitting non-X-ray would pass).
+    `data` is pneumo.training.population.fitting_data's. Returns (ImageScore, what to record)."""
+    from pneumo.reading.preprocess import to_gray299
+    from pneumo.training.guard import image_features
+    from pneumo.training.synthetic import fitting_non_xrays
+
+    adult = data["labels"] == 1
+    in_fit = data["folds"][adult] <= XRAY_CHECK_ADULT_FOLDS
+    xrays = np.r_[data["gray_children"], data["gray_adults"][in_fit]]
+    xray_folds = np.r_[data["folds"][~adult], data["folds"][adult][in_fit]]
+    others = fitting_non_xrays()
+    groups = sorted({group for _, group, _ in others})
+    other_folds = np.array([groups.index(group) % FOLDS for _, group, _ in others])  # a picture and its variants in one fold
+    other_gray = np.stack([to_gray299(picture) for _, _, picture in others])
+    features = np.r_[image_features(XRAY_CHECK_FEATURES, xrays), image_features(XRAY_CHECK_FEATURES, other_gray)]
+    labels = np.r_[np.ones(len(xrays), int), np.zeros(len(others), int)]
+    weights = np.ones(len(labels))
+    crossed = cross_fit(features, features, labels, np.r_[xray_folds, other_folds], weights)
+    threshold = float(crossed[labels == 0].max())
+    score = to_image_score(fit_svm(features, labels, weights), threshold, features=XRAY_CHECK_FEATURES)
+    info = {"campaign": "g8", "features": XRAY_CHECK_FEATURES, "xrays": int(len(xrays)), "non_xrays_fitted": len(others),
+            "threshold": threshold, "xrays_below_threshold_cross_fitted": float((crossed[labels == 1] < threshold).mean())}
+    return score, info
+
+
+
 def card_text(report: dict) -> str:
     """The model card's section: what the model says on adults, and what the page warns on each set."""
     lines = [
@@ -403,9 +439,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     parser.add_argument("--out", default=str(ADULT_SCORE_FILE), help="where --fit writes the image score")
     parser.add_argument("--write", action="store_true", help=f"store the numbers beside the weights ({POPULATION_FILE})")
+    parser.add_argument("--fit-xray-check", action="store_true",
+                        help=f"fit the guard's X-ray check (campaign g8) and write {XRAY_CHECK_FILE.name}")
     args = parser.parse_args(argv)
     dirs = Path(args.adult_dir), Path(args.web_dir), Path(args.other_children_dir)
     try:
+        if args.fit_xray_check:
+            score, info = fit_xray_check(fitting_data(Path(args.data_dir), *dirs[:2], args.cache_dir or None))
+            score.save(XRAY_CHECK_FILE, **info)
+            print(f"X-ray check: {info}; wrote {XRAY_CHECK_FILE}")
+            return 0
         if args.fit:
             result = pop1(Path(args.data_dir), *dirs, args.cache_dir or None, Path(args.out))
             print_fit(result)

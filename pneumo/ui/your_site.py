@@ -78,8 +78,7 @@ def _films(uploads) -> tuple[list[tuple[str, bytes]], list[str]]:
 
 
 def _fit(uploads, name: str) -> None:
-    from pneumo.reading import MIN_LABELLED, NothingToFit, fit_site, read_site_films
-    from pneumo.reading.fit import MIN_FILMS
+    from pneumo.reading import MIN_FILMS, MIN_LABELLED, NothingToFit, fit_site, read_site_films
 
     items, problems = _films(uploads)
     for problem in problems:
@@ -170,8 +169,7 @@ def _load() -> None:
 
 
 def site_section() -> None:
-    from pneumo.reading import MIN_LABELLED
-    from pneumo.reading.fit import MIN_FILMS
+    from pneumo.reading import MIN_FILMS, MIN_LABELLED
 
     if not DEFAULT_MODEL.is_file():
         st.error("No model to fit: train one with `python train.py`.")
