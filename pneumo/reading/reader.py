@@ -274,9 +274,10 @@ def checks(image: Image.Image, header: dict[str, str], guard: XrayGuard | None) 
     verdict = guard.check(gray299, image) if guard is not None else None
     score = guard.adult_score if guard is not None else None
     by_image = score.check(gray299) if score is not None else None
-    if verdict is not None and not verdict.layout_passed:  # let through only as an adult's film: warned, whatever a header says
-        return gray299, verdict, by_image
-    return gray299, verdict, population_of(header, by_image)
+    population = population_of(header, by_image)
+    if verdict is not None and not verdict.layout_passed and population.in_population:
+        population = by_image  # let through only as an adult's film: warned as one, whatever age a header gives
+    return gray299, verdict, population
 
 
 def prepare(data: bytes, name: str, guard: XrayGuard | None = None) -> Result:
