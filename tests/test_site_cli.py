@@ -73,7 +73,12 @@ def test_adapt_writes_a_profile_and_predict_and_the_api_agree_under_it(site):
     assert api.probability == pytest.approx(row["probability"], abs=1e-5) and "Ward 7" in api.site
     assert api.threshold == pytest.approx(data["threshold"]) and api.label == row["label"]
     plain = pneumo.load(site["model"]).predict(film)
-    assert plain.threshold != api.threshold and plain.site is None  # the profile's threshold, not the shipped one
+    assert plain.site is None
+    moved = site["root"] / "moved.json"  # a profile whose threshold differs from the shipped one (the rule may keep it)
+    moved.write_text(json.dumps({**data, "threshold": 0.37, "band": None}))
+    assert pneumo.load(site["model"], site=moved).predict(film).threshold == pytest.approx(0.37) != plain.threshold
+    read = _run("pneumo", "predict", film, "--weights", site["model"], "--site", moved, "--json")
+    assert json.loads(read.stdout.strip().splitlines()[-1])["threshold"] == pytest.approx(0.37)
 
 
 def test_another_models_profile_is_refused_and_nothing_is_read_wrongly(site, tmp_path):
