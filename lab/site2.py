@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lab.site1 import kth_lowest
 from pneumo.bundle import DEFAULT_MODEL, SITE_FILE, read_bundle
+from pneumo.operating import logits as logit
+from pneumo.reading.siteprofile import sensitivity_upper_bound
 from pneumo.training import sets
 from pneumo.training.data import DEFAULT_CACHE_DIR, DEFAULT_DATA_DIR, labels_of, load_images
 
@@ -30,9 +33,6 @@ FLOOR_SENSITIVITY, FLOOR_SPECIFICITY_DROP, SHARE, TIE = 0.95, 0.02, 0.95, 0.005
 Z, PRIOR_FILMS = 1.969, 50  # binormal: the out-of-fold sensitivity at t0 (0.9755) of a normal curve; shrunk: the prior's weight
 
 
-from pneumo.operating import logits as logit
-
-
 def oof_medians(path: Path = OOF) -> dict[str, float]:
     """The training site's per-class median logit (out-of-fold scores of the five fold networks)."""
     with open(path, newline="") as handle:
@@ -41,18 +41,11 @@ def oof_medians(path: Path = OOF) -> dict[str, float]:
     return {"normal": float(np.median(scores["NORMAL"])), "pneumonia": float(np.median(scores["PNEUMONIA"]))}
 
 
-def upper_bound(hits: int, n: int, level: float = 0.95) -> float:
-    """One-sided Clopper-Pearson upper confidence bound of a proportion."""
-    from scipy.stats import beta
-
-    return 1.0 if hits >= n else float(beta.ppf(level, hits + 1, n - hits))
-
-
 def make_rules(l0: float, medians: dict[str, float]) -> dict:
     """Every registered rule: (pneumonia logits, normal logits) -> threshold logit."""
 
     def kth(p, n):
-        return float(np.sort(p)[int(np.floor(0.025 * len(p)))])
+        return kth_lowest(p)  # an order statistic: the same film on the logit scale as on the probability one
 
     def shift_p(p, n):
         return l0 + float(np.median(p)) - medians["pneumonia"]
@@ -71,7 +64,7 @@ def make_rules(l0: float, medians: dict[str, float]) -> dict:
             t = rule(p, n)
             if t >= l0:
                 return t
-            return t if upper_bound(int((p >= l0).sum()), len(p)) < FLOOR_SENSITIVITY else l0
+            return t if sensitivity_upper_bound(int((p >= l0).sum()), len(p)) < FLOOR_SENSITIVITY else l0
         return rule_with_bound
 
     rules = {"shipped": lambda p, n: l0, "kth": kth, "shift-P": shift_p, "shift-both": shift_both, "binormal": binormal, "shrunk": shrunk}

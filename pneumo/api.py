@@ -45,13 +45,11 @@ class Model:
         least 20 labelled films of each class a site threshold, else, from 32 films or more, label-free
         adaptation. Returns (pneumo.reading.SiteProfile, the lines a person is told about it); raises
         pneumo.reading.NothingToFit (a ValueError with a message for a person) when the films allow none."""
-        from pneumo.reading import describe_fit, expand_inputs, fit_site, read_labels, read_site_films
+        from pneumo.reading import describe_fit, expand_inputs, fit_files, read_labels
 
-        files = expand_inputs([str(item) for item in inputs])
         if isinstance(labels, (str, Path)):
             labels = read_labels(labels)
-        films = read_site_films(self.reader, [(str(f), f.read_bytes()) for f in files], labels)
-        profile, report = fit_site(self.reader, films, name)
+        profile, report, _ = fit_files(self.reader, expand_inputs([str(item) for item in inputs]), name, labels)
         return profile, describe_fit(report, profile)
 
     def __call__(self, item: Input) -> Result:

@@ -137,13 +137,14 @@ class Bundle:
         return measured.get("adult_normal_called_pneumonia") if measured.get("threshold") == self.threshold else None
 
     @property
-    def adaptation_plan(self) -> tuple[str, dict[str, np.ndarray]] | None:
-        """(setting, {BatchNorm layer: channels to re-estimate}) of the label-free adaptation that campaign
-        site1 shipped for these weights; None where none did."""
+    def adaptation_plan(self) -> tuple[str, dict[str, np.ndarray], dict | None] | None:
+        """(setting, {BatchNorm layer: channels to re-estimate}, what it measured) of the label-free
+        adaptation that campaign site1 shipped for these weights; None where none did."""
         plan = (self.site or {}).get("plan")
         if not plan:
             return None
-        return str(plan["setting"]), {name: np.asarray(mask, dtype=bool) for name, mask in plan["layers"].items()}
+        return (str(plan["setting"]), {name: np.asarray(mask, dtype=bool) for name, mask in plan["layers"].items()},
+                plan.get("measured"))
 
     @property
     def labelled_rule(self) -> dict | None:

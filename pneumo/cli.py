@@ -157,12 +157,10 @@ def adapt(argv: list[str] | None = None) -> int:
     if not files:
         return 2
     try:
-        from pneumo.reading import Reader, fit_site, read_labels, read_site_films
+        from pneumo.reading import Reader, fit_files, read_labels
 
         labels = read_labels(args.labels) if args.labels else None
-        reader = Reader(args.weights)
-        films = read_site_films(reader, [(str(f), f.read_bytes()) for f in files], labels)
-        profile, report = fit_site(reader, films, args.name or Path(args.inputs[0]).resolve().name)
+        profile, report, films = fit_files(Reader(args.weights), files, args.name or Path(args.inputs[0]).resolve().name, labels)
         profile.save(args.out)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -102,6 +102,14 @@ def read_site_films(reader: Reader, items: list[tuple[str, bytes]], labels: dict
                      marks if (marks >= 0).any() else None, left_out)
 
 
+def fit_files(reader: Reader, files: list[Path], name: str, labels: dict[str, int] | None = None) -> tuple[SiteProfile, dict, SiteFilms]:
+    """`pneumo adapt`'s path (and the API's): the files read and checked, then `fit_site`. Returns the
+    profile, what a person is told about it (`describe_fit`) and the films with those left out."""
+    films = read_site_films(reader, [(str(f), Path(f).read_bytes()) for f in files], labels)
+    profile, report = fit_site(reader, films, name)
+    return profile, report, films
+
+
 def evenly(n: int, most: int) -> np.ndarray:
     """Up to `most` indices spread evenly over range(n)."""
     return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) if n else np.empty(0, int)
@@ -158,11 +166,11 @@ def fit_site(reader: Reader, films: SiteFilms, name: str) -> tuple[SiteProfile, 
         raise NothingToFit(f"nothing to fit: {why}{left}. Give at least {MIN_FILMS} films of the site, or at least {MIN_LABELLED} "
                            "labelled films of each class in NORMAL/ and PNEUMONIA/ folders (or a zip of them on the page, a labels "
                            "CSV with `pneumo adapt --labels`)", report, why)
-    setting, channels = plan
+    setting, channels, measured = plan
     chosen = evenly(usable, MAX_FILMS)
     statistics = reestimate(model, to_model_input(films.gray[chosen]), channels)
     report["after"] = predict_gray(with_statistics(model, statistics), films.gray)
-    report["label_free"] = {"setting": setting, "films": int(len(chosen)), "measured": (bundle.site or {}).get("plan", {}).get("measured")}
+    report["label_free"] = {"setting": setting, "films": int(len(chosen)), "measured": measured}
     profile = SiteProfile(site=name, model_sha256=reader.weights_sha256, method=f"label-free adaptation ({setting})", films=int(len(chosen)),
                           left_out=len(films.left_out), statistics=statistics, threshold=None)
     return profile, report
